@@ -1,0 +1,6 @@
+use super::*;
+
+#[test]
+fn placeholder() {
+    println!("{}", crd_yaml());
+}

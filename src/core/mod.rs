@@ -1,0 +1,322 @@
+//! The decision core: one pure function from a [`Snapshot`] to a [`Report`]. No IO, no async,
+//! no clock, no randomness, no environment: everything it needs is in the snapshot. The
+//! controller, `wva analyze` and `wva simulate` all call [`decide`]; there is one
+//! implementation of the rules.
+//!
+//! Pipeline per model (spec §5.4–§5.8): analyzer → transition check → planner → enforcer →
+//! decisions. Variants are visited in ascending name order and pods in ascending pod name order,
+//! so the report never depends on input order.
+
+pub mod analyzer;
+pub mod enforcer;
+pub mod planner;
+pub mod report;
+pub mod snapshot;
+
+use std::collections::BTreeMap;
+
+pub use report::{Action, Decision, ModelReport, Report, Step};
+pub use snapshot::{PodMetrics, Snapshot, SnapshotError, Variant};
+
+use analyzer::{VariantAnalysis, analyze_model, analyze_variant};
+use enforcer::{Enforcement, enforce};
+use planner::{Plan, PlannedVariant, base_target, plan, transition_reasons};
+
+/// A scaling policy the core implements.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Policy {
+    /// Upstream WVA v0.5.0's saturation scaling: pending-aware, cost-aware, one step per cycle.
+    #[default]
+    WvaV050,
+}
+
+impl Policy {
+    pub const ALL: [Policy; 1] = [Policy::WvaV050];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::WvaV050 => "wva-v0.5.0",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+/// Runs one decision cycle.
+pub fn decide(snapshot: &Snapshot, policy: Policy) -> Report {
+    let mut models: BTreeMap<(&str, &str), Vec<&Variant>> = BTreeMap::new();
+    let mut decisions = Vec::with_capacity(snapshot.variants.len());
+    for variant in &snapshot.variants {
+        if variant.is_active() {
+            models
+                .entry((variant.namespace.as_str(), variant.model_id.as_str()))
+                .or_default()
+                .push(variant);
+        } else {
+            decisions.push(inactive_decision(variant));
+        }
+    }
+    let mut model_reports = Vec::new();
+    for ((namespace, model_id), mut variants) in models {
+        variants.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        if let Some(report) = decide_model(snapshot, namespace, model_id, &variants, &mut decisions)
+        {
+            model_reports.push(report);
+        }
+    }
+    decisions.sort_unstable_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    Report {
+        policy: policy.name().to_owned(),
+        models: model_reports,
+        decisions,
+    }
+}
+
+/// Decides one model's variants (sorted by name); returns its report when any pod reported.
+fn decide_model(
+    snapshot: &Snapshot,
+    namespace: &str,
+    model_id: &str,
+    variants: &[&Variant],
+    decisions: &mut Vec<Decision>,
+) -> Option<ModelReport> {
+    let (config_key, config) = snapshot.saturation_config.for_model(namespace, model_id);
+
+    // Variants whose pods report metrics are analysed; the others hold.
+    let mut analysed: Vec<(&Variant, VariantAnalysis)> = Vec::with_capacity(variants.len());
+    for &variant in variants {
+        if variant.pods.is_empty() {
+            decisions.push(no_metrics_decision(variant));
+            continue;
+        }
+        let mut pods: Vec<&PodMetrics> = variant.pods.iter().collect();
+        pods.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        analysed.push((variant, analyze_variant(&pods, config)));
+    }
+    if analysed.is_empty() {
+        return None;
+    }
+    let model = analyze_model(analysed.iter().map(|(_, a)| a), config);
+
+    let planned: Vec<PlannedVariant<'_>> = analysed
+        .iter()
+        .map(|(v, a)| PlannedVariant {
+            name: &v.name,
+            cost: v.cost,
+            current: v.current_replicas(),
+            desired: v.previous_desired,
+            pending: v.pending_replicas(),
+            reporting: a.replica_count,
+        })
+        .collect();
+    let reasons = transition_reasons(&planned);
+    let in_transition = !reasons.is_empty();
+    let base: Vec<u32> = planned
+        .iter()
+        .map(|p| base_target(p, in_transition))
+        .collect();
+    let mut targets = base.clone();
+    let step = plan(&planned, &model, in_transition, &mut targets);
+    let planned_targets = targets.clone();
+
+    let scale_to_zero = &snapshot.scale_to_zero_config;
+    let enforcement = enforce(
+        &planned,
+        &mut targets,
+        scale_to_zero.enabled(namespace, model_id),
+        scale_to_zero.retention_period(namespace, model_id),
+        snapshot
+            .request_counts
+            .get(&(namespace.to_owned(), model_id.to_owned()))
+            .copied(),
+    );
+
+    for (i, (variant, analysis)) in analysed.into_iter().enumerate() {
+        let p = &planned[i];
+        let mut steps = vec![Step {
+            stage: "analyzer",
+            target_replicas: base[i],
+            note: format!(
+                "{} pods report, {} saturated; variant spare kv {:.3}, queue {:.1}",
+                analysis.replica_count,
+                analysis.saturated_pods.len(),
+                analysis.avg_spare_kv_capacity,
+                analysis.avg_spare_queue_length
+            ),
+        }];
+        let planner_note = planner_note(&step, i, &planned, &model, &reasons);
+        steps.push(Step {
+            stage: if in_transition {
+                "transition"
+            } else {
+                "planner"
+            },
+            target_replicas: planned_targets[i],
+            note: planner_note.clone(),
+        });
+        let mut reason = planner_note;
+        if enforcement != Enforcement::Untouched {
+            steps.push(Step {
+                stage: "enforcer",
+                target_replicas: targets[i],
+                note: enforcement.note(),
+            });
+            if targets[i] != planned_targets[i] {
+                reason = enforcement.note();
+            }
+        }
+        decisions.push(Decision {
+            namespace: variant.namespace.clone(),
+            name: variant.name.clone(),
+            target_name: variant.target_name.clone(),
+            model_id: variant.model_id.clone(),
+            accelerator: variant.accelerator.clone(),
+            cost: variant.cost,
+            action: Action::from_replicas(p.current, targets[i]),
+            current_replicas: p.current,
+            target_replicas: targets[i],
+            metrics_available: true,
+            reason,
+            steps,
+            ready_replicas: variant.ready_replicas,
+            pending_replicas: p.pending,
+            previous_desired: variant.previous_desired,
+            analysis: Some(analysis),
+        });
+    }
+
+    Some(ModelReport {
+        namespace: namespace.to_owned(),
+        model_id: model_id.to_owned(),
+        total_replicas: model.total_replicas,
+        non_saturated_count: model.non_saturated_count,
+        avg_spare_kv_capacity: model.avg_spare_kv_capacity,
+        avg_spare_queue_length: model.avg_spare_queue_length,
+        should_scale_up: model.should_scale_up,
+        scale_down_safe: model.scale_down_safe,
+        in_transition,
+        scale_to_zero_applied: matches!(enforcement, Enforcement::ScaledToZero { .. }),
+        saturation_config_key: config_key.to_owned(),
+        scale_up_reason: model.scale_up_reason,
+        transition_reasons: reasons,
+        minimum_enforced: matches!(enforcement, Enforcement::RaisedToOne(_)),
+    })
+}
+
+/// The planner's verdict for variant `i`, in words.
+fn planner_note(
+    step: &Plan,
+    i: usize,
+    planned: &[PlannedVariant<'_>],
+    model: &analyzer::ModelAnalysis,
+    transition: &[String],
+) -> String {
+    let me = &planned[i];
+    match *step {
+        Plan::Hold => format!(
+            "model in transition ({}): no scaling this cycle, hold at {}",
+            transition.join("; "),
+            base_target(me, true)
+        ),
+        Plan::ScaleUp(pick) if pick == i => format!(
+            "scale-up: {}; cheapest variant without pending replicas (cost {})",
+            model.scale_up_reason, me.cost
+        ),
+        Plan::ScaleUp(pick) if me.pending > 0 => format!(
+            "no change: {} pending replicas, so not eligible for scale-up (pending-aware); the model's replica went to {}",
+            me.pending, planned[pick].name
+        ),
+        Plan::ScaleUp(pick) => format!(
+            "no change: the model's scale-up went to {} (cost {}, cheaper or same cost and smaller name)",
+            planned[pick].name, planned[pick].cost
+        ),
+        Plan::ScaleUpBlocked => format!(
+            "no change: scale-up needed ({}) but every variant of the model has pending replicas (pending-aware)",
+            model.scale_up_reason
+        ),
+        Plan::ScaleDown(pick) if pick == i => format!(
+            "scale-down safe: {} unsaturated replicas would keep spare kv and queue at or above the triggers with one fewer; most expensive variant above 1 replica (cost {})",
+            model.non_saturated_count, me.cost
+        ),
+        Plan::ScaleDown(pick) => format!(
+            "no change: the model's scale-down went to {} (cost {}, more expensive or same cost and greater name)",
+            planned[pick].name, planned[pick].cost
+        ),
+        Plan::ScaleDownBlocked => {
+            "no change: scale-down safe but every variant is at 1 replica".to_owned()
+        }
+        Plan::Steady => format!(
+            "no change: spare capacity within triggers (kv {:.3}, queue {:.1}) and scale-down not safe",
+            model.avg_spare_kv_capacity, model.avg_spare_queue_length
+        ),
+    }
+}
+
+fn no_metrics_decision(variant: &Variant) -> Decision {
+    let current = variant.current_replicas();
+    let (target, note) = if variant.previous_desired > 0 {
+        (
+            variant.previous_desired,
+            format!(
+                "no pod of this variant reports metrics: hold at the previous desired {}",
+                variant.previous_desired
+            ),
+        )
+    } else {
+        (
+            current,
+            format!("no pod of this variant reports metrics: hold at the current {current}"),
+        )
+    };
+    plain_decision(variant, current, target, false, "hold", note)
+}
+
+fn inactive_decision(variant: &Variant) -> Decision {
+    let note = "inactive: the target is scaled to zero (spec.replicas = 0), so it is not analysed"
+        .to_owned();
+    plain_decision(
+        variant,
+        variant.current_replicas(),
+        0,
+        false,
+        "inactive",
+        note,
+    )
+}
+
+fn plain_decision(
+    variant: &Variant,
+    current: u32,
+    target: u32,
+    metrics_available: bool,
+    stage: &'static str,
+    note: String,
+) -> Decision {
+    Decision {
+        namespace: variant.namespace.clone(),
+        name: variant.name.clone(),
+        target_name: variant.target_name.clone(),
+        model_id: variant.model_id.clone(),
+        accelerator: variant.accelerator.clone(),
+        cost: variant.cost,
+        action: Action::from_replicas(current, target),
+        current_replicas: current,
+        target_replicas: target,
+        metrics_available,
+        reason: note.clone(),
+        steps: vec![Step {
+            stage,
+            target_replicas: target,
+            note,
+        }],
+        ready_replicas: variant.ready_replicas,
+        pending_replicas: variant.pending_replicas(),
+        previous_desired: variant.previous_desired,
+        analysis: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;
