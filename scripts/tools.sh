@@ -3,6 +3,7 @@
 # kube-controller-manager, kubectl) from the pinned Go module in tools/ into a cache
 # folder keyed by version, and prints that folder. Idempotent: a second run builds nothing.
 #
+#   --check                 print the folder if the binaries are there, else fail; never build
 #   KUBEBUILDER_ASSETS=DIR  use DIR when it already holds all four binaries (envtest convention)
 #   WVA_TOOLS_CACHE=DIR     cache root (default: $XDG_CACHE_HOME/wva-tools or ~/.cache/wva-tools)
 #
@@ -32,6 +33,10 @@ out="$root/$key/bin"
 if have_all "$out"; then
   echo "$out"
   exit 0
+fi
+if [ "${1:-}" = "--check" ]; then
+  echo "tools.sh: control-plane binaries missing in $out: run \`make tools\` (or bash scripts/tools.sh)" >&2
+  exit 1
 fi
 
 command -v go >/dev/null || { echo "tools.sh: go is required (Go 1.26+): apt-get install golang or use the machine's Go" >&2; exit 1; }

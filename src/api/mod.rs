@@ -30,6 +30,8 @@ pub const DEFAULT_VARIANT_COST: f64 = 10.0;
 pub const DEFAULT_VARIANT_COST_TEXT: &str = "10.0";
 
 /// Spec of a VariantAutoscaling: which workload serves which model, at what cost per replica.
+// kube's `printcolumn(...)` repeats `type_ = "string"`, which this lint mistakes for a typo.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "llmd.ai",

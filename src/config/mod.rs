@@ -213,14 +213,11 @@ pub trait ModelOverride {
 /// excluded by the caller's iterator): one whose `model_id` equals the model and whose
 /// `namespace`, when given and non-empty, equals the namespace. One naming the namespace beats
 /// one that does not; then the smallest key wins.
-pub fn select_override<'a, T: ModelOverride>(
+pub fn select_override<'a, T: ModelOverride + 'a>(
     entries: impl Iterator<Item = (&'a String, &'a T)>,
     namespace: &str,
     model_id: &str,
-) -> Option<(&'a String, &'a T)>
-where
-    T: 'a,
-{
+) -> Option<(&'a String, &'a T)> {
     let mut generic = None;
     for (key, entry) in entries {
         if key == DEFAULT_KEY || entry.model_id() != Some(model_id) {

@@ -133,20 +133,26 @@ fn decide_model(
             .copied(),
     );
 
+    // Most variants of a model share the planner's verdict: format it once.
+    let mut shared_note: Option<String> = None;
     for (i, (variant, analysis)) in analysed.into_iter().enumerate() {
         let p = &planned[i];
         let mut steps = vec![Step {
             stage: "analyzer",
             target_replicas: base[i],
             note: format!(
-                "{} pods report, {} saturated; variant spare kv {:.3}, queue {:.1}",
+                "{} pods report, {} saturated",
                 analysis.replica_count,
-                analysis.saturated_pods.len(),
-                analysis.avg_spare_kv_capacity,
-                analysis.avg_spare_queue_length
+                analysis.saturated_pods.len()
             ),
         }];
-        let planner_note = planner_note(&step, i, &planned, &model, &reasons);
+        let planner_note = if note_is_shared(&step, i, p) {
+            shared_note
+                .get_or_insert_with(|| planner_note(&step, i, &planned, &model, &reasons))
+                .clone()
+        } else {
+            planner_note(&step, i, &planned, &model, &reasons)
+        };
         steps.push(Step {
             stage: if in_transition {
                 "transition"
@@ -205,6 +211,16 @@ fn decide_model(
     })
 }
 
+/// True when variant `i`'s planner note is the same for every variant it is true for.
+fn note_is_shared(step: &Plan, i: usize, me: &PlannedVariant<'_>) -> bool {
+    match *step {
+        Plan::ScaleUp(pick) => pick != i && me.pending == 0,
+        Plan::ScaleDown(pick) => pick != i,
+        Plan::Hold => false,
+        Plan::ScaleUpBlocked | Plan::ScaleDownBlocked | Plan::Steady => true,
+    }
+}
+
 /// The planner's verdict for variant `i`, in words.
 fn planner_note(
     step: &Plan,
@@ -225,7 +241,7 @@ fn planner_note(
             model.scale_up_reason, me.cost
         ),
         Plan::ScaleUp(pick) if me.pending > 0 => format!(
-            "no change: {} pending replicas, so not eligible for scale-up (pending-aware); the model's replica went to {}",
+            "no change: {} pending replica(s), so not eligible for scale-up (pending-aware); the model's replica went to {}",
             me.pending, planned[pick].name
         ),
         Plan::ScaleUp(pick) => format!(

@@ -252,13 +252,13 @@ impl Reader {
                     None
                 }
             };
-            if let (Some(ns), Some(model), Some(count)) = (namespace, model_id, count) {
-                if counts.insert((ns.clone(), model.clone()), count).is_some() {
-                    self.error(
+            if let (Some(ns), Some(model), Some(count)) = (namespace, model_id, count)
+                && counts.insert((ns.clone(), model.clone()), count).is_some()
+            {
+                self.error(
                         path,
                         format!("duplicate entry for namespace {ns:?} and modelID {model:?}: at most one per model"),
                     );
-                }
             }
         }
         (self.errors.len() == before).then_some(counts)
@@ -374,13 +374,13 @@ impl Reader {
                     }
                 },
             };
-            if let Some(n) = &name {
-                if !names.insert(n.clone()) {
-                    self.error(
-                        format!("{pod_path}.name"),
-                        format!("duplicate pod name {n:?} within the variant"),
-                    );
-                }
+            if let Some(n) = &name
+                && !names.insert(n.clone())
+            {
+                self.error(
+                    format!("{pod_path}.name"),
+                    format!("duplicate pod name {n:?} within the variant"),
+                );
             }
             if let (Some(name), Some(kv_cache_usage), Some(queue_length)) =
                 (name, kv_cache_usage, queue_length)

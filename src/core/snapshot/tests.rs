@@ -1,1 +1,128 @@
+use serde_json::json;
 
+use super::*;
+
+fn errors(value: serde_json::Value) -> Vec<String> {
+    Snapshot::from_value(&value)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+fn minimal_variant() -> serde_json::Value {
+    json!({"name": "v", "namespace": "prod", "modelID": "m", "replicas": 1, "readyReplicas": 1})
+}
+
+#[test]
+fn defaults_are_filled_in() {
+    let s = Snapshot::from_value(
+        &json!({"saturationConfig": {"default": {}}, "variants": [minimal_variant()]}),
+    )
+    .unwrap();
+    let v = &s.variants[0];
+    assert_eq!(v.target_name, "v");
+    assert_eq!(v.accelerator, "");
+    assert_eq!(v.cost, 10.0);
+    assert_eq!(v.spec_replicas, 1, "specReplicas defaults to replicas");
+    assert_eq!(v.previous_desired, 0);
+    assert!(v.pods.is_empty());
+    assert!(s.request_counts.is_empty());
+}
+
+#[test]
+fn pod_metric_defaults_and_whole_numbers() {
+    let mut v = minimal_variant();
+    v["pods"] = json!([{"name": "p1"}, {"name": "p2", "kvCacheUsage": 1, "queueLength": 3.0}]);
+    let s = Snapshot::from_value(&json!({"saturationConfig": {"default": {}}, "variants": [v]}))
+        .unwrap();
+    assert_eq!(
+        s.variants[0].pods[0],
+        PodMetrics {
+            name: "p1".into(),
+            kv_cache_usage: 0.0,
+            queue_length: 0
+        }
+    );
+    assert_eq!(s.variants[0].pods[1].queue_length, 3);
+}
+
+#[test]
+fn every_problem_is_named_by_its_json_path() {
+    let got = errors(json!({
+        "saturationConfig": {"default": {"kvCacheThreshold": 2}},
+        "scaleToZeroConfig": {"default": {"retention_period": "-1m"}},
+        "requestCounts": [{"namespace": "prod", "modelID": "m", "count": -1}],
+        "variants": [
+            {"name": "", "namespace": "prod", "modelID": "m", "replicas": 1, "readyReplicas": 1},
+            {"name": "v", "namespace": "prod", "modelID": "m", "replicas": -1, "readyReplicas": 1.5, "cost": "cheap"},
+            {"name": "w", "namespace": "prod", "modelID": "m", "replicas": 1, "readyReplicas": 1,
+             "pods": [{"name": "p", "kvCacheUsage": -0.2}, {"name": "p", "queueLength": 2.5}, {"kvCacheUsage": 0.5}]},
+        ]
+    }));
+    assert_eq!(
+        got,
+        [
+            "saturationConfig.default: kvCacheThreshold must be between 0 and 1, got 2.00",
+            "scaleToZeroConfig.default: retention_period: retention period must be positive, got -1m0s",
+            "requestCounts[0].count: must be a number >= 0, got -1",
+            "variants[0].name: must not be empty",
+            "variants[1].cost: must be a number >= 0, got \"cheap\"",
+            "variants[1].replicas: must be an integer in [0, 2147483647], got -1",
+            "variants[1].readyReplicas: must be an integer in [0, 2147483647], got 1.5",
+            "variants[2].pods[0].kvCacheUsage: must be a number in [0, 1], got -0.2",
+            "variants[2].pods[1].queueLength: must be an integer >= 0 (the collector truncates toward zero), got 2.5",
+            "variants[2].pods[1].name: duplicate pod name \"p\" within the variant",
+            "variants[2].pods[2].name: required: a non-empty string",
+        ]
+    );
+}
+
+#[test]
+fn structural_problems() {
+    assert_eq!(errors(json!([])), ["$: must be an object, got a list"]);
+    let got = errors(json!({"variants": []}));
+    assert!(got[0].starts_with("saturationConfig: required"), "{got:?}");
+    assert_eq!(
+        errors(json!({"saturationConfig": {"default": {}}})),
+        ["variants: required: a list"]
+    );
+    assert!(
+        errors(json!({"saturationConfig": {}, "variants": []}))[0]
+            .starts_with("saturationConfig.default: required entry is missing")
+    );
+    assert_eq!(Snapshot::from_json("{").unwrap_err()[0].path, "$",);
+}
+
+#[test]
+fn duplicates_are_rejected() {
+    let got = errors(json!({
+        "saturationConfig": {"default": {}},
+        "requestCounts": [{"namespace": "p", "modelID": "m", "count": 1}, {"namespace": "p", "modelID": "m", "count": 2}],
+        "variants": [minimal_variant(), minimal_variant()]
+    }));
+    assert_eq!(
+        got,
+        [
+            "requestCounts[1]: duplicate entry for namespace \"p\" and modelID \"m\": at most one per model",
+            "variants[1].name: duplicate variant prod/v: variants[0] has the same namespace and name",
+        ]
+    );
+}
+
+#[test]
+fn missing_required_variant_fields() {
+    let got = errors(
+        json!({"saturationConfig": {"default": {}}, "variants": [{"name": "v", "targetName": 3}]}),
+    );
+    assert_eq!(
+        got,
+        [
+            "variants[0].namespace: required: a non-empty string",
+            "variants[0].modelID: required: a non-empty string",
+            "variants[0].targetName: must be a string, got 3",
+            "variants[0].replicas: required: an integer >= 0",
+            "variants[0].readyReplicas: required: an integer >= 0",
+        ]
+    );
+}

@@ -1,0 +1,42 @@
+# wva developer entry points. `make test` is what CI runs (.ci/run): it installs every test
+# component this machine lacks, then runs every tier.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: all build test tools lint unit fmt bench demo crd clean-tools
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+## Control-plane binaries (etcd, kube-apiserver, kube-controller-manager, kubectl) from tools/go.mod.
+tools:
+	bash scripts/tools.sh
+
+## Formatting and lints, as CI checks them.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+## Every tier: unit, CLI/integration, control plane.
+test: tools lint
+	KUBEBUILDER_ASSETS="$$(bash scripts/tools.sh)" $(CARGO) test --all-targets --no-fail-fast
+
+## Unit tier only (no external components).
+unit:
+	$(CARGO) test --lib
+
+fmt:
+	$(CARGO) fmt --all
+
+bench:
+	$(CARGO) bench --bench decide
+
+## The built-in example: one decision cycle on a snapshot.
+demo:
+	$(CARGO) run --release -- analyze --input scenarios/snapshot-scale-up.json --output table
+
+## Regenerate the committed CRD.
+crd:
+	$(CARGO) run --quiet -- crd > crds/llmd.ai_variantautoscalings.yaml

@@ -1,0 +1,250 @@
+//! CLI tier: the `wva` binary run as a process on the files in `tests/data/`.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+const WVA: &str = env!("CARGO_BIN_EXE_wva");
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+
+fn wva(args: &[&str]) -> Output {
+    Command::new(WVA)
+        .args(args)
+        .env_remove("SATURATION_CONFIG_MAP_NAME")
+        .output()
+        .expect("run wva")
+}
+
+fn data(path: &str) -> String {
+    format!("{DATA}/{path}")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+#[test]
+fn analyze_prints_the_report_as_json() {
+    let out = wva(&[
+        "analyze",
+        "--input",
+        &data("snapshots/snapshot-scale-up.json"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["policy"], "wva-v0.5.0");
+    assert_eq!(report["models"][0]["shouldScaleUp"], true);
+    let decisions = report["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 2);
+    assert_eq!(decisions[1]["name"], "llama-8b-l40s");
+    assert_eq!(decisions[1]["action"], "scale-up");
+    assert_eq!(decisions[1]["targetReplicas"], 3);
+    // Floats are printed with shortest round-trip precision.
+    assert_eq!(
+        report["models"][0]["avgSpareKvCapacity"],
+        serde_json::json!(0.04500000000000004)
+    );
+}
+
+#[test]
+fn analyze_reads_standard_input() {
+    let snapshot = std::fs::read(data("snapshots/snapshot-pending.json")).unwrap();
+    let mut child = Command::new(WVA)
+        .args(["analyze", "-o", "table"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&snapshot).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let table = stdout(&out);
+    assert!(table.contains("pending-aware"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("llama-8b-a100") && l.contains("scale-up")),
+        "{table}"
+    );
+}
+
+#[test]
+fn analyze_scale_down_and_scale_to_zero() {
+    let out = wva(&["analyze", "-i", &data("snapshots/snapshot-scale-down.json")]);
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by_name = |n: &str| {
+        report["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_name("llama-8b-a100")["action"], "scale-down");
+    assert_eq!(by_name("granite-2b-t4")["targetReplicas"], 0);
+    assert_eq!(report["models"][0]["scaleToZeroApplied"], true);
+}
+
+#[test]
+fn invalid_snapshot_exits_2_with_paths_on_stderr_and_nothing_on_stdout() {
+    let out = wva(&["analyze", "-i", &data("snapshots/invalid.json")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let lines: Vec<String> = stderr(&out).lines().map(String::from).collect();
+    assert_eq!(
+        lines,
+        [
+            "saturationConfig.default: kvCacheThreshold (0.50) should be >= kvSpareTrigger (0.60)",
+            "variants[3].pods[0].kvCacheUsage: must be a number in [0, 1], got -0.2",
+        ]
+    );
+}
+
+#[test]
+fn unreadable_input_exits_2() {
+    let out = wva(&["analyze", "-i", &data("snapshots/truncated.json")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("$: not valid JSON"),
+        "{}",
+        stderr(&out)
+    );
+    let out = wva(&["analyze", "-i", &data("snapshots/no-such-file.json")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot read"));
+}
+
+#[test]
+fn unknown_policy_is_rejected() {
+    let out = wva(&[
+        "analyze",
+        "--policy",
+        "magic",
+        "-i",
+        &data("snapshots/snapshot-scale-up.json"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown policy \"magic\"; known: wva-v0.5.0"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn check_config_accepts_valid_config_maps() {
+    let out = wva(&[
+        "check-config",
+        &data("configmaps/valid.yaml"),
+        &data("configmaps/helm-prefixed.yaml"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert!(
+        err.contains("ok: ") && err.contains("saturation-scaling-config (saturation scaling)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("skipped document 3: kind \"Service\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_lists_every_problem() {
+    let out = wva(&["check-config", &data("configmaps/invalid.yaml")]);
+    assert_eq!(out.status.code(), Some(2));
+    let lines: Vec<String> = stdout(&out).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 5, "{lines:#?}");
+    assert_eq!(
+        lines[0],
+        "saturation-scaling-config/default: kvCacheThreshold (0.50) should be >= kvSpareTrigger (0.60)"
+    );
+    assert_eq!(
+        lines[1],
+        "saturation-scaling-config/no-model: model_id is required in an override entry (every key other than \"default\" overrides one model)"
+    );
+    assert_eq!(
+        lines[2],
+        "saturation-scaling-config/quoted: queueLengthThreshold must be a number, got \"5\""
+    );
+    assert!(
+        lines[3].starts_with("model-scale-to-zero-config/broken: invalid YAML"),
+        "{}",
+        lines[3]
+    );
+    assert_eq!(
+        lines[4],
+        "model-scale-to-zero-config/default: retention_period: retention period must be positive, got -5m0s"
+    );
+}
+
+#[test]
+fn check_config_without_wva_config_maps_fails() {
+    let out = wva(&["check-config", &data("configmaps/not-wva.yaml")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).contains("no wva ConfigMap found"));
+    // A custom saturation ConfigMap name is recognised.
+    let out = Command::new(WVA)
+        .args(["check-config", &data("configmaps/not-wva.yaml")])
+        .env("SATURATION_CONFIG_MAP_NAME", "something-else")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "recognised, but has no default entry"
+    );
+    assert!(
+        stdout(&out).contains("something-else/default: required entry is missing"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn crd_prints_the_committed_crd() {
+    let out = wva(&["crd"]);
+    assert!(out.status.success());
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crds/llmd.ai_variantautoscalings.yaml"
+    ))
+    .unwrap();
+    assert_eq!(stdout(&out), committed);
+}
+
+#[test]
+fn version_names_the_policy() {
+    let out = wva(&["version"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).starts_with("wva ") && stdout(&out).contains("wva-v0.5.0"));
+}
+
+#[test]
+fn every_scenario_snapshot_is_valid() {
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("snapshot-")
+        {
+            let out = wva(&["analyze", "-i", path.to_str().unwrap()]);
+            assert!(out.status.success(), "{}: {}", path.display(), stderr(&out));
+        }
+    }
+}
