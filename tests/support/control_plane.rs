@@ -1,0 +1,455 @@
+//! A real Kubernetes control plane for the tests: etcd, kube-apiserver (RBAC, admission
+//! webhooks, service-account tokens) and kube-controller-manager (deployments, replica sets,
+//! service accounts, namespaces, garbage collection), as local processes on 127.0.0.1 built by
+//! `make tools`. One per test binary, started on first use, stopped by PID when the binary ends.
+//! There is no kubelet and no scheduler: [`set_pod_ready`] and [`set_pod_waiting`] play the
+//! kubelet by writing pod status.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+use serde_json::json;
+
+use super::pki::{TestCa, signing_key};
+use super::process::{Reaper, Server, free_port, http_ok, temp_dir, wait_until};
+
+/// Where the test-tier binaries live, or a panic that says how to get them.
+pub fn tools_dir() -> PathBuf {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/tools.sh");
+    let out = Command::new("bash").args([script, "--check"]).output();
+    match out {
+        Ok(o) if o.status.success() => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
+        Ok(o) => panic!(
+            "control-plane binaries (etcd, kube-apiserver, kube-controller-manager, kubectl) are missing.\n\
+             Install them with: make tools   (or: bash scripts/tools.sh; or set KUBEBUILDER_ASSETS)\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!("cannot run {script}: {e}"),
+    }
+}
+
+/// The running control plane.
+pub struct ControlPlane {
+    pub dir: PathBuf,
+    pub bin: PathBuf,
+    /// `https://127.0.0.1:<port>`.
+    pub server: String,
+    /// Admin kubeconfig (user `wva-admin`, group `system:masters`), for kubectl and `wva`.
+    pub kubeconfig: PathBuf,
+    /// The cluster CA (PEM), also signs client certificates.
+    pub ca: TestCa,
+    processes: Mutex<Vec<Server>>,
+    crd_installed: OnceLock<()>,
+}
+
+static CONTROL_PLANE: OnceLock<ControlPlane> = OnceLock::new();
+static NAMESPACES: AtomicUsize = AtomicUsize::new(0);
+
+/// The control plane of this test binary, started on first use.
+pub fn control_plane() -> &'static ControlPlane {
+    CONTROL_PLANE.get_or_init(ControlPlane::start)
+}
+
+impl ControlPlane {
+    fn start() -> Self {
+        let started = Instant::now();
+        let bin = tools_dir();
+        let dir = temp_dir("wva-control-plane");
+        let reaper = Reaper::start(&dir);
+        let pki = dir.join("pki");
+        std::fs::create_dir_all(&pki).unwrap();
+        let ca = TestCa::new("wva-test-cluster-ca");
+        let ca_path = ca.write_cert(&pki, "ca.crt");
+        let serving = ca.server_cert(&pki, "apiserver", &["127.0.0.1", "localhost"]);
+        let admin = ca.client_cert(&pki, "admin", "wva-admin", &["system:masters"]);
+        let (sa_key, sa_pub) = signing_key(&pki, "service-account");
+
+        // etcd
+        let etcd_port = free_port();
+        let peer_port = free_port();
+        let mut etcd = Server::spawn(
+            "etcd",
+            &bin.join("etcd"),
+            &[
+                format!("--data-dir={}", dir.join("etcd").display()),
+                format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"),
+                format!("--advertise-client-urls=http://127.0.0.1:{etcd_port}"),
+                format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+                format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+                format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"),
+                "--unsafe-no-fsync=true".into(),
+                "--log-level=warn".into(),
+            ],
+            &dir,
+            &reaper,
+        );
+        wait_until(&mut etcd, Duration::from_secs(30), || {
+            http_ok(etcd_port, "/health")
+        });
+
+        // kube-apiserver
+        let api_port = free_port();
+        let server = format!("https://127.0.0.1:{api_port}");
+        let mut apiserver = Server::spawn(
+            "kube-apiserver",
+            &bin.join("kube-apiserver"),
+            &[
+                format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
+                "--bind-address=127.0.0.1".into(),
+                "--advertise-address=127.0.0.1".into(),
+                format!("--secure-port={api_port}"),
+                format!("--tls-cert-file={}", serving.cert_path.display()),
+                format!("--tls-private-key-file={}", serving.key_path.display()),
+                format!("--client-ca-file={}", ca_path.display()),
+                "--authorization-mode=RBAC".into(),
+                "--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook"
+                    .into(),
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+                format!("--service-account-key-file={}", sa_pub.display()),
+                format!("--service-account-signing-key-file={}", sa_key.display()),
+                "--service-cluster-ip-range=10.96.0.0/24".into(),
+                "--allow-privileged=true".into(),
+                "--profiling=false".into(),
+                format!("--cert-dir={}", dir.join("apiserver-certs").display()),
+            ],
+            &dir,
+            &reaper,
+        );
+        let kubeconfig = dir.join("kubeconfig");
+        write_kubeconfig(
+            &kubeconfig,
+            &server,
+            &ca_path,
+            &admin.cert_path,
+            &admin.key_path,
+        );
+        let kubectl = bin.join("kubectl");
+        wait_until(&mut apiserver, Duration::from_secs(90), || {
+            Command::new(&kubectl)
+                .args([
+                    "--kubeconfig",
+                    kubeconfig.to_str().unwrap(),
+                    "get",
+                    "--raw",
+                    "/readyz",
+                ])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+
+        // kube-controller-manager
+        let mut controller_manager = Server::spawn(
+            "kube-controller-manager",
+            &bin.join("kube-controller-manager"),
+            &[
+                format!("--kubeconfig={}", kubeconfig.display()),
+                "--bind-address=127.0.0.1".into(),
+                format!("--secure-port={}", free_port()),
+                "--controllers=deployment-controller,replicaset-controller,serviceaccount-controller,serviceaccount-token-controller,namespace-controller,garbage-collector-controller".into(),
+                format!("--service-account-private-key-file={}", sa_key.display()),
+                format!("--root-ca-file={}", ca_path.display()),
+                "--leader-elect=false".into(),
+                "--use-service-account-credentials=false".into(),
+                format!("--cert-dir={}", dir.join("kcm-certs").display()),
+            ],
+            &dir,
+            &reaper,
+        );
+        // The service-account controller creating `default` in `default` shows it is working.
+        wait_until(&mut controller_manager, Duration::from_secs(60), || {
+            Command::new(&kubectl)
+                .args([
+                    "--kubeconfig",
+                    kubeconfig.to_str().unwrap(),
+                    "get",
+                    "serviceaccount",
+                    "default",
+                    "-n",
+                    "default",
+                ])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        eprintln!(
+            "control plane ready at {server} in {:.1}s (dir {})",
+            started.elapsed().as_secs_f64(),
+            dir.display()
+        );
+        Self {
+            dir,
+            bin,
+            server,
+            kubeconfig,
+            ca,
+            processes: Mutex::new(vec![etcd, apiserver, controller_manager]),
+            crd_installed: OnceLock::new(),
+        }
+    }
+
+    /// Checks that every process still runs (with its log in the panic message if not).
+    pub fn assert_running(&self) {
+        for p in self.processes.lock().unwrap().iter_mut() {
+            p.assert_running();
+        }
+    }
+
+    /// A client with cluster-admin rights. Make one per test: a client belongs to the tokio
+    /// runtime it was made in.
+    pub async fn admin_client(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .unwrap();
+        Client::try_from(config).unwrap()
+    }
+
+    /// Runs kubectl against this cluster.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new(self.bin.join("kubectl"))
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs kubectl with `stdin` as input (`kubectl apply -f -`).
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(self.bin.join("kubectl"))
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// A new namespace (`<prefix>-<n>`) whose `default` service account exists, so that pods can
+    /// be created in it.
+    pub async fn fresh_namespace(&self, client: &Client, prefix: &str) -> String {
+        let name = format!("{prefix}-{}", NAMESPACES.fetch_add(1, Ordering::SeqCst));
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+            )
+            .await
+            .unwrap();
+        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
+        wait_for(
+            Duration::from_secs(30),
+            "the default service account",
+            || async { accounts.get_opt("default").await.ok().flatten() },
+        )
+        .await;
+        name
+    }
+
+    /// Installs `crds/` (once per binary) and waits until the CRD is Established.
+    pub fn install_crd(&self) {
+        self.crd_installed.get_or_init(|| {
+            let crd = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/crds/llmd.ai_variantautoscalings.yaml"
+            );
+            let out = self.kubectl(&["apply", "--server-side", "-f", crd]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let out = self.kubectl(&[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd/variantautoscalings.llmd.ai",
+            ]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        });
+    }
+
+    /// A client authenticated as ServiceAccount `ns/name` (created if missing), with only the
+    /// rights RBAC gives that account.
+    pub async fn service_account_client(&self, admin: &Client, ns: &str, name: &str) -> Client {
+        let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), ns);
+        if accounts.get_opt(name).await.unwrap().is_none() {
+            accounts
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+                )
+                .await
+                .unwrap();
+        }
+        let request = TokenRequest {
+            spec: Some(TokenRequestSpec {
+                expiration_seconds: Some(3600),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let token = accounts
+            .create_token_request(name, &PostParams::default(), &request)
+            .await
+            .unwrap()
+            .status
+            .expect("a token request answers with a token")
+            .token
+            .expect("a token request answers with a token");
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .unwrap();
+        config.auth_info = kube::config::AuthInfo {
+            token: Some(token.into()),
+            ..Default::default()
+        };
+        Client::try_from(config).unwrap()
+    }
+}
+
+fn write_kubeconfig(path: &Path, server: &str, ca: &Path, cert: &Path, key: &Path) {
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: wva-test\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\n\
+         users:\n- name: wva-admin\n  user:\n    client-certificate: {cert}\n    client-key: {key}\n\
+         contexts:\n- name: wva-test\n  context:\n    cluster: wva-test\n    user: wva-admin\n    namespace: default\ncurrent-context: wva-test\n",
+        ca = ca.display(),
+        cert = cert.display(),
+        key = key.display(),
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+/// Polls `check` until it yields a value, or panics naming `what`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now().to_string()
+}
+
+async fn patch_pod_status(client: &Client, ns: &str, name: &str, status: serde_json::Value) -> Pod {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    pods.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": status})),
+    )
+    .await
+    .unwrap()
+}
+
+fn container_names(pod: &Pod) -> Vec<(String, String)> {
+    pod.spec
+        .as_ref()
+        .map(|s| {
+            s.containers
+                .iter()
+                .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Plays the kubelet: the pod is Running and Ready, every container running.
+pub async fn set_pod_ready(client: &Client, ns: &str, name: &str) -> Pod {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pod = pods.get(name).await.unwrap();
+    let now = now();
+    let statuses: Vec<_> = container_names(&pod)
+        .into_iter()
+        .map(|(name, image)| {
+            json!({
+                "name": name, "image": image, "imageID": "", "ready": true, "started": true,
+                "restartCount": 0, "state": {"running": {"startedAt": now}}
+            })
+        })
+        .collect();
+    patch_pod_status(
+        client,
+        ns,
+        name,
+        json!({
+            "phase": "Running",
+            "startTime": now,
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+                {"type": "Ready", "status": "True", "lastTransitionTime": now},
+            ],
+            "containerStatuses": statuses,
+        }),
+    )
+    .await
+}
+
+/// Plays the kubelet: the pod is Pending with every container waiting for `reason` (e.g.
+/// `ImagePullBackOff`), not Ready.
+pub async fn set_pod_waiting(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    reason: &str,
+    message: &str,
+) -> Pod {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pod = pods.get(name).await.unwrap();
+    let now = now();
+    let statuses: Vec<_> = container_names(&pod)
+        .into_iter()
+        .map(|(name, image)| {
+            json!({
+                "name": name, "image": image, "imageID": "", "ready": false, "started": false,
+                "restartCount": 0, "state": {"waiting": {"reason": reason, "message": message}}
+            })
+        })
+        .collect();
+    patch_pod_status(client, ns, name, json!({
+        "phase": "Pending",
+        "conditions": [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+            {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": now},
+            {"type": "Ready", "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": now},
+        ],
+        "containerStatuses": statuses,
+    }))
+    .await
+}
