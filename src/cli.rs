@@ -3,6 +3,7 @@
 //! library and print; no rule lives here.
 
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -34,6 +35,9 @@ pub enum Command {
     CheckConfig(CheckConfigArgs),
     /// Print the VariantAutoscaling CustomResourceDefinition as YAML.
     Crd,
+    /// Serve the admission webhook alone: validate and default VariantAutoscalings, validate
+    /// the wva ConfigMaps.
+    Webhook(WebhookArgs),
     /// Print the version.
     Version,
 }
@@ -68,6 +72,58 @@ pub struct CheckConfigArgs {
     pub saturation_config_map_name: String,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct WebhookArgs {
+    /// Serving certificate (PEM), e.g. the cert-manager Secret's tls.crt; re-read when it changes.
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// Private key (PEM) of the serving certificate; re-read when it changes.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// CA bundle (PEM) for client certificates: when set, callers (the API server) must present
+    /// a certificate signed by it.
+    #[arg(long)]
+    pub client_ca: Option<PathBuf>,
+    /// Address for admission reviews over TLS (`:8443` = every interface; port 0 = any free port).
+    #[arg(long, default_value = ":8443", value_parser = listen_address)]
+    pub listen: SocketAddr,
+    /// Plain-HTTP address for /healthz, /readyz and /metrics.
+    #[arg(long, default_value = ":8081", value_parser = listen_address)]
+    pub probe_listen: SocketAddr,
+    /// Kubeconfig for the cluster view (duplicate-target rule, target-exists warning). Without
+    /// it and outside a cluster, the webhook needs no cluster and those checks are off.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace of the wva ConfigMaps.
+    #[arg(
+        long,
+        env = "POD_NAMESPACE",
+        default_value = "workload-variant-autoscaler-system"
+    )]
+    pub namespace: String,
+    /// Name of the saturation-scaling ConfigMap.
+    #[arg(long, env = "SATURATION_CONFIG_MAP_NAME", default_value = crate::config::saturation::CONFIG_MAP_NAME)]
+    pub saturation_config_map_name: String,
+    /// How often the certificate files are checked for new content (seconds).
+    #[arg(long, default_value_t = 5.0)]
+    pub cert_reload_seconds: f64,
+    /// On SIGTERM, how long in-flight reviews may take to finish (seconds).
+    #[arg(long, default_value_t = 5.0)]
+    pub drain_seconds: f64,
+}
+
+/// `:8443` means every interface; otherwise an `IP:port`.
+fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    let full = if text.starts_with(':') {
+        format!("0.0.0.0{text}")
+    } else {
+        text.to_owned()
+    };
+    full.parse().map_err(|_| {
+        format!("{text:?} is not an address such as :8443, 127.0.0.1:8443 or [::1]:8443")
+    })
+}
+
 fn policy_name(name: &str) -> Result<Policy, String> {
     Policy::from_name(name).ok_or_else(|| {
         let known: Vec<&str> = Policy::ALL.iter().map(|p| p.name()).collect();
@@ -81,6 +137,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Analyze(args) => analyze(&args),
         Command::CheckConfig(args) => check_config(&args),
         Command::Crd => print(&crate::api::crd_yaml()),
+        Command::Webhook(args) => crate::admission::serve_webhook(args),
         Command::Version => print(&format!(
             "wva {} (policy {}, compatible with WVA v0.5.0)\n",
             env!("CARGO_PKG_VERSION"),

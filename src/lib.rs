@@ -3,7 +3,9 @@
 //! states its one job and what it must not touch.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod api;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod telemetry;

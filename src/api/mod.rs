@@ -6,6 +6,7 @@
 //! where schemars and controller-gen differ (nullable markers, a required `spec`).
 
 mod conditions;
+pub mod names;
 mod schema;
 
 pub use conditions::*;

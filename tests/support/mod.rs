@@ -5,5 +5,6 @@
 #![allow(dead_code)]
 
 pub mod control_plane;
+pub mod https;
 pub mod pki;
 pub mod process;

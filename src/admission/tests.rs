@@ -1,0 +1,164 @@
+//! Handler-level tests: parsed review in, AdmissionReview response out; and arbitrary JSON never
+//! panics either handler.
+
+use base64::Engine as _;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::*;
+
+fn review(operation: &str, kind: &str, object: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "operation": operation,
+                    "kind": {"group": "llmd.ai", "version": "v1alpha1", "kind": kind},
+                    "namespace": "prod", "name": "v", "object": object, "dryRun": false}
+    }))
+    .unwrap()
+}
+
+fn run(route: Route, body: &[u8]) -> Value {
+    let request = parse_review(body).unwrap();
+    handle(
+        route,
+        &request,
+        &ClusterFacts::default(),
+        &ConfigMapSettings::default(),
+    )
+}
+
+#[test]
+fn mutate_returns_a_base64_json_patch() {
+    let body = review(
+        "CREATE",
+        "VariantAutoscaling",
+        json!({"metadata": {"name": "v"}, "spec": {"scaleTargetRef": {"name": "d"}, "modelID": "m"}}),
+    );
+    let response = run(Route::MutateVariantAutoscaling, &body);
+    assert_eq!(response["response"]["allowed"], true);
+    assert_eq!(response["response"]["patchType"], "JSONPatch");
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(response["response"]["patch"].as_str().unwrap())
+        .unwrap();
+    let patch: Value = serde_json::from_slice(&patch).unwrap();
+    assert_eq!(patch.as_array().unwrap().len(), 3, "{patch}");
+}
+
+#[test]
+fn validate_denies_with_every_message() {
+    let body = review(
+        "CREATE",
+        "VariantAutoscaling",
+        json!({"metadata": {"name": "v"}, "spec": {"modelID": "", "variantCost": "abc"}}),
+    );
+    let response = run(Route::ValidateVariantAutoscaling, &body);
+    assert_eq!(
+        response["response"]["uid"],
+        "705ab4f5-6393-11e8-b7cc-42010a800002"
+    );
+    assert_eq!(response["response"]["allowed"], false);
+    let message = response["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("spec.scaleTargetRef: Required value")
+            && message.contains("spec.modelID: Required value")
+            && message.contains("spec.variantCost: Invalid value: \"abc\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_misrouted_kind_is_allowed_with_a_warning() {
+    let body = review("CREATE", "Pod", json!({"metadata": {"name": "p"}}));
+    let response = run(Route::ValidateVariantAutoscaling, &body);
+    assert_eq!(response["response"]["allowed"], true);
+    assert!(
+        response["response"]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("not Pod")
+    );
+}
+
+fn arbitrary_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        ".{0,12}".prop_map(Value::from),
+        prop_oneof![
+            Just("CREATE"),
+            Just("UPDATE"),
+            Just("DELETE"),
+            Just("Deployment"),
+            Just("10.0"),
+            Just("")
+        ]
+        .prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        let keys = prop_oneof![
+            Just("spec".to_owned()),
+            Just("scaleTargetRef".to_owned()),
+            Just("name".to_owned()),
+            Just("kind".to_owned()),
+            Just("modelID".to_owned()),
+            Just("variantCost".to_owned()),
+            Just("metadata".to_owned()),
+            Just("labels".to_owned()),
+            Just("data".to_owned()),
+            Just("default".to_owned()),
+            Just("apiVersion".to_owned()),
+            ".{0,6}".prop_map(String::from),
+        ];
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            proptest::collection::btree_map(keys, inner, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Any JSON as the object under review: never a panic, always a well-formed response.
+    #[test]
+    fn arbitrary_objects_get_a_well_formed_answer(object in arbitrary_json(), old in arbitrary_json(), op in 0usize..4) {
+        let operation = ["CREATE", "UPDATE", "DELETE", "CONNECT"][op];
+        let mut body: Value = serde_json::from_slice(&review(operation, "VariantAutoscaling", object.clone())).unwrap();
+        body["request"]["oldObject"] = old;
+        let bytes = serde_json::to_vec(&body).unwrap();
+        for route in Route::ALL {
+            let request = parse_review(&bytes).unwrap();
+            let response = handle(route, &request, &ClusterFacts { existing: Some(vec![]), target_exists: Some(false) }, &ConfigMapSettings::default());
+            prop_assert_eq!(&response["response"]["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+            prop_assert!(response["response"]["allowed"].is_boolean());
+            if response["response"]["allowed"] == false {
+                prop_assert!(!response["response"]["status"]["message"].as_str().unwrap().is_empty());
+            }
+        }
+    }
+
+    /// Any JSON as the whole body: parsed or refused, never a panic.
+    #[test]
+    fn arbitrary_bodies_never_panic(body in arbitrary_json()) {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        if let Ok(request) = parse_review(&bytes) {
+            for route in Route::ALL {
+                let _ = handle(route, &request, &ClusterFacts::default(), &ConfigMapSettings::default());
+            }
+        }
+    }
+
+    /// The mutating patch is idempotent for any object.
+    #[test]
+    fn mutation_is_idempotent(object in arbitrary_json()) {
+        let mut patched = object.clone();
+        if json_patch::patch(&mut patched, &mutate::patch(&object)).is_ok() {
+            prop_assert!(mutate::patch(&patched).0.is_empty());
+        }
+    }
+}

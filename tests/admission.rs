@@ -1,0 +1,503 @@
+//! Integration tier for the admission webhook: the real server over real TLS on 127.0.0.1
+//! (rcgen certificates), fed AdmissionReview fixtures shaped as the API server sends them;
+//! certificate rotation under load, mTLS, malformed input; and `wva webhook` as a process.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::https::{Http, client};
+use support::pki::{CertFiles, TestCa};
+use wva::admission::server::{AdmissionState, RunningServer, ServeOptions, TlsFiles, start};
+use wva::admission::{ConfigMapSettings, Route};
+use wva::telemetry::Metrics;
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/admission");
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{DATA}/{name}")).unwrap()
+}
+
+struct Setup {
+    _guard: DirGuard,
+    dir: PathBuf,
+    ca: TestCa,
+    serving: CertFiles,
+    server: RunningServer,
+}
+
+fn temp(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "wva-admission-{}-{name}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn setup(name: &str, client_ca: Option<&TestCa>) -> Setup {
+    let dir = temp(name);
+    let ca = TestCa::new("webhook-ca");
+    let serving = ca.server_cert(&dir, "tls", &["localhost", "127.0.0.1"]);
+    let client_ca_path = client_ca.map(|c| c.write_cert(&dir, "client-ca.crt"));
+    let options = ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        probe_listen: "127.0.0.1:0".parse().unwrap(),
+        tls: TlsFiles {
+            cert: serving.cert_path.clone(),
+            key: serving.key_path.clone(),
+            client_ca: client_ca_path,
+        },
+        reload_interval: Duration::from_millis(100),
+    };
+    let state = Arc::new(AdmissionState {
+        cluster: None,
+        settings: ConfigMapSettings::default(),
+        metrics: Arc::new(Metrics::default()),
+    });
+    let server = start(&options, state, Arc::new(|| Ok(()))).await.unwrap();
+    Setup {
+        _guard: DirGuard(dir.clone()),
+        dir,
+        ca,
+        serving,
+        server,
+    }
+}
+
+/// Removes the test's temp dir when dropped.
+struct DirGuard(PathBuf);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Setup {
+    fn url(&self, route: Route) -> String {
+        format!(
+            "https://localhost:{}{}",
+            self.server.admission_addr.port(),
+            route.path()
+        )
+    }
+
+    fn client(&self, http: Http) -> reqwest::Client {
+        client(&[&self.ca.cert_pem()], None, http, false)
+    }
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> (u16, Value) {
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test]
+async fn fixtures_get_the_expected_answers() {
+    let s = setup("fixtures", None).await;
+    let c = s.client(Http::Any);
+    let validate = s.url(Route::ValidateVariantAutoscaling);
+
+    let (code, r) = post(&c, &validate, fixture("create-valid.json")).await;
+    assert_eq!(code, 200);
+    assert_eq!(r["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(r["response"]["uid"], "7c6f2ec5-5a0e-4b5e-9a65-1d3c1b2f0001");
+    assert_eq!(r["response"]["allowed"], true);
+
+    let (code, r) = post(&c, &validate, fixture("create-invalid.json")).await;
+    assert_eq!(code, 200, "a readable review is always answered with 200");
+    assert_eq!(r["response"]["allowed"], false);
+    assert_eq!(r["response"]["status"]["code"], 422);
+    let message = r["response"]["status"]["message"].as_str().unwrap();
+    assert_eq!(
+        message,
+        "[spec.scaleTargetRef: Required value: name the Deployment to scale, e.g. {kind: Deployment, name: my-model-decode}, spec.modelID: Required value, spec.variantCost: Invalid value: \"abc\": must be a non-negative decimal number such as \"10\" or \"12.5\"]"
+    );
+
+    let (_, r) = post(&c, &validate, fixture("update-with-old-object.json")).await;
+    assert_eq!(r["response"]["allowed"], true);
+    assert_eq!(
+        r["response"]["warnings"][0],
+        "spec.scaleTargetRef changed from Deployment/llama-decode: the variant now scales another workload"
+    );
+
+    let (_, r) = post(&c, &validate, fixture("delete.json")).await;
+    assert_eq!(r["response"]["allowed"], true);
+    assert_eq!(r["response"]["uid"], "7c6f2ec5-5a0e-4b5e-9a65-1d3c1b2f0004");
+
+    let (_, r) = post(&c, &validate, fixture("create-dry-run.json")).await;
+    assert_eq!(
+        r["response"]["allowed"], false,
+        "dry runs are checked like real requests"
+    );
+
+    let (_, r) = post(
+        &c,
+        &s.url(Route::ValidateConfig),
+        fixture("configmap-invalid.json"),
+    )
+    .await;
+    assert_eq!(r["response"]["allowed"], false);
+    assert_eq!(
+        r["response"]["status"]["message"],
+        "saturation-scaling-config/default: kvCacheThreshold (0.50) should be >= kvSpareTrigger (0.60)"
+    );
+
+    let (_, r) = post(
+        &c,
+        &s.url(Route::MutateVariantAutoscaling),
+        fixture("create-valid.json"),
+    )
+    .await;
+    assert_eq!(r["response"]["allowed"], true);
+    assert_eq!(r["response"]["patchType"], "JSONPatch");
+    s.server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn http1_http2_and_tls12_all_work() {
+    let s = setup("versions", None).await;
+    let url = s.url(Route::ValidateVariantAutoscaling);
+    for (http, want) in [
+        (Http::Http1, reqwest::Version::HTTP_11),
+        (Http::Http2, reqwest::Version::HTTP_2),
+        (Http::Any, reqwest::Version::HTTP_2),
+    ] {
+        let response = s
+            .client(http)
+            .post(&url)
+            .body(fixture("create-valid.json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.version(), want, "{http:?}");
+        assert_eq!(response.status(), 200);
+    }
+    let tls12 = client(&[&s.ca.cert_pem()], None, Http::Any, true);
+    assert_eq!(
+        tls12
+            .post(&url)
+            .body(fixture("create-valid.json"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    s.server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn malformed_input_gets_4xx_and_the_server_keeps_serving() {
+    let s = setup("malformed", None).await;
+    let c = s.client(Http::Http1);
+    let url = s.url(Route::ValidateVariantAutoscaling);
+    for (name, want) in [
+        ("not-json.txt", "body is not JSON"),
+        (
+            "wrong-api-version.json",
+            "apiVersion must be admission.k8s.io/v1",
+        ),
+        ("wrong-kind.json", "kind must be AdmissionReview"),
+        ("no-request.json", "no request object"),
+    ] {
+        let (code, r) = post(&c, &url, fixture(name)).await;
+        assert_eq!(code, 400, "{name}");
+        assert!(r["error"].as_str().unwrap().contains(want), "{name}: {r}");
+    }
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes();
+    let (code, r) = post(&c, &url, deep).await;
+    assert_eq!(code, 400);
+    assert!(
+        r["error"].as_str().unwrap().contains("recursion limit"),
+        "{r}"
+    );
+
+    // 10 MiB: refused with 413 (or the connection is cut while sending), never a crash.
+    let big = vec![b' '; 10 * 1024 * 1024];
+    match c.post(&url).body(big).send().await {
+        Ok(response) => assert_eq!(response.status(), 413),
+        Err(error) => eprintln!("10 MiB body: connection closed by the server ({error})"),
+    }
+    let response = c.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    let response = c
+        .post(format!(
+            "https://localhost:{}/nope",
+            s.server.admission_addr.port()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+
+    let (code, r) = post(&c, &url, fixture("create-valid.json")).await;
+    assert_eq!(
+        (code, r["response"]["allowed"].clone()),
+        (200, Value::Bool(true)),
+        "still serving"
+    );
+    s.server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn mtls_requires_a_client_certificate_from_the_given_ca() {
+    let client_ca = TestCa::new("apiserver-client-ca");
+    let s = setup("mtls", Some(&client_ca)).await;
+    let url = s.url(Route::ValidateVariantAutoscaling);
+    let no_cert = s.client(Http::Any);
+    assert!(
+        no_cert
+            .post(&url)
+            .body(fixture("create-valid.json"))
+            .send()
+            .await
+            .is_err(),
+        "no client certificate: handshake refused"
+    );
+
+    let good = client_ca.client_cert(&s.dir, "apiserver", "kube-apiserver", &[]);
+    let with_cert = client(
+        &[&s.ca.cert_pem()],
+        Some((&good.cert_pem, &good.key_pem)),
+        Http::Any,
+        false,
+    );
+    let (code, r) = post(&with_cert, &url, fixture("create-valid.json")).await;
+    assert_eq!(
+        (code, r["response"]["allowed"].clone()),
+        (200, Value::Bool(true))
+    );
+
+    let stranger_ca = TestCa::new("someone-else");
+    let stranger = stranger_ca.client_cert(&s.dir, "stranger", "stranger", &[]);
+    let wrong = client(
+        &[&s.ca.cert_pem()],
+        Some((&stranger.cert_pem, &stranger.key_pem)),
+        Http::Any,
+        false,
+    );
+    assert!(
+        wrong
+            .post(&url)
+            .body(fixture("create-valid.json"))
+            .send()
+            .await
+            .is_err(),
+        "a certificate from another CA is refused"
+    );
+    s.server.shutdown(Duration::from_secs(1)).await;
+}
+
+/// Replaces a file the way a Secret volume update appears to a reader: a complete new file
+/// renamed into place.
+fn replace(path: &Path, contents: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, contents).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_rotation_under_load_drops_no_request() {
+    let s = setup("rotation", None).await;
+    let url = s.url(Route::ValidateVariantAutoscaling);
+    // Rotate to certificates from a new CA, so that only a server really serving the new
+    // certificate satisfies a client that trusts the new CA alone.
+    let new_ca = TestCa::new("webhook-ca-2");
+    let both = client(
+        &[&s.ca.cert_pem(), &new_ca.cert_pem()],
+        None,
+        Http::Any,
+        false,
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut workers = Vec::new();
+    for worker in 0..4 {
+        let (stop, ok, failed, url) = (stop.clone(), ok.clone(), failed.clone(), url.clone());
+        // Half the workers reuse connections, half open a new one per request.
+        let fresh = worker % 2 == 1;
+        let cas = [s.ca.cert_pem(), new_ca.cert_pem()];
+        let shared = both.clone();
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let c = if fresh {
+                    client(&[&cas[0], &cas[1]], None, Http::Any, false)
+                } else {
+                    shared.clone()
+                };
+                match c.post(&url).body(fixture("create-valid.json")).send().await {
+                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                    other => {
+                        eprintln!("request failed during rotation: {other:?}");
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+            }
+        }));
+    }
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let next = new_ca.server_cert(
+            &s.dir,
+            &format!("rotated-{round}"),
+            &["localhost", "127.0.0.1"],
+        );
+        // Certificate first, key a moment later: the server must keep the old pair meanwhile.
+        replace(&s.serving.cert_path, &next.cert_pem);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        replace(&s.serving.key_path, &next.key_pem);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!("rotation: {ok} requests answered, {failed} failed");
+    assert_eq!(failed, 0);
+    assert!(ok > 50, "only {ok} requests during rotation");
+
+    let new_only = client(&[&new_ca.cert_pem()], None, Http::Any, false);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match new_only
+            .post(&url)
+            .body(fixture("create-valid.json"))
+            .send()
+            .await
+        {
+            Ok(r) if r.status() == 200 => break,
+            other if Instant::now() > deadline => {
+                panic!("the rotated certificate is not served: {other:?}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let old_only = client(&[&s.ca.cert_pem()], None, Http::Any, false);
+    assert!(
+        old_only
+            .post(&url)
+            .body(fixture("create-valid.json"))
+            .send()
+            .await
+            .is_err(),
+        "the old certificate is no longer served"
+    );
+    s.server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[test]
+fn wva_webhook_process_serves_probes_metrics_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = temp("process");
+    let ca = TestCa::new("webhook-ca");
+    let serving = ca.server_cert(&dir, "tls", &["localhost", "127.0.0.1"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wva"))
+        .args([
+            "webhook",
+            "--cert",
+            serving.cert_path.to_str().unwrap(),
+            "--key",
+            serving.key_path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--probe-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let field = |key: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .unwrap()
+            .to_owned()
+    };
+    let admission = field("admission=");
+    let probes = field("probes=");
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let https = client(&[&ca.cert_pem()], None, Http::Any, false);
+        let url = format!("{}{}", admission.replace("127.0.0.1", "localhost"), Route::ValidateVariantAutoscaling.path());
+        let (code, r) = post(&https, &url, fixture("create-invalid.json")).await;
+        assert_eq!((code, r["response"]["allowed"].clone()), (200, Value::Bool(false)));
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let plain = reqwest::Client::builder().no_proxy().build().unwrap();
+        assert_eq!(plain.get(format!("{probes}/healthz")).send().await.unwrap().status(), 200);
+        assert_eq!(plain.get(format!("{probes}/readyz")).send().await.unwrap().status(), 200);
+        let metrics = plain.get(format!("{probes}/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("wva_admission_requests_total{route=\"/validate-variantautoscaling\",result=\"denied\"} 1"), "{metrics}");
+        assert!(metrics.contains("wva_admission_duration_seconds_bucket"), "{metrics}");
+    });
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    assert!(
+        stderr.contains(
+            "the one-VariantAutoscaling-per-workload rule and the target-exists warning are off"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("shutting down"), "{stderr}");
+    drop(DirGuard(dir));
+}
+
+#[test]
+fn wva_webhook_names_a_missing_certificate_file() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wva"))
+        .args([
+            "webhook",
+            "--cert",
+            "/nonexistent/tls.crt",
+            "--key",
+            "/nonexistent/tls.key",
+            "--listen",
+            "127.0.0.1:0",
+            "--probe-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot read certificate /nonexistent/tls.crt"),
+        "{stderr}"
+    );
+}
