@@ -501,3 +501,54 @@ fn wva_webhook_names_a_missing_certificate_file() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn dev_certs_script_makes_a_certificate_the_server_accepts() {
+    let dir = temp("devcerts");
+    let _guard = DirGuard(dir.clone());
+    let out = std::process::Command::new("bash")
+        .args([
+            concat!(env!("CARGO_MANIFEST_DIR"), "/certs/dev-certs.sh"),
+            dir.to_str().unwrap(),
+        ])
+        .output()
+        .expect("run certs/dev-certs.sh (needs bash and openssl: apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "dev-certs.sh failed (needs openssl: apt-get install openssl): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ca_pem = std::fs::read_to_string(dir.join("ca.crt")).unwrap();
+    use base64::Engine as _;
+    let bundle = base64::engine::general_purpose::STANDARD
+        .decode(String::from_utf8_lossy(&out.stdout).trim())
+        .unwrap();
+    assert_eq!(bundle, ca_pem.as_bytes(), "stdout is the caBundle");
+    let options = ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        probe_listen: "127.0.0.1:0".parse().unwrap(),
+        tls: TlsFiles {
+            cert: dir.join("tls.crt"),
+            key: dir.join("tls.key"),
+            client_ca: None,
+        },
+        reload_interval: Duration::from_secs(5),
+    };
+    let state = Arc::new(AdmissionState {
+        cluster: None,
+        settings: ConfigMapSettings::default(),
+        metrics: Arc::new(Metrics::default()),
+    });
+    let server = start(&options, state, Arc::new(|| Ok(()))).await.unwrap();
+    let c = client(&[&ca_pem], None, Http::Any, false);
+    for host in ["localhost", "127.0.0.1"] {
+        let url = format!(
+            "https://{host}:{}{}",
+            server.admission_addr.port(),
+            Route::ValidateVariantAutoscaling.path()
+        );
+        let (code, _) = post(&c, &url, fixture("create-valid.json")).await;
+        assert_eq!(code, 200, "{host}");
+    }
+    server.shutdown(Duration::from_secs(1)).await;
+}

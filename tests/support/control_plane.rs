@@ -48,6 +48,7 @@ pub struct ControlPlane {
     pub ca: TestCa,
     processes: Mutex<Vec<Server>>,
     crd_installed: OnceLock<()>,
+    reaper: Reaper,
 }
 
 static CONTROL_PLANE: OnceLock<ControlPlane> = OnceLock::new();
@@ -191,7 +192,13 @@ impl ControlPlane {
             ca,
             processes: Mutex::new(vec![etcd, apiserver, controller_manager]),
             crd_installed: OnceLock::new(),
+            reaper,
         }
+    }
+
+    /// Has the reaper stop `pid` too when the test binary ends (for processes a test starts).
+    pub fn register_pid(&self, pid: u32) {
+        self.reaper.register(pid);
     }
 
     /// Checks that every process still runs (with its log in the panic message if not).
