@@ -59,6 +59,18 @@ fn webhook() -> &'static Webhook {
         let controller_namespace = "wva-system-test".to_owned();
         create_namespace(cp, &controller_namespace, false);
 
+        // Run the webhook as its ServiceAccount, with exactly the rights of webhooks/rbac.yaml.
+        let rbac = std::fs::read_to_string(format!("{}/webhooks/rbac.yaml", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+            .replace("namespace: workload-variant-autoscaler-system", &format!("namespace: {controller_namespace}"));
+        let out = cp.kubectl_stdin(&["apply", "-f", "-"], &rbac);
+        assert!(out.status.success(), "webhooks/rbac.yaml: {}", String::from_utf8_lossy(&out.stderr));
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let kubeconfig = runtime.block_on(async {
+            let admin = cp.admin_client().await;
+            cp.service_account_kubeconfig(&admin, &controller_namespace, "workload-variant-autoscaler-webhook").await
+        });
+
         let dir = cp.dir.join("webhook");
         std::fs::create_dir_all(&dir).unwrap();
         let ca = TestCa::new("webhook-ca");
@@ -67,7 +79,7 @@ fn webhook() -> &'static Webhook {
             .args([
                 "webhook", "--cert", serving.cert_path.to_str().unwrap(), "--key", serving.key_path.to_str().unwrap(),
                 "--listen", "127.0.0.1:0", "--probe-listen", "127.0.0.1:0",
-                "--kubeconfig", cp.kubeconfig.to_str().unwrap(),
+                "--kubeconfig", kubeconfig.to_str().unwrap(),
             ])
             .env("POD_NAMESPACE", &controller_namespace)
             .env_remove("KUBERNETES_SERVICE_HOST")

@@ -286,8 +286,12 @@ pub async fn start(
     let probe_addr = probe_listener.local_addr().map_err(ServerError::Io)?;
 
     let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(listener, config.clone())
+    // TCP_NODELAY: reviews are small; Nagle plus delayed ACKs would add 40 ms stalls.
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config.clone())
+        .acceptor(axum_server::accept::NoDelayAcceptor::new());
+    let server = axum_server::from_tcp(listener)
         .map_err(ServerError::Io)?
+        .acceptor(acceptor)
         .handle(handle.clone());
     let app = router(state.clone());
     let admission = tokio::spawn(async move {

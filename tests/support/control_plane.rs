@@ -298,9 +298,29 @@ impl ControlPlane {
         });
     }
 
-    /// A client authenticated as ServiceAccount `ns/name` (created if missing), with only the
-    /// rights RBAC gives that account.
-    pub async fn service_account_client(&self, admin: &Client, ns: &str, name: &str) -> Client {
+    /// A kubeconfig file authenticated as ServiceAccount `ns/name` (created if missing), for
+    /// running `wva` with exactly the rights RBAC gives that account.
+    pub async fn service_account_kubeconfig(
+        &self,
+        admin: &Client,
+        ns: &str,
+        name: &str,
+    ) -> PathBuf {
+        let token = self.service_account_token(admin, ns, name).await;
+        let path = self.dir.join(format!("kubeconfig-{ns}-{name}"));
+        let ca = self.dir.join("pki/ca.crt");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: wva-test\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\n\
+             users:\n- name: {name}\n  user:\n    token: {token}\n\
+             contexts:\n- name: sa\n  context:\n    cluster: wva-test\n    user: {name}\n    namespace: {ns}\ncurrent-context: sa\n",
+            server = self.server,
+            ca = ca.display(),
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    async fn service_account_token(&self, admin: &Client, ns: &str, name: &str) -> String {
         let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), ns);
         if accounts.get_opt(name).await.unwrap().is_none() {
             accounts
@@ -318,14 +338,20 @@ impl ControlPlane {
             }),
             ..Default::default()
         };
-        let token = accounts
+        accounts
             .create_token_request(name, &PostParams::default(), &request)
             .await
             .unwrap()
             .status
             .expect("a token request answers with a token")
             .token
-            .expect("a token request answers with a token");
+            .expect("a token request answers with a token")
+    }
+
+    /// A client authenticated as ServiceAccount `ns/name` (created if missing), with only the
+    /// rights RBAC gives that account.
+    pub async fn service_account_client(&self, admin: &Client, ns: &str, name: &str) -> Client {
+        let token = self.service_account_token(admin, ns, name).await;
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).unwrap();
         let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
