@@ -552,3 +552,80 @@ async fn dev_certs_script_makes_a_certificate_the_server_accepts() {
     }
     server.shutdown(Duration::from_secs(1)).await;
 }
+
+#[test]
+fn readyz_waits_for_the_va_cache_to_sync() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = temp("unsynced");
+    let _guard = DirGuard(dir.clone());
+    let ca = TestCa::new("webhook-ca");
+    let serving = ca.server_cert(&dir, "tls", &["localhost"]);
+    // A cluster that never answers: the watch cannot list, so the webhook must not be ready.
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{dead_port}\n    insecure-skip-tls-verify: true\n\
+             users:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wva"))
+        .args([
+            "webhook",
+            "--cert",
+            serving.cert_path.to_str().unwrap(),
+            "--key",
+            serving.key_path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--probe-listen",
+            "127.0.0.1:0",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let probes = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("probes="))
+        .unwrap()
+        .to_owned();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (healthz, readyz, body) = runtime.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let plain = reqwest::Client::builder().no_proxy().build().unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let healthz = plain
+            .get(format!("{probes}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        let response = plain.get(format!("{probes}/readyz")).send().await.unwrap();
+        (
+            healthz,
+            response.status().as_u16(),
+            response.text().await.unwrap(),
+        )
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(healthz, 200, "alive");
+    assert_eq!(readyz, 503, "not ready: {body}");
+    assert!(body.contains("has not synced"), "{body}");
+}
