@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::https::{Http, client};
 use support::pki::{CertFiles, TestCa};
+use support::webhook::WebhookProcess;
 use wva::admission::server::{AdmissionState, RunningServer, ServeOptions, TlsFiles, start};
 use wva::admission::{ConfigMapSettings, Route};
 use wva::telemetry::Metrics;
@@ -409,41 +410,14 @@ async fn certificate_rotation_under_load_drops_no_request() {
 
 #[test]
 fn wva_webhook_process_serves_probes_metrics_and_stops_on_sigterm() {
-    use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
     let dir = temp("process");
     let ca = TestCa::new("webhook-ca");
     let serving = ca.server_cert(&dir, "tls", &["localhost", "127.0.0.1"]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wva"))
-        .args([
-            "webhook",
-            "--cert",
-            serving.cert_path.to_str().unwrap(),
-            "--key",
-            serving.key_path.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--probe-listen",
-            "127.0.0.1:0",
-        ])
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let field = |key: &str| {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .unwrap()
-            .to_owned()
-    };
-    let admission = field("admission=");
-    let probes = field("probes=");
+    let process = WebhookProcess::spawn(&serving, &[], &[], Stdio::piped());
+    let (admission, probes) = (process.admission.clone(), process.probes.clone());
+    let child = process.child;
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -555,8 +529,7 @@ async fn dev_certs_script_makes_a_certificate_the_server_accepts() {
 
 #[test]
 fn readyz_waits_for_the_va_cache_to_sync() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
 
     let dir = temp("unsynced");
     let _guard = DirGuard(dir.clone());
@@ -577,33 +550,14 @@ fn readyz_waits_for_the_va_cache_to_sync() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wva"))
-        .args([
-            "webhook",
-            "--cert",
-            serving.cert_path.to_str().unwrap(),
-            "--key",
-            serving.key_path.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--probe-listen",
-            "127.0.0.1:0",
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let probes = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("probes="))
-        .unwrap()
-        .to_owned();
+    let process = WebhookProcess::spawn(
+        &serving,
+        &["--kubeconfig", kubeconfig.to_str().unwrap()],
+        &[],
+        Stdio::null(),
+    );
+    let probes = process.probes.clone();
+    let mut child = process.child;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (healthz, readyz, body) = runtime.block_on(async {
         let _ = rustls::crypto::ring::default_provider().install_default();

@@ -4,8 +4,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -13,6 +12,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use support::control_plane::{ControlPlane, control_plane};
 use support::pki::TestCa;
+use support::webhook::WebhookProcess;
 
 /// Label that opts a namespace into the VA webhooks in this test binary, so that other tests'
 /// deliberately odd VAs (CRD parity fixtures) are not affected.
@@ -75,27 +75,17 @@ fn webhook() -> &'static Webhook {
         std::fs::create_dir_all(&dir).unwrap();
         let ca = TestCa::new("webhook-ca");
         let serving = ca.server_cert(&dir, "tls", &["127.0.0.1", "localhost"]);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wva"))
-            .args([
-                "webhook", "--cert", serving.cert_path.to_str().unwrap(), "--key", serving.key_path.to_str().unwrap(),
-                "--listen", "127.0.0.1:0", "--probe-listen", "127.0.0.1:0",
-                "--kubeconfig", kubeconfig.to_str().unwrap(),
-            ])
-            .env("POD_NAMESPACE", &controller_namespace)
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(dir.join("webhook.log")).unwrap()))
-            .spawn()
-            .unwrap();
-        cp.register_pid(child.id());
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let field = |key: &str| line.split_whitespace().find_map(|w| w.strip_prefix(key)).unwrap_or_else(|| panic!("no {key} in {line:?}")).to_owned();
-        let admission = field("admission=");
-        let probes = field("probes=").trim_start_matches("http://").to_owned();
-
-        // Ready means the VA cache has synced.
-        let port: u16 = probes.rsplit(':').next().unwrap().parse().unwrap();
+        let log = std::fs::File::create(dir.join("webhook.log")).unwrap();
+        let process = WebhookProcess::spawn(
+            &serving,
+            &["--kubeconfig", kubeconfig.to_str().unwrap()],
+            &[("POD_NAMESPACE", &controller_namespace)],
+            Stdio::from(log),
+        );
+        cp.register_pid(process.child.id());
+        let admission = process.admission.clone();
+        let port = process.probe_port();
+        let child = process.child;
         let deadline = Instant::now() + Duration::from_secs(30);
         while !support::process::http_ok(port, "/readyz") {
             assert!(Instant::now() < deadline, "wva webhook not ready");

@@ -8,3 +8,4 @@ pub mod control_plane;
 pub mod https;
 pub mod pki;
 pub mod process;
+pub mod webhook;

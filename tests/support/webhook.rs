@@ -1,0 +1,56 @@
+//! `wva webhook` as a process for tests: started on 127.0.0.1 with port 0, its bound addresses
+//! read from the line it prints.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use super::pki::CertFiles;
+
+pub struct WebhookProcess {
+    pub child: Child,
+    /// `https://127.0.0.1:<port>`.
+    pub admission: String,
+    /// `http://127.0.0.1:<port>`.
+    pub probes: String,
+}
+
+impl WebhookProcess {
+    /// Starts `wva webhook` with `serving` and `extra` arguments; `env` adds variables;
+    /// standard error goes to `stderr`.
+    pub fn spawn(serving: &CertFiles, extra: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wva"));
+        command
+            .args(["webhook", "--cert"])
+            .arg(&serving.cert_path)
+            .arg("--key")
+            .arg(&serving.key_path)
+            .args(["--listen", "127.0.0.1:0", "--probe-listen", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("start wva webhook");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let field = |key: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .unwrap_or_else(|| panic!("no {key} in the first line of wva webhook: {line:?}"))
+                .to_owned()
+        };
+        Self {
+            admission: field("admission="),
+            probes: field("probes="),
+            child,
+        }
+    }
+
+    pub fn probe_port(&self) -> u16 {
+        self.probes.rsplit(':').next().unwrap().parse().unwrap()
+    }
+}
