@@ -10,9 +10,11 @@ all: build
 build:
 	$(CARGO) build --release
 
-## Control-plane binaries (etcd, kube-apiserver, kube-controller-manager, kubectl) from tools/go.mod.
+## Control-plane binaries (etcd, kube-apiserver, kube-controller-manager, kubectl) from tools/go.mod,
+## and the Debian packages the integration tests run (prometheus, nginx, openssl).
 tools:
 	bash scripts/tools.sh
+	bash scripts/test-deps.sh
 
 ## Formatting and lints, as CI checks them.
 lint:

@@ -8,6 +8,7 @@
 
 pub mod duration;
 pub mod manifest;
+pub mod prometheus;
 pub mod saturation;
 pub mod scale_to_zero;
 

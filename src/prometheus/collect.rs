@@ -1,0 +1,339 @@
+//! One cycle's metrics for every model in at most three queries — KV-cache use, queue length,
+//! and request counts for the models with scale-to-zero — shaped per (namespace, model) and pod
+//! for the snapshot builder. A failed KV or queue query fails the collection (the controller
+//! then holds instead of scaling down on missing data); a failed request-count query only makes
+//! the counts unknown.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::client::{PrometheusClient, QueryError};
+use super::promql::{self, ModelKey, PromqlError};
+use super::response::Sample;
+use crate::config::duration::Nanos;
+
+/// A sample older than this is stale.
+pub const STALE_AFTER_SECONDS: f64 = 300.0;
+
+/// A model to collect; `retention` is set when scale-to-zero is enabled for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelRequest {
+    pub key: ModelKey,
+    pub retention: Option<Nanos>,
+}
+
+/// One pod's latest values. A value is `None` when the series is absent or not a usable number
+/// (NaN, ±Inf, negative).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSample {
+    pub kv_cache_usage: Option<f64>,
+    /// Truncated toward zero.
+    pub queue_length: Option<u64>,
+    /// Age of the older of the two samples, in seconds.
+    pub age_seconds: f64,
+    /// Older than [`STALE_AFTER_SECONDS`].
+    pub stale: bool,
+}
+
+/// What Prometheus says about one model.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSamples {
+    pub namespace: String,
+    #[serde(rename = "modelID")]
+    pub model_id: String,
+    /// By pod name.
+    pub pods: BTreeMap<String, PodSample>,
+    /// Successful requests over the retention period; `None` when scale-to-zero is off for the
+    /// model, the series does not exist, or the query failed.
+    pub request_count: Option<f64>,
+}
+
+/// The cycle's collection.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Collection {
+    pub models: Vec<ModelSamples>,
+    /// The PromQL sent, in order.
+    pub queries: Vec<String>,
+    /// Why request counts are unknown, when their query failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_count_error: Option<String>,
+}
+
+/// Why nothing was collected.
+#[derive(Debug)]
+pub enum CollectError {
+    Promql(PromqlError),
+    Query {
+        metric: &'static str,
+        error: QueryError,
+    },
+}
+
+impl std::fmt::Display for CollectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Promql(e) => e.fmt(f),
+            Self::Query { metric, error } => write!(f, "{metric} query failed: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for CollectError {}
+
+/// The PromQL for a cycle: KV-cache, queue, and (when any model has scale-to-zero) request counts.
+pub fn queries(models: &[ModelRequest]) -> Result<Vec<String>, PromqlError> {
+    let keys: Vec<ModelKey> = models.iter().map(|m| m.key.clone()).collect();
+    let mut out = vec![promql::kv_cache_usage(&keys)?, promql::queue_length(&keys)?];
+    let counted: Vec<(ModelKey, Nanos)> = models
+        .iter()
+        .filter_map(|m| m.retention.map(|r| (m.key.clone(), r)))
+        .collect();
+    if !counted.is_empty() {
+        out.push(promql::request_count(&counted)?);
+    }
+    Ok(out)
+}
+
+/// Runs the cycle's queries concurrently and shapes the answers. `now` is Unix seconds.
+pub async fn collect(
+    client: &PrometheusClient,
+    models: &[ModelRequest],
+    now: f64,
+) -> Result<Collection, CollectError> {
+    let texts = queries(models).map_err(CollectError::Promql)?;
+    let count_query = async {
+        match texts.get(2) {
+            Some(q) => Some(client.query(q).await),
+            None => None,
+        }
+    };
+    let (kv, queue, counts) = tokio::join!(
+        client.query(&texts[0]),
+        client.query(&texts[1]),
+        count_query
+    );
+    let kv = kv.map_err(|error| CollectError::Query {
+        metric: promql::KV_CACHE_METRIC,
+        error,
+    })?;
+    let queue = queue.map_err(|error| CollectError::Query {
+        metric: promql::QUEUE_METRIC,
+        error,
+    })?;
+    let (counts, request_count_error) = match counts {
+        None => (Vec::new(), None),
+        Some(Ok(samples)) => (samples, None),
+        Some(Err(error)) => (
+            Vec::new(),
+            Some(format!(
+                "{} query failed: {error}",
+                promql::REQUEST_SUCCESS_METRIC
+            )),
+        ),
+    };
+    let mut collection = assemble(models, &kv, &queue, &counts, now);
+    collection.queries = texts;
+    collection.request_count_error = request_count_error;
+    Ok(collection)
+}
+
+fn label<'a>(sample: &'a Sample, name: &str) -> Option<&'a str> {
+    sample.labels.get(name).map(String::as_str)
+}
+
+/// Shapes raw samples per model and pod (pure).
+pub fn assemble(
+    models: &[ModelRequest],
+    kv: &[Sample],
+    queue: &[Sample],
+    counts: &[Sample],
+    now: f64,
+) -> Collection {
+    let mut by_model: BTreeMap<(String, String), ModelSamples> = models
+        .iter()
+        .map(|m| {
+            (
+                (m.key.namespace.clone(), m.key.model_id.clone()),
+                ModelSamples {
+                    namespace: m.key.namespace.clone(),
+                    model_id: m.key.model_id.clone(),
+                    pods: BTreeMap::new(),
+                    request_count: None,
+                },
+            )
+        })
+        .collect();
+    let mut put = |sample: &Sample, apply: &dyn Fn(&mut PodSample, f64)| {
+        let (Some(ns), Some(model), Some(pod)) = (
+            label(sample, "namespace"),
+            label(sample, "model_name"),
+            label(sample, "pod"),
+        ) else {
+            return;
+        };
+        let Some(entry) = by_model.get_mut(&(ns.to_owned(), model.to_owned())) else {
+            return;
+        };
+        let age = (now - sample.timestamp).max(0.0);
+        let pod = entry.pods.entry(pod.to_owned()).or_insert(PodSample {
+            kv_cache_usage: None,
+            queue_length: None,
+            age_seconds: age,
+            stale: false,
+        });
+        pod.age_seconds = pod.age_seconds.max(age);
+        pod.stale = pod.age_seconds > STALE_AFTER_SECONDS;
+        if let Some(value) = sample.value {
+            apply(pod, value);
+        }
+    };
+    for s in kv {
+        // KV-cache use is a fraction; above 1 is read as full (never as spare capacity).
+        put(s, &|pod, v| {
+            pod.kv_cache_usage = (v >= 0.0).then(|| v.min(1.0))
+        });
+    }
+    for s in queue {
+        put(s, &|pod, v| {
+            pod.queue_length = (v >= 0.0).then(|| v.trunc() as u64)
+        });
+    }
+    for s in counts {
+        if let (Some(ns), Some(model), Some(value)) =
+            (label(s, "namespace"), label(s, "model_name"), s.value)
+        {
+            if let Some(entry) = by_model.get_mut(&(ns.to_owned(), model.to_owned())) {
+                entry.request_count = (value >= 0.0).then_some(value);
+            }
+        }
+    }
+    Collection {
+        models: by_model.into_values().collect(),
+        queries: Vec::new(),
+        request_count_error: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(
+        ns: &str,
+        model: &str,
+        pod: Option<&str>,
+        value: Option<f64>,
+        timestamp: f64,
+    ) -> Sample {
+        let mut labels = BTreeMap::from([
+            ("namespace".to_owned(), ns.to_owned()),
+            ("model_name".to_owned(), model.to_owned()),
+        ]);
+        if let Some(p) = pod {
+            labels.insert("pod".into(), p.into());
+        }
+        Sample {
+            labels,
+            value,
+            timestamp,
+        }
+    }
+
+    fn request(ns: &str, model: &str, retention: Option<Nanos>) -> ModelRequest {
+        ModelRequest {
+            key: ModelKey::new(ns, model),
+            retention,
+        }
+    }
+
+    #[test]
+    fn samples_are_shaped_per_model_and_pod() {
+        let models = [
+            request("prod", "m", Some(600_000_000_000)),
+            request("lab", "m", None),
+        ];
+        let kv = [
+            sample("prod", "m", Some("p1"), Some(0.5), 1000.0),
+            sample("lab", "m", Some("q1"), Some(0.1), 1000.0),
+            sample("prod", "m", None, Some(0.9), 1000.0),
+        ];
+        let queue = [
+            sample("prod", "m", Some("p1"), Some(2.9), 1000.0),
+            sample("prod", "m", Some("p2"), Some(1.0), 1000.0),
+        ];
+        let counts = [sample("prod", "m", None, Some(0.0), 1000.0)];
+        let c = assemble(&models, &kv, &queue, &counts, 1010.0);
+        let lab = &c.models[0];
+        let prod = &c.models[1];
+        assert_eq!(
+            (lab.namespace.as_str(), lab.pods.len(), lab.request_count),
+            ("lab", 1, None)
+        );
+        assert_eq!(prod.pods["p1"].kv_cache_usage, Some(0.5));
+        assert_eq!(
+            prod.pods["p1"].queue_length,
+            Some(2),
+            "truncated toward zero"
+        );
+        assert_eq!(prod.pods["p2"].kv_cache_usage, None, "absent series");
+        assert_eq!(prod.pods["p1"].age_seconds, 10.0);
+        assert!(!prod.pods["p1"].stale);
+        assert_eq!(prod.request_count, Some(0.0));
+        assert_eq!(
+            prod.pods.len(),
+            2,
+            "a sample without a pod label is skipped"
+        );
+    }
+
+    #[test]
+    fn unusable_values_are_missing_not_zero() {
+        let models = [request("prod", "m", None)];
+        let kv = [
+            sample("prod", "m", Some("nan"), None, 0.0),
+            sample("prod", "m", Some("neg"), Some(-0.1), 0.0),
+            sample("prod", "m", Some("over"), Some(1.7), 0.0),
+        ];
+        let queue = [sample("prod", "m", Some("neg"), Some(-3.0), 0.0)];
+        let c = assemble(&models, &kv, &queue, &[], 10.0);
+        let pods = &c.models[0].pods;
+        assert_eq!(pods["nan"].kv_cache_usage, None);
+        assert_eq!(pods["neg"].kv_cache_usage, None);
+        assert_eq!(pods["neg"].queue_length, None);
+        assert_eq!(pods["over"].kv_cache_usage, Some(1.0));
+    }
+
+    #[test]
+    fn old_samples_are_stale() {
+        let models = [request("prod", "m", None)];
+        let kv = [sample("prod", "m", Some("old"), Some(0.2), 1000.0)];
+        let queue = [sample("prod", "m", Some("old"), Some(1.0), 1400.0)];
+        let c = assemble(&models, &kv, &queue, &[], 1400.0 + 1.0);
+        let pod = &c.models[0].pods["old"];
+        assert_eq!(pod.age_seconds, 401.0, "the older sample counts");
+        assert!(pod.stale);
+    }
+
+    #[test]
+    fn at_most_three_queries_whatever_the_number_of_models() {
+        let many: Vec<ModelRequest> = (0..500)
+            .map(|i| {
+                request(
+                    "prod",
+                    &format!("m{i}"),
+                    (i % 2 == 0).then_some(600_000_000_000),
+                )
+            })
+            .collect();
+        assert_eq!(queries(&many).unwrap().len(), 3);
+        let none_counted: Vec<ModelRequest> = (0..5)
+            .map(|i| request("prod", &format!("m{i}"), None))
+            .collect();
+        assert_eq!(queries(&none_counted).unwrap().len(), 2);
+        assert!(queries(&[request("Bad NS", "m", None)]).is_err());
+    }
+}
