@@ -302,9 +302,8 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// A number in [0, 1) for jitter; no randomness crate needed for that.
 fn random_unit() -> f64 {
-    let mut h = RandomState::new().build_hasher();
-    Instant::now().hash(&mut h);
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+    let bits = RandomState::new().hash_one(Instant::now());
+    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn build(config: &PrometheusConfig, files: &Files) -> Result<Current, QueryError> {

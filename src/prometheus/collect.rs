@@ -205,10 +205,9 @@ pub fn assemble(
     for s in counts {
         if let (Some(ns), Some(model), Some(value)) =
             (label(s, "namespace"), label(s, "model_name"), s.value)
+            && let Some(entry) = by_model.get_mut(&(ns.to_owned(), model.to_owned()))
         {
-            if let Some(entry) = by_model.get_mut(&(ns.to_owned(), model.to_owned())) {
-                entry.request_count = (value >= 0.0).then_some(value);
-            }
+            entry.request_count = (value >= 0.0).then_some(value);
         }
     }
     Collection {
