@@ -8,4 +8,5 @@ pub mod control_plane;
 pub mod https;
 pub mod pki;
 pub mod process;
+pub mod prometheus;
 pub mod webhook;
