@@ -33,6 +33,9 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Check saturation-scaling and scale-to-zero ConfigMap manifests.
     CheckConfig(CheckConfigArgs),
+    /// Resolve the Prometheus configuration as `wva run` does, connect, print the PromQL and
+    /// the samples (JSON). The first tool to reach for when a VA shows MetricsMissing.
+    CheckPrometheus(crate::prometheus::connect::CheckArgs),
     /// Print the VariantAutoscaling CustomResourceDefinition as YAML.
     Crd,
     /// Serve the admission webhook alone: validate and default VariantAutoscalings, validate
@@ -136,6 +139,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Analyze(args) => analyze(&args),
         Command::CheckConfig(args) => check_config(&args),
+        Command::CheckPrometheus(args) => check_prometheus(&args),
         Command::Crd => print(&crate::api::crd_yaml()),
         Command::Webhook(args) => crate::admission::serve_webhook(args),
         Command::Version => print(&format!(
@@ -255,5 +259,52 @@ fn check_config(args: &CheckConfigArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_INVALID)
+    }
+}
+
+/// Everything `check-prometheus` does must finish within this, also when Prometheus hangs.
+const CHECK_PROMETHEUS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
+
+fn check_prometheus(args: &crate::prometheus::connect::CheckArgs) -> ExitCode {
+    use crate::prometheus::connect::{CheckError, check};
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime
+        .block_on(async { tokio::time::timeout(CHECK_PROMETHEUS_DEADLINE, check(args)).await });
+    match outcome {
+        Ok(Ok(report)) => {
+            if let Some(warnings) = report["warnings"].as_array() {
+                for w in warnings {
+                    eprintln!("warning: {}", w.as_str().unwrap_or_default());
+                }
+            }
+            let mut text =
+                serde_json::to_string_pretty(&report).expect("invariant: JSON values serialise");
+            text.push('\n');
+            print(&text)
+        }
+        Ok(Err(CheckError::Invalid(why))) => {
+            eprintln!("error: {why}");
+            ExitCode::from(EXIT_INVALID)
+        }
+        Ok(Err(CheckError::Failed(why))) => {
+            eprintln!("error: {why}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!(
+                "error: no answer within {}s",
+                CHECK_PROMETHEUS_DEADLINE.as_secs()
+            );
+            ExitCode::FAILURE
+        }
     }
 }

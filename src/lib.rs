@@ -8,5 +8,6 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod k8s;
 pub mod prometheus;
 pub mod telemetry;

@@ -310,3 +310,62 @@ async fn kubectl_and_the_wva_binary_use_the_kubeconfig_file() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "yes");
     let _: Client = cp.admin_client().await;
 }
+
+/// `wva check-prometheus` without PROMETHEUS_BASE_URL reads the main ConfigMap with a direct GET
+/// (upstream reads a cache that has not started, so its fallback never works).
+#[tokio::test]
+async fn check_prometheus_falls_back_to_the_main_config_map() {
+    use support::prometheus::{Exporter, Prometheus, line};
+    let cp = control_plane();
+    let client = cp.admin_client().await;
+    let ns = cp.fresh_namespace(&client, "prom-config").await;
+    let exporter = Exporter::start();
+    exporter.set(&line("vllm:kv_cache_usage_perc", "prod", "m", "p", 0.5));
+    let prometheus = Prometheus::start("config-map", &[exporter.addr], None);
+    let run = |pod_namespace: &str| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wva"));
+        command
+            .args([
+                "check-prometheus",
+                "--kubeconfig",
+                cp.kubeconfig.to_str().unwrap(),
+            ])
+            .env("POD_NAMESPACE", pod_namespace);
+        for var in [
+            "PROMETHEUS_BASE_URL",
+            "PROMETHEUS_ALLOW_HTTP",
+            "CONFIG_MAP_NAME",
+            "KUBERNETES_SERVICE_HOST",
+        ] {
+            command.env_remove(var);
+        }
+        command.output().unwrap()
+    };
+    let out = run(&ns);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("no Prometheus configuration found: set PROMETHEUS_BASE_URL (e.g. https://prometheus-k8s.monitoring.svc:9091) in the environment, or in ConfigMap {ns}/workload-variant-autoscaler-variantautoscaling-config")), "{stderr}");
+
+    let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "workload-variant-autoscaler-variantautoscaling-config", "namespace": ns},
+        "data": {"PROMETHEUS_BASE_URL": prometheus.http_url(), "PROMETHEUS_ALLOW_HTTP": "true"}});
+    let out = cp.kubectl_stdin(&["apply", "-f", "-"], &config_map.to_string());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&ns);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["prometheus"]["source"],
+        format!("ConfigMap {ns}/workload-variant-autoscaler-variantautoscaling-config")
+    );
+    assert_eq!(report["prometheus"]["url"], prometheus.http_url());
+}

@@ -705,3 +705,153 @@ async fn prometheus_stopped_mid_run_is_an_error_not_empty_data() {
         "bounded by the query budget"
     );
 }
+
+fn check_prometheus(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, serde_json::Value, String, Duration) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wva"));
+    command.arg("check-prometheus").args(args);
+    for var in [
+        "PROMETHEUS_BASE_URL",
+        "PROMETHEUS_ALLOW_HTTP",
+        "PROMETHEUS_CA_CERT_PATH",
+        "PROMETHEUS_BEARER_TOKEN",
+        "PROMETHEUS_TOKEN_PATH",
+        "KUBERNETES_SERVICE_HOST",
+    ] {
+        command.env_remove(var);
+    }
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let started = Instant::now();
+    let out = command.output().unwrap();
+    let elapsed = started.elapsed();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.code(),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed,
+    )
+}
+
+#[tokio::test]
+async fn check_prometheus_prints_the_promql_and_the_samples() {
+    let url = shared().prometheus.http_url();
+    let env = [
+        ("PROMETHEUS_BASE_URL", url.as_str()),
+        ("PROMETHEUS_ALLOW_HTTP", "true"),
+    ];
+    // Wait for the scrape through the library first.
+    let client = plain_client();
+    eventually("the llama pods", async || {
+        let c = collect(&client, &[model("prod", "meta/llama-3.1-8b", None)], now())
+            .await
+            .ok()?;
+        (c.models[0].pods.len() == 2).then_some(())
+    })
+    .await;
+
+    let (code, json, stderr, _) = check_prometheus(
+        &[
+            "--namespace",
+            "prod",
+            "--model",
+            "meta/llama-3.1-8b",
+            "--retention",
+            "10m",
+        ],
+        &env,
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: PROMETHEUS_BASE_URL http://"),
+        "the plain-http warning: {stderr}"
+    );
+    assert_eq!(json["prometheus"]["source"], "environment");
+    assert_eq!(json["queries"].as_array().unwrap().len(), 3);
+    assert!(
+        json["queries"][0]
+            .as_str()
+            .unwrap()
+            .contains("model_name=\"meta/llama-3.1-8b\"")
+    );
+    assert_eq!(json["models"][0]["pods"]["llama-a"]["kvCacheUsage"], 0.42);
+
+    let (code, json, _, _) = check_prometheus(
+        &["--namespace", "prod", "--model", "x\"} or vector(1) #"],
+        &env,
+    );
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        json["models"][0]["pods"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["hostile-2"],
+        "matched literally"
+    );
+
+    let (code, json, _, _) = check_prometheus(&[], &env);
+    assert_eq!(code, Some(0));
+    assert!(
+        json["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["namespace"] == "other"),
+        "{json}"
+    );
+
+    let (code, _, stderr, _) = check_prometheus(&["--namespace", "Bad\"NS", "--model", "m"], &env);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("namespace \"Bad\\\"NS\" cannot be queried"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_prometheus_fails_fast_with_the_reason() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{closed}");
+    let (code, _, stderr, elapsed) = check_prometheus(
+        &[],
+        &[
+            ("PROMETHEUS_BASE_URL", &url),
+            ("PROMETHEUS_ALLOW_HTTP", "true"),
+        ],
+    );
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("cannot reach Prometheus"), "{stderr}");
+    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
+
+    let (code, _, stderr, _) =
+        check_prometheus(&[], &[("PROMETHEUS_BASE_URL", "http://127.0.0.1:1")]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("HTTPS is required"), "{stderr}");
+
+    let (code, _, stderr, _) = check_prometheus(&[], &[]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("PROMETHEUS_BASE_URL is not set and ConfigMap workload-variant-autoscaler-system/workload-variant-autoscaler-variantautoscaling-config cannot be read: no cluster"), "{stderr}");
+
+    let (code, _, stderr, _) = check_prometheus(
+        &[],
+        &[
+            ("PROMETHEUS_BASE_URL", "https://127.0.0.1:1"),
+            ("PROMETHEUS_CLIENT_CERT_PATH", "/c.crt"),
+        ],
+    );
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("PROMETHEUS_CLIENT_CERT_PATH is set but PROMETHEUS_CLIENT_KEY_PATH is not"),
+        "{stderr}"
+    );
+}

@@ -125,30 +125,8 @@ pub fn serve_webhook(args: crate::cli::WebhookArgs) -> std::process::ExitCode {
     }
 }
 
-/// A kube client from `--kubeconfig`, else the in-cluster configuration, else none.
-async fn cluster_client(
-    kubeconfig: Option<&std::path::Path>,
-) -> Result<Option<kube::Client>, String> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?
-        }
-        None if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
-            kube::Config::incluster().map_err(|e| format!("in-cluster configuration: {e}"))?
-        }
-        None => return Ok(None),
-    };
-    kube::Client::try_from(config)
-        .map(Some)
-        .map_err(|e| format!("Kubernetes client: {e}"))
-}
-
 async fn run_webhook(args: crate::cli::WebhookArgs) -> Result<(), String> {
-    let client = cluster_client(args.kubeconfig.as_deref()).await?;
+    let client = crate::k8s::client(args.kubeconfig.as_deref()).await?;
     let cluster = client.map(cluster::ClusterCache::start);
     if cluster.is_none() {
         tracing::warn!(

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod collect;
+pub mod connect;
 pub mod promql;
 pub mod response;
 
