@@ -60,7 +60,7 @@ fn models_are_batched_with_or() {
     ];
     assert_eq!(
         queue_length(&models).unwrap(),
-        "max by (namespace, model_name, pod) (max_over_time(vllm:num_requests_waiting{namespace=\"prod\",model_name=\"meta/llama-3.1-8b\"}[1m]) or max_over_time(vllm:num_requests_waiting{namespace=\"lab\",model_name=\"ibm/granite\"}[1m]))"
+        "max by (namespace, model_name, pod) ((max_over_time(vllm:num_requests_waiting{namespace=\"prod\",model_name=\"meta/llama-3.1-8b\"}[1m]) or max_over_time(vllm:num_requests_waiting{namespace=\"lab\",model_name=\"ibm/granite\"}[1m])))"
     );
     assert_eq!(
         request_count(&[
@@ -68,7 +68,7 @@ fn models_are_batched_with_or() {
             (models[1].clone(), 90 * MINUTE)
         ])
         .unwrap(),
-        "sum by (namespace, model_name) (increase(vllm:request_success_total{namespace=\"prod\",model_name=\"meta/llama-3.1-8b\"}[10m]) or increase(vllm:request_success_total{namespace=\"lab\",model_name=\"ibm/granite\"}[90m]))"
+        "sum by (namespace, model_name) ((increase(vllm:request_success_total{namespace=\"prod\",model_name=\"meta/llama-3.1-8b\"}[10m]) or increase(vllm:request_success_total{namespace=\"lab\",model_name=\"ibm/granite\"}[90m])))"
     );
     assert_eq!(kv_cache_usage(&[]), Err(PromqlError::NoModels));
 }
@@ -90,4 +90,45 @@ fn prometheus_durations_match_upstream() {
     ] {
         assert_eq!(format_prometheus_duration(nanos), text, "{nanos}");
     }
+}
+
+#[test]
+fn many_models_form_a_balanced_or_tree() {
+    let models: Vec<ModelKey> = (0..5)
+        .map(|i| ModelKey::new("ns", format!("m{i}")))
+        .collect();
+    let q = kv_cache_usage(&models).unwrap();
+    let sel = |i: usize| {
+        format!(
+            "max_over_time(vllm:kv_cache_usage_perc{{namespace=\"ns\",model_name=\"m{i}\"}}[1m])"
+        )
+    };
+    assert_eq!(
+        q,
+        format!(
+            "max by (namespace, model_name, pod) ((({} or {}) or ({} or ({} or {}))))",
+            sel(0),
+            sel(1),
+            sel(2),
+            sel(3),
+            sel(4)
+        )
+    );
+    let many: Vec<ModelKey> = (0..500)
+        .map(|i| ModelKey::new("ns", format!("m{i}")))
+        .collect();
+    let q = queue_length(&many).unwrap();
+    let depth = q
+        .chars()
+        .scan(0i32, |d, c| {
+            *d += match c {
+                '(' => 1,
+                ')' => -1,
+                _ => 0,
+            };
+            Some(*d)
+        })
+        .max()
+        .unwrap();
+    assert!(depth <= 14, "nesting depth {depth} stays logarithmic");
 }
