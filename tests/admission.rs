@@ -410,14 +410,13 @@ async fn certificate_rotation_under_load_drops_no_request() {
 
 #[test]
 fn wva_webhook_process_serves_probes_metrics_and_stops_on_sigterm() {
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
 
     let dir = temp("process");
     let ca = TestCa::new("webhook-ca");
     let serving = ca.server_cert(&dir, "tls", &["localhost", "127.0.0.1"]);
-    let process = WebhookProcess::spawn(&serving, &[], &[], Stdio::piped());
+    let mut process = WebhookProcess::spawn(&serving, &[], &[], Stdio::piped());
     let (admission, probes) = (process.admission.clone(), process.probes.clone());
-    let child = process.child;
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -433,14 +432,8 @@ fn wva_webhook_process_serves_probes_metrics_and_stops_on_sigterm() {
         assert!(metrics.contains("wva_admission_requests_total{route=\"/validate-variantautoscaling\",result=\"denied\"} 1"), "{metrics}");
         assert!(metrics.contains("wva_admission_duration_seconds_bucket"), "{metrics}");
     });
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    let (status, stderr) = process.terminate();
+    assert!(status.success(), "exit {status:?}: {stderr}");
     assert!(
         stderr.contains(
             "the one-VariantAutoscaling-per-workload rule and the target-exists warning are off"
@@ -557,7 +550,6 @@ fn readyz_waits_for_the_va_cache_to_sync() {
         Stdio::null(),
     );
     let probes = process.probes.clone();
-    let mut child = process.child;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (healthz, readyz, body) = runtime.block_on(async {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -577,8 +569,7 @@ fn readyz_waits_for_the_va_cache_to_sync() {
             response.text().await.unwrap(),
         )
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(process);
     assert_eq!(healthz, 200, "alive");
     assert_eq!(readyz, 503, "not ready: {body}");
     assert!(body.contains("has not synced"), "{body}");

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use support::webhook::WebhookProcess;
 const OPT_IN: &str = "wva-webhook-test";
 
 struct Webhook {
-    _child: Child,
+    _process: WebhookProcess,
     /// The namespace the webhook treats as the controller namespace (its ConfigMaps).
     controller_namespace: String,
 }
@@ -85,7 +85,6 @@ fn webhook() -> &'static Webhook {
         cp.register_pid(process.child.id());
         let admission = process.admission.clone();
         let port = process.probe_port();
-        let child = process.child;
         let deadline = Instant::now() + Duration::from_secs(30);
         while !support::process::http_ok(port, "/readyz") {
             assert!(Instant::now() < deadline, "wva webhook not ready");
@@ -108,7 +107,7 @@ fn webhook() -> &'static Webhook {
             let out = cp.kubectl_stdin(&["apply", "-f", "-"], &config.to_string());
             assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
         }
-        Webhook { _child: child, controller_namespace }
+        Webhook { _process: process, controller_namespace }
     })
 }
 

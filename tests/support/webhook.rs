@@ -53,4 +53,29 @@ impl WebhookProcess {
     pub fn probe_port(&self) -> u16 {
         self.probes.rsplit(':').next().unwrap().parse().unwrap()
     }
+
+    /// Sends SIGTERM and waits: (exit status, standard error if it was piped).
+    pub fn terminate(&mut self) -> (std::process::ExitStatus, String) {
+        use std::io::Read;
+        let mut stderr = self.child.stderr.take();
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = self.child.wait().unwrap();
+        let mut text = String::new();
+        if let Some(s) = stderr.as_mut() {
+            let _ = s.read_to_string(&mut text);
+        }
+        (status, text)
+    }
+}
+
+impl Drop for WebhookProcess {
+    /// A failing test must not leave the server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
