@@ -28,15 +28,23 @@ pub enum Policy {
     /// Upstream WVA v0.5.0's saturation scaling: pending-aware, cost-aware, one step per cycle.
     #[default]
     WvaV050,
+    /// The same without the pending check (the pre-v0.5 behaviour), for comparisons.
+    NoPendingAwareness,
 }
 
 impl Policy {
-    pub const ALL: [Policy; 1] = [Policy::WvaV050];
+    pub const ALL: [Policy; 2] = [Policy::WvaV050, Policy::NoPendingAwareness];
 
     pub fn name(self) -> &'static str {
         match self {
             Policy::WvaV050 => "wva-v0.5.0",
+            Policy::NoPendingAwareness => "no-pending-awareness",
         }
+    }
+
+    /// Whether variants with pending replicas are kept from scaling up.
+    pub fn pending_aware(self) -> bool {
+        matches!(self, Policy::WvaV050)
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
@@ -61,8 +69,14 @@ pub fn decide(snapshot: &Snapshot, policy: Policy) -> Report {
     let mut model_reports = Vec::new();
     for ((namespace, model_id), mut variants) in models {
         variants.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        if let Some(report) = decide_model(snapshot, namespace, model_id, &variants, &mut decisions)
-        {
+        if let Some(report) = decide_model(
+            snapshot,
+            policy,
+            namespace,
+            model_id,
+            &variants,
+            &mut decisions,
+        ) {
             model_reports.push(report);
         }
     }
@@ -77,6 +91,7 @@ pub fn decide(snapshot: &Snapshot, policy: Policy) -> Report {
 /// Decides one model's variants (sorted by name); returns its report when any pod reported.
 fn decide_model(
     snapshot: &Snapshot,
+    policy: Policy,
     namespace: &str,
     model_id: &str,
     variants: &[&Variant],
@@ -107,7 +122,12 @@ fn decide_model(
             cost: v.cost,
             current: v.current_replicas(),
             desired: v.previous_desired,
-            pending: v.pending_replicas(),
+            // Without pending-awareness, pending replicas simply do not count.
+            pending: if policy.pending_aware() {
+                v.pending_replicas()
+            } else {
+                0
+            },
             reporting: a.replica_count,
         })
         .collect();

@@ -261,6 +261,24 @@ fn pending_replicas_block_scale_up_of_that_variant_only() {
 }
 
 #[test]
+fn without_pending_awareness_the_cheap_loading_variant_is_scaled_again() {
+    let mut cheap = variant("cheap", 10.0, vec![pod("c1", 0.9, 9), pod("c2", 0.75, 4)]);
+    cheap.ready_replicas = 1;
+    let s = saturated_snapshot(vec![
+        cheap,
+        variant("expensive", 30.0, vec![pod("e1", 0.95, 9)]),
+    ]);
+    let r = decide(&s, Policy::NoPendingAwareness);
+    assert_eq!(r.policy, "no-pending-awareness");
+    assert_eq!(
+        decision(&r, "cheap").target_replicas,
+        3,
+        "the cascade v0.5.0 prevents"
+    );
+    assert_eq!(decision(&r, "expensive").target_replicas, 1);
+}
+
+#[test]
 fn every_variant_pending_blocks_scale_up() {
     let mut only = variant("only", 10.0, vec![pod("o1", 0.9, 9), pod("o2", 0.9, 9)]);
     only.ready_replicas = 1;
