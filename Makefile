@@ -33,11 +33,11 @@ fmt:
 	$(CARGO) fmt --all
 
 bench:
-	$(CARGO) bench --bench decide
+	$(CARGO) bench
 
-## The built-in example: one decision cycle on a snapshot.
+## The built-in example: the default simulation scenario.
 demo:
-	$(CARGO) run --release -- analyze --input scenarios/snapshot-scale-up.json --output table
+	$(CARGO) run --release -- simulate
 
 ## Regenerate the committed CRD.
 crd:

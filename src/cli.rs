@@ -38,6 +38,9 @@ pub enum Command {
     CheckPrometheus(crate::prometheus::connect::CheckArgs),
     /// Print the VariantAutoscaling CustomResourceDefinition as YAML.
     Crd,
+    /// Run a virtual cluster on a virtual clock and compare scaling policies on the same load
+    /// (the built-in scenario when no file is given).
+    Simulate(SimulateArgs),
     /// Serve the admission webhook alone: validate and default VariantAutoscalings, validate
     /// the wva ConfigMaps.
     Webhook(WebhookArgs),
@@ -73,6 +76,24 @@ pub struct CheckConfigArgs {
     /// `saturation-scaling-config`.
     #[arg(long, env = "SATURATION_CONFIG_MAP_NAME", default_value = crate::config::saturation::CONFIG_MAP_NAME)]
     pub saturation_config_map_name: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// Scenario file (YAML, see docs/simulation.md); the built-in scenario when absent.
+    pub scenario: Option<PathBuf>,
+    /// Folder for the chart (wva-simulation.svg) and the timeline (wva-simulation.csv).
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+    /// Seed of the random start-up times (default: the scenario's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Policies to compare, comma-separated (default: the scenario's, else all).
+    #[arg(long, value_delimiter = ',')]
+    pub policies: Vec<String>,
+    /// Print the summary only; write no file.
+    #[arg(long)]
+    pub no_files: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -142,6 +163,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CheckPrometheus(args) => check_prometheus(&args),
         Command::Crd => print(&crate::api::crd_yaml()),
         Command::Webhook(args) => crate::admission::serve_webhook(args),
+        Command::Simulate(args) => simulate(&args),
         Command::Version => print(&format!(
             "wva {} (policy {}, compatible with WVA v0.5.0)\n",
             env!("CARGO_PKG_VERSION"),
@@ -307,4 +329,81 @@ fn check_prometheus(args: &crate::prometheus::connect::CheckArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn simulate(args: &SimulateArgs) -> ExitCode {
+    use std::io::IsTerminal;
+    let (source, text) = match &args.scenario {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(t) => (path.display().to_string(), t),
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                return ExitCode::from(EXIT_INVALID);
+            }
+        },
+        None => (
+            "built-in scenario".to_owned(),
+            crate::sim::scenario::DEFAULT_SCENARIO.to_owned(),
+        ),
+    };
+    let mut scenario = match crate::sim::scenario::parse(&text) {
+        Ok(s) => s,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{source}: {p}");
+            }
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    if let Some(seed) = args.seed {
+        scenario.seed = seed;
+    }
+    if !args.policies.is_empty() {
+        for p in &args.policies {
+            if !crate::sim::POLICIES.contains(&p.as_str()) {
+                eprintln!(
+                    "error: --policies: unknown policy {p:?}; known: {}",
+                    crate::sim::POLICIES.join(", ")
+                );
+                return ExitCode::from(EXIT_INVALID);
+            }
+        }
+        scenario.policies = args.policies.clone();
+    }
+    let started = std::time::Instant::now();
+    let terminal = std::io::stderr().is_terminal();
+    let mut shown = false;
+    let simulation = crate::sim::run(&scenario, &mut |fraction| {
+        if terminal && started.elapsed().as_secs_f64() > 1.0 {
+            eprint!(
+                "\rsimulating {} … {:>3.0}%",
+                scenario.name,
+                fraction * 100.0
+            );
+            shown = true;
+        }
+    });
+    if shown {
+        eprintln!();
+    }
+    let mut text = crate::sim::report::summary(&simulation);
+    if !args.no_files {
+        let chart = args.out.join("wva-simulation.svg");
+        let timeline = args.out.join("wva-simulation.csv");
+        let written = std::fs::create_dir_all(&args.out)
+            .and_then(|()| std::fs::write(&chart, crate::sim::report::chart_svg(&simulation)))
+            .and_then(|()| {
+                std::fs::write(&timeline, crate::sim::report::timeline_csv(&simulation))
+            });
+        if let Err(e) = written {
+            eprintln!("error: cannot write to {}: {e}", args.out.display());
+            return ExitCode::FAILURE;
+        }
+        text.push_str(&format!(
+            "\nchart: {}\ntimeline: {}\n",
+            chart.display(),
+            timeline.display()
+        ));
+    }
+    print(&text)
 }

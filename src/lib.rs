@@ -10,4 +10,5 @@ pub mod config;
 pub mod core;
 pub mod k8s;
 pub mod prometheus;
+pub mod sim;
 pub mod telemetry;

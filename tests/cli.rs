@@ -248,3 +248,62 @@ fn every_scenario_snapshot_is_valid() {
         }
     }
 }
+
+#[test]
+fn simulate_runs_the_built_in_scenario_and_writes_chart_and_timeline() {
+    let out_dir = std::env::temp_dir().join(format!("wva-cli-simulate-{}", std::process::id()));
+    let out = wva(&["simulate", "--out", out_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("scenario: default (changelog story)   seed: 42"),
+        "{text}"
+    );
+    for policy in ["wva-v0.5.0", "no-pending-awareness", "keda-queue"] {
+        assert!(
+            text.lines().any(|l| l.starts_with(policy)),
+            "{policy} missing: {text}"
+        );
+    }
+    let svg = std::fs::read_to_string(out_dir.join("wva-simulation.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("keda-queue"));
+    let csv = std::fs::read_to_string(out_dir.join("wva-simulation.csv")).unwrap();
+    assert!(csv.starts_with("time_s,policy,variant,"));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    // Same seed, same result.
+    let again = wva(&["simulate", "--no-files"]);
+    assert_eq!(
+        stdout(&again),
+        text.split("\nchart:").next().unwrap().to_owned() + ""
+    );
+}
+
+#[test]
+fn simulate_rejects_bad_scenarios_naming_the_field() {
+    let out = wva(&["simulate", &data("scenarios/invalid.yaml"), "--no-files"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "invalid.yaml: models[0].variants[0].capacityPerReplica: must be a number above 0"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("invalid.yaml: faults.neverReady[0]: no variant named \"ghost\""),
+        "{err}"
+    );
+    let out = wva(&["simulate", "--policies", "magic", "--no-files"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown policy \"magic\""));
+}
+
+#[test]
+fn every_shipped_scenario_simulates() {
+    for name in ["default.yaml", "large-hpa.yaml", "stuck-pod.yaml"] {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/").to_owned() + name;
+        let out = wva(&["simulate", &path, "--no-files"]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+    }
+}

@@ -1,0 +1,482 @@
+//! Simulation scenarios: a YAML file (or the built-in default) describing models, variants,
+//! load traces, faults, actuation and the saturation config. Parsing names every bad field by
+//! its path. Pure: the caller reads the file.
+
+use serde::Deserialize;
+
+use crate::config::SaturationConfigSet;
+
+/// A whole scenario.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Scenario {
+    /// Shown in the summary.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Simulated time, in seconds.
+    pub duration_seconds: u64,
+    /// Step of the virtual clock, in seconds.
+    #[serde(default = "one")]
+    pub tick_seconds: u64,
+    /// Seed of the random start-up times.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// The autoscaler's cycle (upstream: 30 s).
+    #[serde(default = "thirty")]
+    pub cycle_seconds: u64,
+    /// Prometheus scrape interval; the controller sees the max over the last minute of scrapes.
+    #[serde(default = "fifteen")]
+    pub scrape_interval_seconds: u64,
+    /// Whether a pod that is still loading its model already exposes metrics (vLLM serves
+    /// `/metrics` only once its engine is up: by default it does not).
+    #[serde(default)]
+    pub loading_pods_expose_metrics: bool,
+    /// Policies to compare (default: all).
+    #[serde(default)]
+    pub policies: Vec<String>,
+    #[serde(default)]
+    pub actuation: Actuation,
+    /// Target average queue per replica for the `keda-queue` policy.
+    #[serde(default = "default_keda_target")]
+    pub keda_queue_target: f64,
+    /// The saturation-scaling ConfigMap's entries (default: the documented defaults).
+    #[serde(default)]
+    pub saturation_config: Option<serde_json::Value>,
+    pub models: Vec<ModelSpec>,
+    #[serde(default)]
+    pub faults: Faults,
+}
+
+fn default_name() -> String {
+    "scenario".into()
+}
+fn one() -> u64 {
+    1
+}
+fn thirty() -> u64 {
+    30
+}
+fn fifteen() -> u64 {
+    15
+}
+fn default_seed() -> u64 {
+    42
+}
+fn default_keda_target() -> f64 {
+    2.0
+}
+
+/// How decisions reach the Deployments.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Actuation {
+    /// `direct` (scale subresource) or `hpa` (the chart's HPA on `wva_desired_replicas`).
+    #[serde(default)]
+    pub mode: ActuationMode,
+    /// HPA sync period (Kubernetes: 15 s).
+    #[serde(default = "fifteen")]
+    pub hpa_sync_seconds: u64,
+    /// HPA tolerance (Kubernetes: 0.1).
+    #[serde(default = "default_tolerance")]
+    pub hpa_tolerance: f64,
+    /// Stabilization windows (upstream chart: 240 s both ways).
+    #[serde(default = "default_window")]
+    pub scale_up_stabilization_seconds: u64,
+    #[serde(default = "default_window")]
+    pub scale_down_stabilization_seconds: u64,
+}
+
+impl Default for Actuation {
+    fn default() -> Self {
+        Self {
+            mode: ActuationMode::Direct,
+            hpa_sync_seconds: fifteen(),
+            hpa_tolerance: default_tolerance(),
+            scale_up_stabilization_seconds: default_window(),
+            scale_down_stabilization_seconds: default_window(),
+        }
+    }
+}
+
+fn default_tolerance() -> f64 {
+    0.1
+}
+fn default_window() -> u64 {
+    240
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActuationMode {
+    #[default]
+    Direct,
+    Hpa,
+}
+
+/// One model and its variants.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ModelSpec {
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    pub model_id: String,
+    pub variants: Vec<VariantSpec>,
+    pub load: Load,
+}
+
+fn default_namespace() -> String {
+    "default".into()
+}
+
+/// One variant of a model.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VariantSpec {
+    pub name: String,
+    #[serde(default)]
+    pub accelerator: String,
+    /// Cost per replica-hour (also the VA's `variantCost`).
+    pub cost_per_hour: f64,
+    pub initial_replicas: u32,
+    /// Requests per second one replica serves when its KV-cache use reaches the threshold and
+    /// its queue starts to grow.
+    pub capacity_per_replica: f64,
+    /// Start-up time (model loading), drawn uniformly from [min, max] seconds.
+    #[serde(default = "default_startup")]
+    pub startup_seconds: [u64; 2],
+}
+
+fn default_startup() -> [u64; 2] {
+    [120, 420]
+}
+
+/// Offered load (requests per second) over time.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "kind"
+)]
+pub enum Load {
+    Constant {
+        rate: f64,
+    },
+    /// Linear from `from` to `to` over [startSeconds, endSeconds].
+    Ramp {
+        from: f64,
+        to: f64,
+        start_seconds: u64,
+        end_seconds: u64,
+    },
+    /// `[time, rate]` pairs: the rate from each time on.
+    Steps {
+        steps: Vec<(u64, f64)>,
+    },
+    /// `base`, plus `peak` during [startSeconds, startSeconds + lengthSeconds).
+    Burst {
+        base: f64,
+        peak: f64,
+        start_seconds: u64,
+        length_seconds: u64,
+    },
+    /// `mean + amplitude · sin(2π t / period)`.
+    Diurnal {
+        mean: f64,
+        amplitude: f64,
+        period_seconds: u64,
+    },
+    /// CSV text of `time,rate` lines (steps, like `steps`).
+    Csv {
+        csv: String,
+    },
+}
+
+/// Things that go wrong.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Faults {
+    /// Pods (by variant name) whose new replicas never become ready (e.g. ImagePullBackOff).
+    #[serde(default)]
+    pub never_ready: Vec<String>,
+    /// Prometheus answers nothing during [start, end) seconds.
+    #[serde(default)]
+    pub prometheus_outage: Option<[u64; 2]>,
+}
+
+impl Load {
+    /// The rate at `t` seconds; `steps` sorted by the caller.
+    pub fn rate(&self, t: f64) -> f64 {
+        match self {
+            Load::Constant { rate } => *rate,
+            Load::Ramp {
+                from,
+                to,
+                start_seconds,
+                end_seconds,
+            } => {
+                let (s, e) = (*start_seconds as f64, *end_seconds as f64);
+                if t <= s {
+                    *from
+                } else if t >= e {
+                    *to
+                } else {
+                    from + (to - from) * (t - s) / (e - s)
+                }
+            }
+            Load::Steps { steps } => steps
+                .iter()
+                .take_while(|(at, _)| *at as f64 <= t)
+                .last()
+                .map_or(0.0, |(_, r)| *r),
+            Load::Burst {
+                base,
+                peak,
+                start_seconds,
+                length_seconds,
+            } => {
+                let s = *start_seconds as f64;
+                if t >= s && t < s + *length_seconds as f64 {
+                    *peak
+                } else {
+                    *base
+                }
+            }
+            Load::Diurnal {
+                mean,
+                amplitude,
+                period_seconds,
+            } => (mean + amplitude * (std::f64::consts::TAU * t / *period_seconds as f64).sin())
+                .max(0.0),
+            Load::Csv { .. } => 0.0,
+        }
+    }
+
+    /// Times at which the load steps up (for "time to capacity").
+    pub fn step_ups(&self) -> Vec<u64> {
+        match self {
+            Load::Steps { steps } => steps
+                .windows(2)
+                .filter(|w| w[1].1 > w[0].1)
+                .map(|w| w[1].0)
+                .collect(),
+            Load::Burst {
+                peak,
+                base,
+                start_seconds,
+                ..
+            } if peak > base => vec![*start_seconds],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Parses and checks a scenario; every problem is `path: message`.
+pub fn parse(text: &str) -> Result<Scenario, Vec<String>> {
+    let mut scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| vec![e.to_string()])?;
+    let mut problems = Vec::new();
+    let mut bad = |path: String, message: &str| problems.push(format!("{path}: {message}"));
+    if scenario.duration_seconds == 0 {
+        bad("durationSeconds".into(), "must be at least 1");
+    }
+    if scenario.tick_seconds == 0 || scenario.tick_seconds > scenario.cycle_seconds.max(1) {
+        bad("tickSeconds".into(), "must be between 1 and cycleSeconds");
+    }
+    if scenario.cycle_seconds == 0 {
+        bad("cycleSeconds".into(), "must be at least 1");
+    }
+    if scenario.scrape_interval_seconds == 0 {
+        bad("scrapeIntervalSeconds".into(), "must be at least 1");
+    }
+    if !positive(scenario.keda_queue_target) {
+        bad("kedaQueueTarget".into(), "must be a number above 0");
+    }
+    if !(0.0..1.0).contains(&scenario.actuation.hpa_tolerance) {
+        bad("actuation.hpaTolerance".into(), "must be in [0, 1)");
+    }
+    if scenario.actuation.hpa_sync_seconds == 0 {
+        bad("actuation.hpaSyncSeconds".into(), "must be at least 1");
+    }
+    for (i, policy) in scenario.policies.iter().enumerate() {
+        if !super::POLICIES.contains(&policy.as_str()) {
+            bad(
+                format!("policies[{i}]"),
+                &format!(
+                    "unknown policy {policy:?}; known: {}",
+                    super::POLICIES.join(", ")
+                ),
+            );
+        }
+    }
+    if let Some(config) = &scenario.saturation_config {
+        match config.as_object() {
+            Some(map) => {
+                if let Err(errors) = SaturationConfigSet::parse(map.iter()) {
+                    for e in errors {
+                        bad(format!("saturationConfig.{}", e.key), &e.message);
+                    }
+                }
+            }
+            None => bad(
+                "saturationConfig".into(),
+                "must be a mapping of ConfigMap entries",
+            ),
+        }
+    }
+    if scenario.models.is_empty() {
+        bad("models".into(), "at least one model is needed");
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (m, model) in scenario.models.iter_mut().enumerate() {
+        let path = format!("models[{m}]");
+        if let Err(why) = crate::api::names::check_dns1123_label(&model.namespace) {
+            bad(format!("{path}.namespace"), &why);
+        }
+        if model.model_id.is_empty() {
+            bad(format!("{path}.modelId"), "must not be empty");
+        }
+        if model.variants.is_empty() {
+            bad(format!("{path}.variants"), "at least one variant is needed");
+        }
+        for (v, variant) in model.variants.iter().enumerate() {
+            let vpath = format!("{path}.variants[{v}]");
+            if !names.insert(variant.name.clone()) {
+                bad(
+                    format!("{vpath}.name"),
+                    "variant names must be unique in a scenario",
+                );
+            }
+            if let Err(why) = crate::api::names::check_dns1123_subdomain(&variant.name) {
+                bad(format!("{vpath}.name"), &why);
+            }
+            if !(variant.cost_per_hour >= 0.0 && variant.cost_per_hour.is_finite()) {
+                bad(format!("{vpath}.costPerHour"), "must be a number >= 0");
+            }
+            if !(variant.capacity_per_replica > 0.0 && variant.capacity_per_replica.is_finite()) {
+                bad(
+                    format!("{vpath}.capacityPerReplica"),
+                    "must be a number above 0 (requests per second)",
+                );
+            }
+            if variant.startup_seconds[0] > variant.startup_seconds[1] {
+                bad(
+                    format!("{vpath}.startupSeconds"),
+                    "must be [min, max] with min <= max",
+                );
+            }
+        }
+        let lpath = format!("{path}.load");
+        match &mut model.load {
+            Load::Constant { rate } if !non_negative(*rate) => {
+                bad(format!("{lpath}.rate"), "must be >= 0")
+            }
+            Load::Ramp {
+                start_seconds,
+                end_seconds,
+                from,
+                to,
+            } => {
+                if start_seconds >= end_seconds {
+                    bad(format!("{lpath}.endSeconds"), "must be after startSeconds");
+                }
+                if !(non_negative(*from) && non_negative(*to)) {
+                    bad(lpath.clone(), "rates must be >= 0");
+                }
+            }
+            Load::Steps { steps } => {
+                if steps.is_empty() {
+                    bad(format!("{lpath}.steps"), "at least one [time, rate] pair");
+                }
+                steps.sort_by_key(|(t, _)| *t);
+                if steps.iter().any(|(_, r)| !non_negative(*r)) {
+                    bad(format!("{lpath}.steps"), "rates must be >= 0");
+                }
+            }
+            Load::Burst { base, peak, .. } if !(non_negative(*base) && non_negative(*peak)) => {
+                bad(lpath.clone(), "rates must be >= 0")
+            }
+            Load::Diurnal {
+                period_seconds,
+                mean,
+                ..
+            } if *period_seconds == 0 || !non_negative(*mean) => {
+                bad(lpath.clone(), "periodSeconds must be above 0 and mean >= 0")
+            }
+            Load::Csv { csv } => match parse_csv(csv) {
+                Ok(steps) => model.load = Load::Steps { steps },
+                Err(e) => bad(format!("{lpath}.csv"), &e),
+            },
+            _ => {}
+        }
+    }
+    for (i, name) in scenario.faults.never_ready.iter().enumerate() {
+        if !names.contains(name) {
+            bad(
+                format!("faults.neverReady[{i}]"),
+                &format!("no variant named {name:?}"),
+            );
+        }
+    }
+    if let Some([start, end]) = scenario.faults.prometheus_outage
+        && start >= end
+    {
+        bad(
+            "faults.prometheusOutage".into(),
+            "must be [start, end] with start < end",
+        );
+    }
+    if problems.is_empty() {
+        Ok(scenario)
+    } else {
+        Err(problems)
+    }
+}
+
+/// `x >= 0`, false for NaN.
+fn non_negative(x: f64) -> bool {
+    x >= 0.0
+}
+
+/// `x > 0`, false for NaN.
+fn positive(x: f64) -> bool {
+    x > 0.0
+}
+
+/// `time,rate` lines (a header line and `#` comments allowed).
+fn parse_csv(text: &str) -> Result<Vec<(u64, f64)>, String> {
+    let mut steps = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty()
+            || line.starts_with('#')
+            || (n == 0 && line.starts_with(|c: char| c.is_alphabetic()))
+        {
+            continue;
+        }
+        let (t, r) = line
+            .split_once(',')
+            .ok_or_else(|| format!("line {}: expected time,rate", n + 1))?;
+        let t: u64 = t
+            .trim()
+            .parse()
+            .map_err(|_| format!("line {}: time {t:?} is not whole seconds", n + 1))?;
+        let r: f64 = r
+            .trim()
+            .parse()
+            .map_err(|_| format!("line {}: rate {r:?} is not a number", n + 1))?;
+        if !non_negative(r) {
+            return Err(format!("line {}: rate must be >= 0", n + 1));
+        }
+        steps.push((t, r));
+    }
+    if steps.is_empty() {
+        return Err("no time,rate line".into());
+    }
+    steps.sort_by_key(|(t, _)| *t);
+    Ok(steps)
+}
+
+/// The built-in scenario (`wva simulate` without arguments): the changelog's story. One model
+/// with a cheap and an expensive variant, 2–7 minute start-up; the load steps up so that a
+/// third replica is needed, then falls back.
+pub const DEFAULT_SCENARIO: &str = include_str!("../../scenarios/default.yaml");

@@ -1,0 +1,169 @@
+//! Invariants on the simulator's own output, and scenario validation.
+
+use super::scenario::{DEFAULT_SCENARIO, parse};
+use super::*;
+
+fn shipped() -> Vec<(String, Scenario)> {
+    let mut all = vec![("default".to_owned(), parse(DEFAULT_SCENARIO).unwrap())];
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            all.push((
+                path.display().to_string(),
+                parse(&text).unwrap_or_else(|e| panic!("{}: {e:?}", path.display())),
+            ));
+        }
+    }
+    all
+}
+
+fn run_quiet(s: &Scenario) -> Simulation {
+    run(s, &mut |_| {})
+}
+
+#[test]
+fn identical_seeds_give_identical_timelines() {
+    let s = parse(DEFAULT_SCENARIO).unwrap();
+    assert_eq!(run_quiet(&s), run_quiet(&s));
+}
+
+#[test]
+fn direct_actuation_never_exceeds_the_decisions() {
+    for (name, s) in shipped()
+        .into_iter()
+        .filter(|(_, s)| s.actuation.mode == ActuationMode::Direct)
+    {
+        let sim = run_quiet(&s);
+        for r in sim
+            .runs
+            .iter()
+            .filter(|r| r.policy != "keda-queue")
+            .flat_map(|r| &r.timeline)
+        {
+            assert_eq!(r.replicas, r.desired, "{name}: {r:?}");
+        }
+    }
+}
+
+#[test]
+fn hpa_actuation_never_exceeds_the_highest_decision_so_far() {
+    for (name, s) in shipped()
+        .into_iter()
+        .filter(|(_, s)| s.actuation.mode == ActuationMode::Hpa)
+    {
+        let sim = run_quiet(&s);
+        for run in sim.runs.iter().filter(|r| r.policy != "keda-queue") {
+            let mut highest = std::collections::BTreeMap::new();
+            for r in &run.timeline {
+                let h = highest.entry(r.variant.clone()).or_insert(r.replicas);
+                *h = (*h).max(r.desired);
+                assert!(r.replicas <= *h, "{name}: {r:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn wva_never_scales_up_a_variant_with_pending_replicas() {
+    for (name, mut s) in shipped() {
+        for exposed in [false, true] {
+            s.loading_pods_expose_metrics = exposed;
+            s.policies = vec!["wva-v0.5.0".into()];
+            let sim = run_quiet(&s);
+            assert!(
+                sim.runs[0].pending_scale_ups.is_empty(),
+                "{name} (loading pods expose metrics: {exposed}): {:?}",
+                sim.runs[0].pending_scale_ups
+            );
+        }
+    }
+}
+
+#[test]
+fn every_load_step_of_the_default_scenario_is_served() {
+    let sim = run_quiet(&parse(DEFAULT_SCENARIO).unwrap());
+    for run in sim.runs.iter().filter(|r| r.policy != "keda-queue") {
+        assert!(!run.time_to_capacity.is_empty());
+        assert!(
+            run.time_to_capacity.iter().all(Option::is_some),
+            "{}: {:?}",
+            run.policy,
+            run.time_to_capacity
+        );
+        assert_eq!(
+            run.scaling_actions, 2,
+            "{}: one scale-up for the step, one scale-down after it",
+            run.policy
+        );
+    }
+}
+
+#[test]
+fn a_prometheus_outage_causes_no_scale_down() {
+    let mut s = parse(DEFAULT_SCENARIO).unwrap();
+    s.policies = vec!["wva-v0.5.0".into()];
+    // Outage from just before the load falls back to the end: nothing may change in it.
+    s.faults.prometheus_outage = Some([2300, 3600]);
+    let sim = run_quiet(&s);
+    let before: Vec<u32> = sim.runs[0]
+        .timeline
+        .iter()
+        .filter(|r| r.time == 2299.0)
+        .map(|r| r.replicas)
+        .collect();
+    for r in sim.runs[0].timeline.iter().filter(|r| r.time >= 2300.0) {
+        let i = sim.runs[0]
+            .timeline
+            .iter()
+            .filter(|x| x.time == 2299.0)
+            .position(|x| x.variant == r.variant)
+            .unwrap();
+        assert_eq!(r.replicas, before[i], "{r:?}");
+    }
+}
+
+#[test]
+fn bad_scenarios_name_every_field_by_its_path() {
+    let errors = parse(
+        "durationSeconds: 0\ntickSeconds: 0\npolicies: [magic]\nmodels:\n- namespace: Bad_NS\n  modelId: ''\n  variants:\n  - {name: a, costPerHour: -1, initialReplicas: 1, capacityPerReplica: 0, startupSeconds: [9, 1]}\n  - {name: a, costPerHour: 1, initialReplicas: 1, capacityPerReplica: 1}\n  load: {kind: ramp, from: 1, to: 2, startSeconds: 10, endSeconds: 5}\nfaults: {neverReady: [nope], prometheusOutage: [5, 1]}\n",
+    )
+    .unwrap_err();
+    for want in [
+        "durationSeconds: must be at least 1",
+        "tickSeconds: must be between 1 and cycleSeconds",
+        "policies[0]: unknown policy \"magic\"",
+        "models[0].namespace: a lowercase RFC 1123 label",
+        "models[0].modelId: must not be empty",
+        "models[0].variants[0].costPerHour: must be a number >= 0",
+        "models[0].variants[0].capacityPerReplica: must be a number above 0",
+        "models[0].variants[0].startupSeconds: must be [min, max] with min <= max",
+        "models[0].variants[1].name: variant names must be unique",
+        "models[0].load.endSeconds: must be after startSeconds",
+        "faults.neverReady[0]: no variant named \"nope\"",
+        "faults.prometheusOutage: must be [start, end] with start < end",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.starts_with(want)),
+            "missing {want:?} in {errors:#?}"
+        );
+    }
+    let typo = parse("durationSeconds: 60\nmodels: []\nmodles: []\n").unwrap_err();
+    assert!(typo[0].contains("unknown field `modles`"), "{typo:?}");
+    let wrong_type = parse("durationSeconds: 60\nmodels:\n- modelId: m\n  variants: []\n  load: {kind: constant, rate: fast}\n").unwrap_err();
+    // Inside a `kind`-tagged load, serde knows the entry and the line, not the field name.
+    assert!(
+        wrong_type[0].starts_with("models[0]")
+            && wrong_type[0].contains("\"fast\"")
+            && wrong_type[0].contains(" at line "),
+        "{wrong_type:?}"
+    );
+}
+
+#[test]
+fn csv_load_traces_are_read() {
+    let s = parse("durationSeconds: 60\nmodels:\n- modelId: m\n  variants: [{name: v, costPerHour: 1, initialReplicas: 1, capacityPerReplica: 1}]\n  load: {kind: csv, csv: \"time,rate\\n0,1\\n30,2.5\\n\"}\n").unwrap();
+    assert_eq!(s.models[0].load.rate(10.0), 1.0);
+    assert_eq!(s.models[0].load.rate(45.0), 2.5);
+    assert_eq!(s.models[0].load.step_ups(), [30]);
+}
