@@ -88,7 +88,7 @@ pub fn timeline_csv(sim: &Simulation) -> String {
 }
 
 const COLORS: [&str; 6] = [
-    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
+    "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
 ];
 
 /// One panel per policy: load (grey area, right axis), replicas per variant (lines, left axis),
