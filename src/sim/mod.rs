@@ -2,6 +2,7 @@
 //! `core::decide` as the controller, through the same snapshot type, next to the alternatives
 //! users deploy. Deterministic for a seed; no IO (the CLI writes the outputs).
 
+pub mod policy;
 pub mod report;
 pub mod scenario;
 
@@ -9,7 +10,7 @@ use std::collections::VecDeque;
 
 use crate::config::SaturationConfigSet;
 use crate::config::ScaleToZeroConfigSet;
-use crate::core::{self, PodMetrics, Snapshot, Variant};
+use crate::core::{PodMetrics, Snapshot, Variant};
 pub use scenario::{ActuationMode, Scenario};
 
 /// Policies the simulator knows.
@@ -208,8 +209,9 @@ fn run_policy(scenario: &Scenario, policy: &str, progress: &mut dyn FnMut(f64)) 
         .flat_map(|(m, model)| model.load.step_ups().into_iter().map(move |t| (m, t)))
         .collect();
     let mut step_results: Vec<(usize, u64, Option<f64>)> = Vec::new();
-    let keda = policy == "keda-queue";
-    let wva_policy = core::Policy::from_name(policy);
+    let mut decider = policy::by_name(policy, scenario.keda_queue_target)
+        .expect("invariant: scenario::parse and the CLI accept only known policy names");
+    let own_hpa = decider.own_hpa_windows();
 
     for tick in 0..ticks {
         let t = (tick * scenario.tick_seconds) as f64;
@@ -309,53 +311,46 @@ fn run_policy(scenario: &Scenario, policy: &str, progress: &mut dyn FnMut(f64)) 
             .prometheus_outage
             .is_some_and(|[s, e]| t >= s as f64 && t < e as f64);
         // The autoscaler's cycle.
-        if !keda && (t as u64).is_multiple_of(scenario.cycle_seconds) && !outage {
-            let snapshot = snapshot_of(scenario, &config, &variants, t);
-            let report = core::decide(&snapshot, wva_policy.unwrap_or_default());
-            for d in &report.decisions {
-                if let Some(v) = variants.iter_mut().find(|v| v.spec.name == d.name) {
-                    if d.pending_replicas > 0 && d.target_replicas > d.current_replicas {
-                        out.pending_scale_ups.push(PendingScaleUp {
-                            time: t,
-                            variant: d.name.clone(),
-                            pending: d.pending_replicas,
-                            from: d.current_replicas,
-                            to: d.target_replicas,
-                        });
-                    }
-                    v.desired = d.target_replicas;
-                    if scenario.actuation.mode == ActuationMode::Direct {
-                        set_replicas(v, d.target_replicas, &mut out.scaling_actions);
-                    }
+        let decisions = if (t as u64).is_multiple_of(scenario.cycle_seconds) && !outage {
+            decider.on_cycle(&snapshot_of(scenario, &config, &variants, t))
+        } else {
+            None
+        };
+        for d in decisions.into_iter().flatten() {
+            if let Some(v) = variants.iter_mut().find(|v| v.spec.name == d.variant) {
+                if d.pending > 0 && d.target > d.current {
+                    out.pending_scale_ups.push(PendingScaleUp {
+                        time: t,
+                        variant: d.variant.clone(),
+                        pending: d.pending,
+                        from: d.current,
+                        to: d.target,
+                    });
+                }
+                v.desired = d.target;
+                if scenario.actuation.mode == ActuationMode::Direct {
+                    set_replicas(v, d.target, &mut out.scaling_actions);
                 }
             }
         }
         // HPA (wva under `hpa` actuation; KEDA always goes through an HPA).
-        if (keda || scenario.actuation.mode == ActuationMode::Hpa)
+        if (own_hpa.is_some() || scenario.actuation.mode == ActuationMode::Hpa)
             && (t as u64).is_multiple_of(scenario.actuation.hpa_sync_seconds)
-            && !(keda && outage)
+            && !(own_hpa.is_some() && outage)
         {
-            let (up, down) = if keda {
-                (0.0, 300.0)
-            } else {
-                (
-                    scenario.actuation.scale_up_stabilization_seconds as f64,
-                    scenario.actuation.scale_down_stabilization_seconds as f64,
-                )
-            };
+            let (up, down) = own_hpa.unwrap_or((
+                scenario.actuation.scale_up_stabilization_seconds as f64,
+                scenario.actuation.scale_down_stabilization_seconds as f64,
+            ));
             for v in variants.iter_mut() {
-                let metric_desired = if keda {
-                    // KEDA's Prometheus trigger: sum of waiting requests, AverageValue target.
-                    let sum: f64 = v
-                        .pods
-                        .iter()
-                        .filter_map(|p| p.scrapes.back())
-                        .map(|(_, _, q)| q.trunc())
-                        .sum();
-                    (sum / scenario.keda_queue_target).ceil() as u32
-                } else {
-                    v.desired
-                };
+                let queues: Vec<f64> = v
+                    .pods
+                    .iter()
+                    .filter_map(|p| p.scrapes.back())
+                    .map(|(_, _, q)| *q)
+                    .collect();
+                let own = decider.hpa_desired(&queues);
+                let metric_desired = own.unwrap_or(v.desired);
                 let current = v.deployment_replicas;
                 let ratio = if current == 0 {
                     f64::INFINITY
@@ -401,7 +396,7 @@ fn run_policy(scenario: &Scenario, policy: &str, progress: &mut dyn FnMut(f64)) 
                 } else {
                     current
                 };
-                if keda {
+                if own.is_some() {
                     v.desired = metric_desired.clamp(1, HPA_MAX_REPLICAS);
                 }
                 set_replicas(v, next, &mut out.scaling_actions);

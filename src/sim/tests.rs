@@ -167,3 +167,12 @@ fn csv_load_traces_are_read() {
     assert_eq!(s.models[0].load.rate(45.0), 2.5);
     assert_eq!(s.models[0].load.step_ups(), [30]);
 }
+
+#[test]
+fn every_listed_policy_has_an_implementation() {
+    for name in POLICIES {
+        let p = policy::by_name(name, 2.0).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(p.name(), name);
+    }
+    assert!(policy::by_name("magic", 2.0).is_none());
+}
