@@ -123,6 +123,26 @@ pub fn check_config_map(
     report.checked.push((manifest.name.clone(), kind));
 }
 
+/// Parses ConfigMap data (a YAML document per key) with `parse`, the entry parser the
+/// snapshots use too. An entry whose YAML is unreadable is reported once, not again by `parse`
+/// (e.g. as a missing `default`).
+pub fn parse_data<T>(
+    data: &BTreeMap<String, String>,
+    parse: impl FnOnce(&BTreeMap<String, Value>) -> Result<super::Parsed<T>, Vec<Problem>>,
+) -> Result<super::Parsed<T>, Vec<Problem>> {
+    let (values, mut problems) = entries_as_json(data);
+    match parse(&values) {
+        Ok(parsed) if problems.is_empty() => Ok(parsed),
+        Ok(_) => Err(problems),
+        Err(more) => {
+            let unreadable: Vec<String> = problems.iter().map(|p| p.key.clone()).collect();
+            problems.extend(more.into_iter().filter(|p| !unreadable.contains(&p.key)));
+            problems.sort_by(|a, b| a.key.cmp(&b.key));
+            Err(problems)
+        }
+    }
+}
+
 /// Parses every value of ConfigMap data as YAML; keys whose YAML is unreadable are reported
 /// and left out.
 pub fn entries_as_json(data: &BTreeMap<String, String>) -> (BTreeMap<String, Value>, Vec<Problem>) {

@@ -191,18 +191,7 @@ impl SaturationConfigSet {
     pub fn parse_config_map_data(
         data: &BTreeMap<String, String>,
     ) -> Result<Parsed<Self>, Vec<Problem>> {
-        let (values, mut problems) = super::manifest::entries_as_json(data);
-        match Self::parse(values.iter()) {
-            Ok(parsed) if problems.is_empty() => Ok(parsed),
-            Ok(_) => Err(problems),
-            Err(more) => {
-                // An entry whose YAML failed is reported once, not again as "missing".
-                let unreadable: Vec<String> = problems.iter().map(|p| p.key.clone()).collect();
-                problems.extend(more.into_iter().filter(|p| !unreadable.contains(&p.key)));
-                problems.sort_by(|a, b| a.key.cmp(&b.key));
-                Err(problems)
-            }
-        }
+        super::manifest::parse_data(data, |values| Self::parse(values.iter()))
     }
 
     /// The `default` entry.

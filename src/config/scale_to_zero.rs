@@ -148,16 +148,7 @@ impl ScaleToZeroConfigSet {
     pub fn parse_config_map_data(
         data: &BTreeMap<String, String>,
     ) -> Result<Parsed<Self>, Vec<Problem>> {
-        let (values, mut problems) = super::manifest::entries_as_json(data);
-        match Self::parse(values.iter()) {
-            Ok(parsed) if problems.is_empty() => Ok(parsed),
-            Ok(_) => Err(problems),
-            Err(more) => {
-                problems.extend(more);
-                problems.sort_by(|a, b| a.key.cmp(&b.key));
-                Err(problems)
-            }
-        }
+        super::manifest::parse_data(data, |values| Self::parse(values.iter()))
     }
 
     /// Sets the lowest-priority default (`WVA_SCALE_TO_ZERO=true`).

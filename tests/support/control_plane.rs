@@ -409,32 +409,40 @@ async fn patch_pod_status(client: &Client, ns: &str, name: &str, status: serde_j
     .unwrap()
 }
 
-fn container_names(pod: &Pod) -> Vec<(String, String)> {
+/// One status per container of the pod, all `ready` and in `state`.
+async fn container_statuses(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    ready: bool,
+    state: serde_json::Value,
+) -> Vec<serde_json::Value> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pod = pods.get(name).await.unwrap();
     pod.spec
-        .as_ref()
-        .map(|s| {
-            s.containers
-                .iter()
-                .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
-                .collect()
-        })
+        .map(|s| s.containers)
         .unwrap_or_default()
+        .into_iter()
+        .map(|c| {
+            json!({
+                "name": c.name, "image": c.image.unwrap_or_default(), "imageID": "", "ready": ready,
+                "started": ready, "restartCount": 0, "state": state
+            })
+        })
+        .collect()
 }
 
 /// Plays the kubelet: the pod is Running and Ready, every container running.
 pub async fn set_pod_ready(client: &Client, ns: &str, name: &str) -> Pod {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let pod = pods.get(name).await.unwrap();
     let now = now();
-    let statuses: Vec<_> = container_names(&pod)
-        .into_iter()
-        .map(|(name, image)| {
-            json!({
-                "name": name, "image": image, "imageID": "", "ready": true, "started": true,
-                "restartCount": 0, "state": {"running": {"startedAt": now}}
-            })
-        })
-        .collect();
+    let statuses = container_statuses(
+        client,
+        ns,
+        name,
+        true,
+        json!({"running": {"startedAt": now}}),
+    )
+    .await;
     patch_pod_status(
         client,
         ns,
@@ -463,18 +471,15 @@ pub async fn set_pod_waiting(
     reason: &str,
     message: &str,
 ) -> Pod {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let pod = pods.get(name).await.unwrap();
     let now = now();
-    let statuses: Vec<_> = container_names(&pod)
-        .into_iter()
-        .map(|(name, image)| {
-            json!({
-                "name": name, "image": image, "imageID": "", "ready": false, "started": false,
-                "restartCount": 0, "state": {"waiting": {"reason": reason, "message": message}}
-            })
-        })
-        .collect();
+    let statuses = container_statuses(
+        client,
+        ns,
+        name,
+        false,
+        json!({"waiting": {"reason": reason, "message": message}}),
+    )
+    .await;
     patch_pod_status(client, ns, name, json!({
         "phase": "Pending",
         "conditions": [
