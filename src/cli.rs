@@ -35,7 +35,7 @@ pub enum Command {
     CheckConfig(CheckConfigArgs),
     /// Resolve the Prometheus configuration as `wva run` does, connect, print the PromQL and
     /// the samples (JSON). The first tool to reach for when a VA shows MetricsMissing.
-    CheckPrometheus(crate::prometheus::connect::CheckArgs),
+    CheckPrometheus(CheckPrometheusArgs),
     /// Print the VariantAutoscaling CustomResourceDefinition as YAML.
     Crd,
     /// Run a virtual cluster on a virtual clock and compare scaling policies on the same load
@@ -76,6 +76,25 @@ pub struct CheckConfigArgs {
     /// `saturation-scaling-config`.
     #[arg(long, env = "SATURATION_CONFIG_MAP_NAME", default_value = crate::config::saturation::CONFIG_MAP_NAME)]
     pub saturation_config_map_name: String,
+}
+
+/// Arguments of `wva check-prometheus`.
+#[derive(Debug, clap::Args)]
+pub struct CheckPrometheusArgs {
+    /// Namespace of the model to collect (with --model).
+    #[arg(long, requires = "model")]
+    pub namespace: Option<String>,
+    /// Model ID to collect exactly as the controller would (with --namespace); any printable
+    /// characters, matched literally.
+    #[arg(long, requires = "namespace")]
+    pub model: Option<String>,
+    /// Also query the request count over this period (a Go duration, e.g. 10m), as for a model
+    /// with scale-to-zero.
+    #[arg(long)]
+    pub retention: Option<String>,
+    /// Kubeconfig for reading the main ConfigMap when PROMETHEUS_BASE_URL is not set.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -287,7 +306,7 @@ fn check_config(args: &CheckConfigArgs) -> ExitCode {
 /// Everything `check-prometheus` does must finish within this, also when Prometheus hangs.
 const CHECK_PROMETHEUS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15);
 
-fn check_prometheus(args: &crate::prometheus::connect::CheckArgs) -> ExitCode {
+fn check_prometheus(args: &CheckPrometheusArgs) -> ExitCode {
     use crate::prometheus::connect::{CheckError, check};
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -3,7 +3,6 @@
 //! fallback never works) — and builds the client; plus `wva check-prometheus`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -55,25 +54,6 @@ pub async fn configuration(
     .map_err(|e| e.to_string())
 }
 
-/// Arguments of `wva check-prometheus`.
-#[derive(Debug, clap::Args)]
-pub struct CheckArgs {
-    /// Namespace of the model to collect (with --model).
-    #[arg(long, requires = "model")]
-    pub namespace: Option<String>,
-    /// Model ID to collect exactly as the controller would (with --namespace); any printable
-    /// characters, matched literally.
-    #[arg(long, requires = "namespace")]
-    pub model: Option<String>,
-    /// Also query the request count over this period (a Go duration, e.g. 10m), as for a model
-    /// with scale-to-zero.
-    #[arg(long)]
-    pub retention: Option<String>,
-    /// Kubeconfig for reading the main ConfigMap when PROMETHEUS_BASE_URL is not set.
-    #[arg(long)]
-    pub kubeconfig: Option<PathBuf>,
-}
-
 /// How `check` failed: bad input (exit 2) or a failure to reach or use Prometheus (exit 1).
 pub enum CheckError {
     Invalid(String),
@@ -81,7 +61,7 @@ pub enum CheckError {
 }
 
 /// Resolves, connects, runs the queries and returns what it found as JSON.
-pub async fn check(args: &CheckArgs) -> Result<Value, CheckError> {
+pub async fn check(args: &crate::cli::CheckPrometheusArgs) -> Result<Value, CheckError> {
     let retention = match &args.retention {
         None => None,
         Some(text) => Some(
