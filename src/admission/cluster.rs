@@ -2,7 +2,6 @@
 //! VariantAutoscaling (for the one-VA-per-workload rule) and a direct lookup of the target
 //! workload (for the "does not exist yet" warning). Reads only; never writes.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -60,7 +59,7 @@ impl ClusterCache {
 
     /// True once the first full list has arrived.
     pub fn is_ready(&self) -> bool {
-        self.store.wait_until_ready().now_or_never_ready()
+        futures::FutureExt::now_or_never(self.store.wait_until_ready()).is_some()
     }
 
     /// Waits for the first full list.
@@ -110,17 +109,3 @@ impl ClusterCache {
         }
     }
 }
-
-/// Polls a readiness future once.
-trait NowOrNever {
-    fn now_or_never_ready(self) -> bool;
-}
-
-impl<F: std::future::Future> NowOrNever for F {
-    fn now_or_never_ready(self) -> bool {
-        futures::FutureExt::now_or_never(self).is_some()
-    }
-}
-
-/// A shared, optional cache: `None` when the webhook runs without a cluster.
-pub type SharedCache = Option<Arc<ClusterCache>>;
