@@ -1,13 +1,9 @@
-//! The `wva` binary: install the TLS crypto provider, parse the command line and dispatch.
+//! The `wva` binary: install the TLS crypto provider, then hand over to the command layer.
 //! Everything else is in the library.
 #![forbid(unsafe_code)]
 
-use std::process::ExitCode;
-
-use clap::Parser;
-
-fn main() -> ExitCode {
+fn main() -> std::process::ExitCode {
     // ring is the only crypto provider wva links; every TLS client and server uses it.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    wva::cli::run(wva::cli::Cli::parse())
+    wva::cmd::main()
 }

@@ -15,7 +15,6 @@ use support::pki::{CertFiles, TestCa};
 use support::webhook::WebhookProcess;
 use wva::admission::server::{AdmissionState, RunningServer, ServeOptions, TlsFiles, start};
 use wva::admission::{ConfigMapSettings, Route};
-use wva::telemetry::Metrics;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/admission");
 
@@ -50,7 +49,6 @@ async fn setup(name: &str, client_ca: Option<&TestCa>) -> Setup {
     let client_ca_path = client_ca.map(|c| c.write_cert(&dir, "client-ca.crt"));
     let options = ServeOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
-        probe_listen: "127.0.0.1:0".parse().unwrap(),
         tls: TlsFiles {
             cert: serving.cert_path.clone(),
             key: serving.key_path.clone(),
@@ -58,12 +56,7 @@ async fn setup(name: &str, client_ca: Option<&TestCa>) -> Setup {
         },
         reload_interval: Duration::from_millis(100),
     };
-    let state = Arc::new(AdmissionState {
-        cluster: None,
-        settings: ConfigMapSettings::default(),
-        metrics: Arc::new(Metrics::default()),
-    });
-    let server = start(&options, state, Arc::new(|| Ok(()))).await.unwrap();
+    let server = start(&options, standalone()).await.unwrap();
     Setup {
         _guard: DirGuard(dir.clone()),
         dir,
@@ -71,6 +64,15 @@ async fn setup(name: &str, client_ca: Option<&TestCa>) -> Setup {
         serving,
         server,
     }
+}
+
+/// The webhook without a cluster.
+fn standalone() -> Arc<AdmissionState> {
+    Arc::new(AdmissionState {
+        cluster: None,
+        settings: ConfigMapSettings::default(),
+        metrics: Default::default(),
+    })
 }
 
 /// Removes the test's temp dir when dropped.
@@ -493,7 +495,6 @@ async fn dev_certs_script_makes_a_certificate_the_server_accepts() {
     assert_eq!(bundle, ca_pem.as_bytes(), "stdout is the caBundle");
     let options = ServeOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
-        probe_listen: "127.0.0.1:0".parse().unwrap(),
         tls: TlsFiles {
             cert: dir.join("tls.crt"),
             key: dir.join("tls.key"),
@@ -501,12 +502,7 @@ async fn dev_certs_script_makes_a_certificate_the_server_accepts() {
         },
         reload_interval: Duration::from_secs(5),
     };
-    let state = Arc::new(AdmissionState {
-        cluster: None,
-        settings: ConfigMapSettings::default(),
-        metrics: Arc::new(Metrics::default()),
-    });
-    let server = start(&options, state, Arc::new(|| Ok(()))).await.unwrap();
+    let server = start(&options, standalone()).await.unwrap();
     let c = client(&[&ca_pem], None, Http::Any, false);
     for host in ["localhost", "127.0.0.1"] {
         let url = format!(

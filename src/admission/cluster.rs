@@ -1,88 +1,28 @@
-//! The admission webhook's read-only view of the cluster: a watch-backed cache of every
-//! VariantAutoscaling (for the one-VA-per-workload rule) and a direct lookup of the target
-//! workload (for the "does not exist yet" warning). Reads only; never writes.
+//! The admission webhook's read-only view of the cluster: the shared VariantAutoscaling cache
+//! (for the one-VA-per-workload rule) and a direct, time-limited lookup of the target workload
+//! (for the "does not exist yet" warning). Reads only; never writes.
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{ApiResource, DynamicObject};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
-use super::validate::{ClusterFacts, ExistingVa, target_of};
+use super::validate::{ClusterFacts, ExistingVa};
+use crate::cache::{Caches, variant_autoscalings_targeting};
 
 /// How long a target lookup may take before the warning is skipped.
 const TARGET_LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// VariantAutoscalings as dynamic objects: a VA without `spec` passes the CRD schema and must
-/// not break the cache the way a typed list would.
-fn va_resource() -> ApiResource {
-    ApiResource {
-        group: crate::api::GROUP.into(),
-        version: crate::api::VERSION.into(),
-        api_version: format!("{}/{}", crate::api::GROUP, crate::api::VERSION),
-        kind: "VariantAutoscaling".into(),
-        plural: "variantautoscalings".into(),
-    }
-}
-
-/// A running cache; cheap to clone.
+/// What the webhook reads from the cluster; cheap to clone.
 #[derive(Clone)]
-pub struct ClusterCache {
+pub struct ClusterView {
     client: Client,
-    store: Store<DynamicObject>,
+    caches: Caches,
 }
 
-impl ClusterCache {
-    /// Starts watching VariantAutoscalings in every namespace. The watch retries with backoff
-    /// for as long as the process runs.
-    pub fn start(client: Client) -> Self {
-        let resource = va_resource();
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        let writer = reflector::store::Writer::new(resource);
-        let store = writer.as_reader();
-        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-            .default_backoff()
-            .applied_objects();
-        tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            while let Some(event) = stream.next().await {
-                if let Err(error) = event {
-                    tracing::warn!(%error, "VariantAutoscaling watch failed; retrying");
-                }
-            }
-        });
-        Self { client, store }
-    }
-
-    /// True once the first full list has arrived.
-    pub fn is_ready(&self) -> bool {
-        futures::FutureExt::now_or_never(self.store.wait_until_ready()).is_some()
-    }
-
-    /// Waits for the first full list.
-    pub async fn wait_until_ready(&self) {
-        let _ = self.store.wait_until_ready().await;
-    }
-
-    /// The VAs of one namespace with their targets.
-    pub fn variant_autoscalings(&self, namespace: &str) -> Vec<ExistingVa> {
-        self.store
-            .state()
-            .iter()
-            .filter(|va| va.metadata.namespace.as_deref() == Some(namespace))
-            .filter_map(|va| {
-                let object = serde_json::json!({"spec": va.data.get("spec")});
-                let (target_kind, target_name) = target_of(&object)?;
-                Some(ExistingVa {
-                    name: va.metadata.name.clone().unwrap_or_default(),
-                    target_kind,
-                    target_name,
-                })
-            })
-            .collect()
+impl ClusterView {
+    pub fn new(client: Client, caches: Caches) -> Self {
+        Self { client, caches }
     }
 
     /// Whether the target exists; `None` when the lookup failed or the kind is not supported.
@@ -99,13 +39,32 @@ impl ClusterCache {
 
     /// The facts the VA rules need for one object under review.
     pub async fn facts(&self, namespace: &str, object: Option<&serde_json::Value>) -> ClusterFacts {
-        let target_exists = match object.and_then(target_of) {
-            Some((kind, name)) => self.target_exists(namespace, &kind, &name).await,
-            None => None,
+        let target = object
+            .and_then(|o| o.get("spec"))
+            .and_then(crate::api::target_ref);
+        let Some((kind, target_name)) = target else {
+            return ClusterFacts {
+                existing: Some(Vec::new()),
+                target_exists: None,
+            };
         };
+        let own_name = object
+            .and_then(|o| o.pointer("/metadata/name"))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("");
+        let objects = self.caches.variant_autoscalings.state();
+        let existing =
+            variant_autoscalings_targeting(&objects, namespace, kind, target_name, own_name)
+                .into_iter()
+                .map(|name| ExistingVa {
+                    name,
+                    target_kind: kind.to_owned(),
+                    target_name: target_name.to_owned(),
+                })
+                .collect();
         ClusterFacts {
-            existing: Some(self.variant_autoscalings(namespace)),
-            target_exists,
+            existing: Some(existing),
+            target_exists: self.target_exists(namespace, kind, target_name).await,
         }
     }
 }

@@ -2,9 +2,11 @@
 //! wva ConfigMaps, and the HTTPS server that serves them. The rules ([`validate`], [`mutate`])
 //! are pure functions of the object under review and a read-only view of the cluster
 //! ([`ClusterFacts`]); [`handle`] turns a parsed review into the response; `server` is the thin
-//! IO adapter (TLS, routes, certificate reload, metrics).
+//! IO adapter (TLS, routes, certificate reload, metrics); `cluster` reads the shared caches.
+//! Does not parse command lines or read the environment: `cmd` hands it [`server::ServeOptions`].
 
 pub mod cluster;
+pub mod metrics;
 pub mod mutate;
 pub mod review;
 pub mod server;
@@ -102,101 +104,3 @@ pub fn verdict(
 
 #[cfg(test)]
 mod tests;
-
-/// `wva webhook`: serves the admission routes until SIGTERM or Ctrl-C.
-pub fn serve_webhook(args: crate::cli::WebhookArgs) -> std::process::ExitCode {
-    crate::telemetry::init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run_webhook(args)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run_webhook(args: crate::cli::WebhookArgs) -> Result<(), String> {
-    let client = crate::k8s::client(args.kubeconfig.as_deref()).await?;
-    let cluster = client.map(cluster::ClusterCache::start);
-    if cluster.is_none() {
-        tracing::warn!(
-            "no --kubeconfig and not in a cluster: the one-VariantAutoscaling-per-workload rule and the target-exists warning are off"
-        );
-    }
-    let metrics = std::sync::Arc::new(crate::telemetry::Metrics::default());
-    let state = std::sync::Arc::new(server::AdmissionState {
-        cluster: cluster.clone(),
-        settings: ConfigMapSettings {
-            namespace: args.namespace.clone(),
-            saturation_name: args.saturation_config_map_name.clone(),
-            scale_to_zero_name: crate::config::scale_to_zero::CONFIG_MAP_NAME.into(),
-        },
-        metrics,
-    });
-    let ready: crate::telemetry::Readiness = match cluster {
-        Some(cache) => std::sync::Arc::new(move || {
-            if cache.is_ready() {
-                Ok(())
-            } else {
-                Err("the VariantAutoscaling cache has not synced yet".into())
-            }
-        }),
-        None => std::sync::Arc::new(|| Ok(())),
-    };
-    let seconds = |s: f64, flag: &str| {
-        std::time::Duration::try_from_secs_f64(s)
-            .map_err(|_| format!("{flag} must be a non-negative number of seconds, got {s}"))
-    };
-    let options = server::ServeOptions {
-        listen: args.listen,
-        probe_listen: args.probe_listen,
-        tls: server::TlsFiles {
-            cert: args.cert.clone(),
-            key: args.key.clone(),
-            client_ca: args.client_ca.clone(),
-        },
-        reload_interval: seconds(args.cert_reload_seconds, "--cert-reload-seconds")?,
-    };
-    let drain = seconds(args.drain_seconds, "--drain-seconds")?;
-    let running = server::start(&options, state, ready)
-        .await
-        .map_err(|e| e.to_string())?;
-    // One plain line on stdout so that scripts and tests learn the ports (port 0 = any free port).
-    println!(
-        "listening admission=https://{} probes=http://{}",
-        running.admission_addr, running.probe_addr
-    );
-    tracing::info!(admission = %running.admission_addr, probes = %running.probe_addr, mtls = args.client_ca.is_some(), "admission webhook serving");
-    shutdown_signal().await;
-    tracing::info!(
-        ?drain,
-        "shutting down: no new connections, finishing in-flight reviews"
-    );
-    running.shutdown(drain).await;
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = terminate => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-}

@@ -113,7 +113,7 @@ pub struct FieldError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FieldErrorKind {
     Required,
-    /// The offending value, shown as JSON.
+    /// The offending value, shown as JSON (as the API server shows it).
     Invalid(String),
     /// The offending value and the supported ones.
     NotSupported(String, Vec<String>),
@@ -139,7 +139,7 @@ impl FieldError {
         }
     }
 
-    /// The value shown as the API server shows it: JSON.
+    /// The `StatusCause.reason` the API server uses for this kind of field error.
     pub fn reason(&self) -> &'static str {
         match self.kind {
             FieldErrorKind::Required => "FieldValueRequired",
@@ -211,7 +211,8 @@ impl Verdict {
     }
 }
 
-/// The AdmissionReview response for `uid`. `group`/`kind`/`name` fill the status details.
+/// The AdmissionReview response for `uid`. A denial carries a `Status` (code 422, reason
+/// `Invalid`) whose details name the object (`kind`, `name`) and list one cause per violation.
 pub fn response(uid: &str, verdict: &Verdict, kind: &str, name: &str) -> Value {
     let mut response = json!({"uid": uid, "allowed": verdict.allowed()});
     if !verdict.allowed() {

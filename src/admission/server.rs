@@ -1,10 +1,9 @@
-//! The admission webhook's HTTPS server: axum routes over rustls (ring; TLS 1.2+; HTTP/1.1 and
-//! HTTP/2), certificate and key (and client CA) re-read from files when their content changes,
-//! optional client-certificate checks, per-route metrics, graceful shutdown. A thin adapter: the
-//! rules live in `validate`/`mutate`, the response shape in `review`.
+//! The admission webhook's HTTPS server: axum routes over rustls (via `tls`: ring, TLS 1.2+,
+//! HTTP/1.1 and HTTP/2), the certificate, key and client CA re-read by the one file reloader,
+//! per-route metrics, graceful shutdown. A thin adapter: the rules live in `validate`/`mutate`,
+//! the response shape in `review`; the probes and the metrics endpoint belong to the process
+//! runtime.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,36 +16,28 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum_server::tls_rustls::RustlsConfig;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::json;
 
-use super::cluster::ClusterCache;
+use super::cluster::ClusterView;
+use super::metrics::AdmissionMetrics;
 use super::review::MAX_BODY_BYTES;
 use super::{ClusterFacts, ConfigMapSettings, Route, handle, parse_review};
-use crate::telemetry::{Metrics, Readiness, probe_router};
+use crate::runtime::Shutdown;
+use crate::tls::{Reloader, TlsError};
 
 /// Errors starting or running the server.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// A certificate, key or CA file is unreadable or inconsistent; names the file.
-    Tls(String),
-    /// An address could not be bound.
-    Bind(SocketAddr, std::io::Error),
-    Io(std::io::Error),
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, #[source] std::io::Error),
+    #[error("admission server: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the admission server task ended: {0}")]
+    Stopped(String),
 }
-
-impl std::fmt::Display for ServerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Tls(m) => write!(f, "TLS configuration: {m}"),
-            Self::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
-            Self::Io(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for ServerError {}
 
 /// The serving certificate, its key and, for client-certificate checks, a CA bundle (all PEM).
 #[derive(Clone, Debug)]
@@ -56,126 +47,34 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
 }
 
-/// The PEM contents of [`TlsFiles`] at one moment.
-#[derive(Hash)]
-struct TlsContents {
-    cert: Vec<u8>,
-    key: Vec<u8>,
-    client_ca: Option<Vec<u8>>,
-}
-
-impl TlsContents {
-    fn config(&self) -> Result<rustls::ServerConfig, ServerError> {
-        tls_config(&self.cert, &self.key, self.client_ca.as_deref())
-    }
-
-    fn fingerprint(&self) -> u64 {
-        let mut h = DefaultHasher::new();
-        self.hash(&mut h);
-        h.finish()
-    }
-}
-
 impl TlsFiles {
-    fn read(&self) -> Result<TlsContents, ServerError> {
-        let read = |p: &PathBuf, what: &str| {
-            std::fs::read(p)
-                .map_err(|e| ServerError::Tls(format!("cannot read {what} {}: {e}", p.display())))
-        };
-        Ok(TlsContents {
-            cert: read(&self.cert, "certificate")?,
-            key: read(&self.key, "key")?,
-            client_ca: self
-                .client_ca
-                .as_ref()
-                .map(|p| read(p, "client CA"))
-                .transpose()?,
-        })
+    fn file_set(&self) -> crate::tls::FileSet {
+        let mut files = vec![
+            ("certificate".to_owned(), self.cert.clone()),
+            ("key".to_owned(), self.key.clone()),
+        ];
+        if let Some(ca) = &self.client_ca {
+            files.push(("client CA".to_owned(), ca.clone()));
+        }
+        files
     }
 }
 
-/// Builds the rustls configuration from PEM contents: ring provider, TLS 1.3 and 1.2, ALPN h2
-/// and http/1.1, client certificates required when a CA is given.
-pub fn tls_config(
-    cert: &[u8],
-    key: &[u8],
-    client_ca: Option<&[u8]>,
-) -> Result<rustls::ServerConfig, ServerError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert)
-        .collect::<Result<_, _>>()
-        .map_err(|e| ServerError::Tls(format!("certificate: {e}")))?;
-    if certs.is_empty() {
-        return Err(ServerError::Tls(
-            "certificate: no PEM certificate found".into(),
-        ));
-    }
-    let key =
-        PrivateKeyDer::from_pem_slice(key).map_err(|e| ServerError::Tls(format!("key: {e}")))?;
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| ServerError::Tls(e.to_string()))?;
-    let builder = match client_ca {
-        None => builder.with_no_client_auth(),
-        Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in CertificateDer::pem_slice_iter(ca) {
-                let c = c.map_err(|e| ServerError::Tls(format!("client CA: {e}")))?;
-                roots
-                    .add(c)
-                    .map_err(|e| ServerError::Tls(format!("client CA: {e}")))?;
-            }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .map_err(|e| ServerError::Tls(format!("client CA: {e}")))?;
-            builder.with_client_cert_verifier(verifier)
-        }
-    };
-    let mut config = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| ServerError::Tls(format!("certificate and key: {e}")))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
-}
-
-/// Re-reads the TLS files every `interval` and swaps the configuration when their content
-/// changed and is consistent. Secret volumes swap a symlink, so polling content is the reliable
-/// signal. A broken set (half-written files, a key that does not match) keeps the previous
-/// configuration in force and is retried at the next poll.
-async fn reload_tls(files: TlsFiles, config: RustlsConfig, mut current: u64, interval: Duration) {
-    let mut last_error: Option<u64> = None;
-    loop {
-        tokio::time::sleep(interval).await;
-        let Ok(contents) = files.read() else { continue };
-        let print = contents.fingerprint();
-        if print == current {
-            continue;
-        }
-        match contents.config() {
-            Ok(new) => {
-                config.reload_from_config(Arc::new(new));
-                current = print;
-                last_error = None;
-                tracing::info!(cert = %files.cert.display(), "reloaded the serving certificate");
-            }
-            Err(error) if last_error != Some(print) => {
-                last_error = Some(print);
-                tracing::warn!(%error, "new TLS files are not usable yet; keeping the current certificate");
-            }
-            Err(_) => {}
-        }
-    }
+/// Builds the server configuration from the files of [`TlsFiles::file_set`], in that order.
+fn server_config(files: &[crate::tls::PemFile]) -> Result<rustls::ServerConfig, ServerError> {
+    Ok(crate::tls::server_config(
+        &files[0],
+        &files[1],
+        files.get(2),
+    )?)
 }
 
 /// What the handlers share.
 pub struct AdmissionState {
     /// `None` without a cluster: the duplicate-target rule and the target-exists warning are off.
-    pub cluster: Option<ClusterCache>,
+    pub cluster: Option<ClusterView>,
     pub settings: ConfigMapSettings,
-    pub metrics: Arc<Metrics>,
+    pub metrics: AdmissionMetrics,
 }
 
 /// The admission routes (the same router serves `wva webhook` and `wva run`).
@@ -203,7 +102,7 @@ async fn review(route: Route, state: Arc<AdmissionState>, body: Bytes) -> Respon
         Err(error) => {
             state
                 .metrics
-                .observe_admission(route.path(), "bad_request", started.elapsed());
+                .observe(route.path(), "bad_request", started.elapsed());
             return (
                 StatusCode::BAD_REQUEST,
                 axum::Json(json!({"error": error.0})),
@@ -212,8 +111,8 @@ async fn review(route: Route, state: Arc<AdmissionState>, body: Bytes) -> Respon
         }
     };
     let facts = match (&state.cluster, route) {
-        (Some(cache), Route::ValidateVariantAutoscaling) => {
-            cache
+        (Some(cluster), Route::ValidateVariantAutoscaling) => {
+            cluster
                 .facts(&request.namespace, request.object.as_ref())
                 .await
         }
@@ -233,7 +132,7 @@ async fn review(route: Route, state: Arc<AdmissionState>, body: Bytes) -> Respon
     }
     state
         .metrics
-        .observe_admission(route.path(), result, started.elapsed());
+        .observe(route.path(), result, started.elapsed());
     axum::Json(response).into_response()
 }
 
@@ -241,88 +140,115 @@ async fn review(route: Route, state: Arc<AdmissionState>, body: Bytes) -> Respon
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
     pub listen: SocketAddr,
-    pub probe_listen: SocketAddr,
     pub tls: TlsFiles,
     /// How often the TLS files are checked for new content.
     pub reload_interval: Duration,
 }
 
-/// A running server: its bound addresses and a handle to stop it.
+/// A bound server, not serving yet: run it as a runtime component with
+/// [`AdmissionServer::serve_until`], or in the background with [`AdmissionServer::spawn`].
+pub struct AdmissionServer {
+    pub admission_addr: SocketAddr,
+    handle: axum_server::Handle<SocketAddr>,
+    serve: futures::future::BoxFuture<'static, std::io::Result<()>>,
+}
+
+impl AdmissionServer {
+    /// Serves until `shutdown` is requested, then stops accepting connections and lets
+    /// in-flight reviews finish (up to `drain`). Ends with an error if the server stops first.
+    pub async fn serve_until(self, shutdown: Shutdown, drain: Duration) -> Result<(), ServerError> {
+        let mut serve = self.serve;
+        tokio::select! {
+            ended = &mut serve => {
+                return Err(ServerError::Stopped(match ended {
+                    Ok(()) => "it returned".to_owned(),
+                    Err(error) => error.to_string(),
+                }));
+            }
+            () = shutdown.requested() => {}
+        }
+        self.handle.graceful_shutdown(Some(drain));
+        serve.await?;
+        Ok(())
+    }
+
+    /// Serves on a task of its own (tests, benchmarks).
+    pub fn spawn(self) -> RunningServer {
+        RunningServer {
+            admission_addr: self.admission_addr,
+            handle: self.handle,
+            task: tokio::spawn(self.serve),
+        }
+    }
+}
+
+/// A server serving on its own task.
 pub struct RunningServer {
     pub admission_addr: SocketAddr,
-    pub probe_addr: SocketAddr,
     handle: axum_server::Handle<SocketAddr>,
-    probe_stop: tokio::sync::oneshot::Sender<()>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl RunningServer {
     /// Stops accepting connections, lets in-flight reviews finish (up to `drain`), then stops.
     pub async fn shutdown(self, drain: Duration) {
         self.handle.graceful_shutdown(Some(drain));
-        let _ = self.probe_stop.send(());
-        for task in self.tasks {
-            let _ = task.await;
-        }
+        let _ = self.task.await;
     }
 }
 
-/// Binds both ports (port 0 picks a free one) and serves until shut down.
-pub async fn start(
+/// Reads the TLS files and binds the admission port (port 0 picks a free one). Must run inside
+/// a tokio runtime (the certificate watcher runs on it).
+pub async fn bind(
     options: &ServeOptions,
     state: Arc<AdmissionState>,
-    ready: Readiness,
-) -> Result<RunningServer, ServerError> {
-    let contents = options.tls.read()?;
-    let config = RustlsConfig::from_config(Arc::new(contents.config()?));
-
+) -> Result<AdmissionServer, ServerError> {
+    let reloader = Reloader::start(
+        "admission certificate",
+        options.tls.file_set(),
+        options.reload_interval,
+        server_config,
+    )?;
+    let config = RustlsConfig::from_config(reloader.current());
     let listener = std::net::TcpListener::bind(options.listen)
         .map_err(|e| ServerError::Bind(options.listen, e))?;
-    listener.set_nonblocking(true).map_err(ServerError::Io)?;
-    let admission_addr = listener.local_addr().map_err(ServerError::Io)?;
-    let probe_listener = tokio::net::TcpListener::bind(options.probe_listen)
-        .await
-        .map_err(|e| ServerError::Bind(options.probe_listen, e))?;
-    let probe_addr = probe_listener.local_addr().map_err(ServerError::Io)?;
+    listener.set_nonblocking(true)?;
+    let admission_addr = listener.local_addr()?;
 
     let handle = axum_server::Handle::new();
     // TCP_NODELAY: reviews are small; Nagle plus delayed ACKs would add 40 ms stalls.
     let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config.clone())
         .acceptor(axum_server::accept::NoDelayAcceptor::new());
-    let server = axum_server::from_tcp(listener)
-        .map_err(ServerError::Io)?
+    let server = axum_server::from_tcp(listener)?
         .acceptor(acceptor)
         .handle(handle.clone());
-    let app = router(state.clone());
-    let admission = tokio::spawn(async move {
-        if let Err(error) = server.serve(app.into_make_service()).await {
-            tracing::error!(%error, "admission server stopped");
+    let app = router(state);
+    let mut updates = reloader.subscribe();
+    // One future: the listener and the certificate swaps end together.
+    let serve = async move {
+        let swap_certificates = async move {
+            while updates.changed().await.is_ok() {
+                let new = updates.borrow_and_update().clone();
+                config.reload_from_config(new);
+            }
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            ended = server.serve(app.into_make_service()) => ended,
+            () = swap_certificates => Ok(()),
         }
-    });
-    let reloader = tokio::spawn(reload_tls(
-        options.tls.clone(),
-        config,
-        contents.fingerprint(),
-        options.reload_interval,
-    ));
-    let (probe_stop, probe_stopped) = tokio::sync::oneshot::channel::<()>();
-    let probes = probe_router(state.metrics.clone(), ready);
-    let probe = tokio::spawn(async move {
-        let _ = axum::serve(probe_listener, probes)
-            .with_graceful_shutdown(async move {
-                let _ = probe_stopped.await;
-            })
-            .await;
-    });
-    let admission_task = tokio::spawn(async move {
-        let _ = admission.await;
-        reloader.abort();
-    });
-    Ok(RunningServer {
+    };
+    Ok(AdmissionServer {
         admission_addr,
-        probe_addr,
         handle,
-        probe_stop,
-        tasks: vec![admission_task, probe],
+        serve: Box::pin(serve),
     })
+}
+
+/// [`bind`] and [`AdmissionServer::spawn`].
+pub async fn start(
+    options: &ServeOptions,
+    state: Arc<AdmissionState>,
+) -> Result<RunningServer, ServerError> {
+    Ok(bind(options, state).await?.spawn())
 }

@@ -53,11 +53,9 @@ fn text<'a>(object: &'a Value, pointer: &str) -> Option<&'a str> {
     object.pointer(pointer).and_then(Value::as_str)
 }
 
-/// The (kind, name) a VA targets, if readable.
-pub fn target_of(object: &Value) -> Option<(String, String)> {
-    let kind = text(object, "/spec/scaleTargetRef/kind")?;
-    let name = text(object, "/spec/scaleTargetRef/name")?;
-    Some((kind.to_owned(), name.to_owned()))
+/// The (kind, name) a VA object targets, if readable.
+fn target_of(object: &Value) -> Option<(&str, &str)> {
+    object.get("spec").and_then(crate::api::target_ref)
 }
 
 /// Validates a VariantAutoscaling on CREATE or UPDATE.
@@ -128,10 +126,11 @@ pub fn validate_variant_autoscaling(
     }
 
     if let (Operation::Update, Some(old)) = (operation, old_object) {
-        if target_of(old) != target_of(object) && target_of(old).is_some() {
-            let (ok, on) = target_of(old).unwrap_or_default();
+        if let Some((old_kind, old_name)) = target_of(old)
+            && target_of(old) != target_of(object)
+        {
             verdict.warnings.push(format!(
-                "spec.scaleTargetRef changed from {ok}/{on}: the variant now scales another workload"
+                "spec.scaleTargetRef changed from {old_kind}/{old_name}: the variant now scales another workload"
             ));
         }
         let (old_model, new_model) = (text(old, "/spec/modelID"), text(object, "/spec/modelID"));

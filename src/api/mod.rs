@@ -25,8 +25,7 @@ pub const VERSION: &str = "v1alpha1";
 pub const ACCELERATOR_LABEL: &str = "inference.optimization/acceleratorName";
 /// Label that assigns a VA to one controller instance (`CONTROLLER_INSTANCE`).
 pub const CONTROLLER_INSTANCE_LABEL: &str = "wva.llmd.ai/controller-instance";
-/// Cost per replica when `spec.variantCost` is absent, empty or unparsable.
-pub const DEFAULT_VARIANT_COST: f64 = 10.0;
+pub use crate::config::DEFAULT_VARIANT_COST;
 /// `spec.variantCost` default, as the API server fills it in.
 pub const DEFAULT_VARIANT_COST_TEXT: &str = "10.0";
 
@@ -195,3 +194,13 @@ pub fn crd_yaml() -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// The `(kind, name)` a VA's `spec` targets (`spec.scaleTargetRef`), borrowed from untyped JSON
+/// (a VA as the webhook or the cache sees it, possibly incomplete); `None` when either is not a
+/// string.
+pub fn target_ref(spec: &serde_json::Value) -> Option<(&str, &str)> {
+    let target = spec.get("scaleTargetRef")?;
+    let kind = target.get("kind")?.as_str()?;
+    let name = target.get("name")?.as_str()?;
+    Some((kind, name))
+}

@@ -135,9 +135,9 @@ pub fn parse_data<T>(
         Ok(parsed) if problems.is_empty() => Ok(parsed),
         Ok(_) => Err(problems),
         Err(more) => {
-            let unreadable: Vec<String> = problems.iter().map(|p| p.key.clone()).collect();
-            problems.extend(more.into_iter().filter(|p| !unreadable.contains(&p.key)));
-            problems.sort_by(|a, b| a.key.cmp(&b.key));
+            let unreadable: Vec<String> = problems.iter().map(|p| p.path.clone()).collect();
+            problems.extend(more.into_iter().filter(|p| !unreadable.contains(&p.path)));
+            problems.sort_by(|a, b| a.path.cmp(&b.path));
             Err(problems)
         }
     }

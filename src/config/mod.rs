@@ -19,29 +19,46 @@ use serde_json::Value;
 pub use saturation::{SaturationConfigSet, SaturationScalingConfig};
 pub use scale_to_zero::{ModelScaleToZeroConfig, ScaleToZeroConfigSet};
 
+/// Cost per replica when a VA's `spec.variantCost` is absent, empty or unparsable (upstream's
+/// default, `"10.0"`).
+pub const DEFAULT_VARIANT_COST: f64 = 10.0;
+
 /// The key of the global entry in both ConfigMaps.
 pub const DEFAULT_KEY: &str = "default";
 
-/// One problem with one ConfigMap entry: `key` is the data key, `message` says what is wrong
-/// and what is expected.
+/// One problem found in user input — a ConfigMap entry, a snapshot, a scenario file: `path`
+/// names where (a data key, a JSON path such as `variants[2].cost`), `message` says what is
+/// wrong and what is expected. The one type every parser of user input reports with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
-    pub key: String,
+    pub path: String,
     pub message: String,
 }
 
 impl Problem {
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
-            key: key.into(),
+            path: path.into(),
             message: message.into(),
+        }
+    }
+
+    /// The same problem one level down: `outer.path`.
+    pub fn within(self, outer: &str) -> Self {
+        Self {
+            path: format!("{outer}.{}", self.path),
+            message: self.message,
         }
     }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
     }
 }
 

@@ -8,8 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::api::DEFAULT_VARIANT_COST;
-use crate::config::{Problem, SaturationConfigSet, ScaleToZeroConfigSet};
+use crate::config::{DEFAULT_VARIANT_COST, Problem, SaturationConfigSet, ScaleToZeroConfigSet};
 
 /// Largest replica count accepted (Kubernetes replica fields are int32).
 pub const MAX_REPLICAS: u32 = i32::MAX as u32;
@@ -95,27 +94,13 @@ fn serialize_request_counts<S: serde::Serializer>(
 }
 
 /// A problem with the snapshot: the JSON path and what is wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SnapshotError {
-    pub path: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for SnapshotError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
+pub type SnapshotError = Problem;
 
 impl Snapshot {
     /// Parses JSON text; every problem is reported with its JSON path.
     pub fn from_json(text: &str) -> Result<Self, Vec<SnapshotError>> {
-        let value: Value = serde_json::from_str(text).map_err(|e| {
-            vec![SnapshotError {
-                path: "$".into(),
-                message: format!("not valid JSON: {e}"),
-            }]
-        })?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| vec![Problem::new("$", format!("not valid JSON: {e}"))])?;
         Self::from_value(&value)
     }
 
@@ -143,10 +128,7 @@ struct Reader {
 
 impl Reader {
     fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(SnapshotError {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.errors.push(Problem::new(path, message));
     }
 
     fn object<'v>(&mut self, value: &'v Value, path: &str) -> Option<&'v Map<String, Value>> {
@@ -199,9 +181,8 @@ impl Reader {
         match parsed {
             Ok(v) => Some(v),
             Err(problems) => {
-                for p in problems {
-                    self.error(format!("{path}.{}", p.key), p.message);
-                }
+                self.errors
+                    .extend(problems.into_iter().map(|p| p.within(path)));
                 None
             }
         }

@@ -1,23 +1,18 @@
-//! The Prometheus HTTP client: rustls (ring, TLS 1.2+), a CA file that replaces the system roots
-//! (as upstream), client certificates (mTLS), a server-name override, a bearer token from the
-//! variable or a file. Certificate, key, CA and token files are re-read when their content
-//! changes, so rotations need no restart. Queries are POST forms with a 10 s budget, retried
-//! with backoff (spec §4.6) on connection errors and 5xx only; answers are size-limited and
-//! parsed by `response`. Never logs a token.
+//! The Prometheus HTTP client: TLS through `tls` (a CA file that replaces the system roots, as
+//! upstream; client certificates for mTLS; a server-name override; an insecure development
+//! mode), a bearer token from the variable or a file. Certificate, key, CA and token files are
+//! watched by the one file reloader, so rotations need no restart and no query reads a file; a
+//! refused handshake or a rejected file token re-reads them once before the retry. Queries are
+//! POST forms with a 10 s budget, retried with upstream's backoff on connection errors and 5xx
+//! only; answers are size-limited and parsed by `response`. Never logs a token.
 
-use std::collections::hash_map::{DefaultHasher, RandomState};
-use std::hash::{BuildHasher, Hash, Hasher};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
-
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use super::response::{self, ResponseError, Sample};
 use crate::config::prometheus::{self as vars, PrometheusConfig};
+use crate::tls::{ClientTls, PemFile, Reloader, ServerTrust, TlsError};
 
 /// Retry policy (upstream's `PrometheusQueryBackoff`): 500 ms, ×2, 10 % jitter, 5 attempts,
 /// all inside the query's time budget.
@@ -48,6 +43,8 @@ pub struct ClientOptions {
     pub backoff: Backoff,
     /// Answers larger than this are refused (a runaway query must not exhaust memory).
     pub max_response_bytes: usize,
+    /// How often the CA, client certificate, key and token files are checked for new content.
+    pub reload_interval: Duration,
 }
 
 impl Default for ClientOptions {
@@ -56,25 +53,49 @@ impl Default for ClientOptions {
             timeout: Duration::from_secs(10),
             backoff: Backoff::default(),
             max_response_bytes: 32 * 1024 * 1024,
+            reload_interval: Duration::from_secs(5),
         }
     }
 }
 
 /// Why a query produced no data.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     /// A TLS or token file is unusable; names the variable and the path.
+    #[error("{0}")]
     Setup(String),
     /// No connection (refused, reset, TLS handshake failed, DNS).
+    #[error("cannot reach Prometheus: {0}")]
     Connect(String),
     /// The budget ran out.
+    #[error("Prometheus did not answer within {0:?}")]
     Timeout(Duration),
     /// An HTTP status other than 200 (and not a Prometheus error document).
+    #[error("Prometheus answered HTTP {code}: {body}")]
     Status { code: u16, body: String },
     /// The answer exceeded the size limit.
+    #[error("the answer is larger than {} MiB; refused", .0 / (1024 * 1024))]
     TooLarge(usize),
     /// The answer was not usable.
+    #[error(transparent)]
     Response(ResponseError),
+}
+
+/// Prometheus settings are environment variables: their messages lead with the variable.
+impl From<TlsError> for QueryError {
+    fn from(error: TlsError) -> Self {
+        Self::Setup(match error {
+            TlsError::Read { what, path, source } => {
+                format!("{what}: cannot read {}: {source}", path.display())
+            }
+            TlsError::Pem {
+                what,
+                path,
+                message,
+            } => format!("{what}: {}: {message}", path.display()),
+            TlsError::Invalid { what, message } => format!("{what}: {message}"),
+        })
+    }
 }
 
 impl QueryError {
@@ -87,77 +108,19 @@ impl QueryError {
     }
 }
 
-impl std::fmt::Display for QueryError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Setup(m) => f.write_str(m),
-            Self::Connect(m) => write!(f, "cannot reach Prometheus: {m}"),
-            Self::Timeout(d) => write!(f, "Prometheus did not answer within {d:?}"),
-            Self::Status { code, body } => write!(f, "Prometheus answered HTTP {code}: {body}"),
-            Self::TooLarge(limit) => write!(
-                f,
-                "the answer is larger than {} MiB; refused",
-                limit / (1024 * 1024)
-            ),
-            Self::Response(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for QueryError {}
-
-/// The files a client depends on, read at one moment.
-#[derive(Hash, PartialEq, Eq)]
-struct Files {
-    ca: Option<Vec<u8>>,
-    cert: Option<Vec<u8>>,
-    key: Option<Vec<u8>>,
-    token: Option<Vec<u8>>,
-}
-
-fn read(path: &Option<PathBuf>, variable: &str) -> Result<Option<Vec<u8>>, QueryError> {
-    path.as_ref()
-        .map(|p| {
-            std::fs::read(p).map_err(|e| {
-                QueryError::Setup(format!("{variable}: cannot read {}: {e}", p.display()))
-            })
-        })
-        .transpose()
-}
-
-impl Files {
-    fn read(config: &PrometheusConfig) -> Result<Self, QueryError> {
-        Ok(Self {
-            ca: read(&config.ca_cert_path, vars::CA_CERT_PATH)?,
-            cert: read(&config.client_cert_path, vars::CLIENT_CERT_PATH)?,
-            key: read(&config.client_key_path, vars::CLIENT_KEY_PATH)?,
-            token: if config.bearer_token.is_some() {
-                None
-            } else {
-                read(&config.token_path, vars::TOKEN_PATH)?
-            },
-        })
-    }
-
-    fn fingerprint(&self) -> u64 {
-        let mut h = DefaultHasher::new();
-        self.hash(&mut h);
-        h.finish()
-    }
-}
-
+/// The HTTP client and token for the files as last read.
 struct Current {
-    fingerprint: u64,
     http: reqwest::Client,
     token: Option<String>,
 }
 
-/// A Prometheus query client; cheap to share (`Arc`).
+/// A Prometheus query client; cheap to share (`Arc`). Must be built inside a tokio runtime
+/// (the file watcher runs on it).
 pub struct PrometheusClient {
     config: PrometheusConfig,
     options: ClientOptions,
     query_url: reqwest::Url,
-    current: Mutex<Arc<Current>>,
+    current: Reloader<Current>,
 }
 
 impl PrometheusClient {
@@ -167,13 +130,33 @@ impl PrometheusClient {
         let base = config.base_url.trim_end_matches('/');
         let query_url = reqwest::Url::parse(&format!("{base}/api/v1/query"))
             .map_err(|e| QueryError::Setup(format!("{}: {e}", vars::BASE_URL)))?;
-        let files = Files::read(&config)?;
-        let current = build(&config, &files)?;
+        let mut files = Vec::new();
+        for (variable, path) in [
+            (vars::CA_CERT_PATH, &config.ca_cert_path),
+            (vars::CLIENT_CERT_PATH, &config.client_cert_path),
+            (vars::CLIENT_KEY_PATH, &config.client_key_path),
+        ] {
+            if let Some(path) = path {
+                files.push((variable.to_owned(), path.clone()));
+            }
+        }
+        if config.bearer_token.is_none()
+            && let Some(path) = &config.token_path
+        {
+            files.push((vars::TOKEN_PATH.to_owned(), path.clone()));
+        }
+        let build_config = config.clone();
+        let current = Reloader::start(
+            "Prometheus TLS and token",
+            files,
+            options.reload_interval,
+            move |files: &[PemFile]| build(&build_config, files),
+        )?;
         Ok(Self {
             config,
             options,
             query_url,
-            current: Mutex::new(Arc::new(current)),
+            current,
         })
     }
 
@@ -182,54 +165,41 @@ impl PrometheusClient {
         &self.config
     }
 
-    /// The client for the files as they are now; a rotation in progress (a file missing or
-    /// not matching yet) keeps the previous client.
-    fn current(&self) -> Arc<Current> {
-        let previous = self
-            .current
-            .lock()
-            .map(|c| c.clone())
-            .unwrap_or_else(|p| p.into_inner().clone());
-        let Ok(files) = Files::read(&self.config) else {
-            return previous;
-        };
-        let fingerprint = files.fingerprint();
-        if fingerprint == previous.fingerprint {
-            return previous;
-        }
-        match build(&self.config, &files) {
-            Ok(new) => {
-                tracing::info!("Prometheus TLS or token files changed; using the new ones");
-                let new = Arc::new(new);
-                if let Ok(mut slot) = self.current.lock() {
-                    *slot = new.clone();
-                }
-                new
-            }
-            Err(error) => {
-                tracing::warn!(%error, "new Prometheus TLS or token files are not usable yet; keeping the current ones");
-                previous
-            }
-        }
-    }
-
     /// Runs an instant query (POST form), retrying connection errors and 5xx within the budget.
     pub async fn query(&self, promql: &str) -> Result<Vec<Sample>, QueryError> {
         let deadline = Instant::now() + self.options.timeout;
         let backoff = self.options.backoff;
         let mut delay = backoff.initial;
         let mut attempt = 1;
+        let mut current = self.current.current();
+        let mut token_refreshed = false;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 return Err(QueryError::Timeout(self.options.timeout));
             }
-            let result = match tokio::time::timeout(remaining, self.attempt(promql)).await {
+            let result = match tokio::time::timeout(remaining, self.attempt(&current, promql)).await
+            {
                 Ok(r) => r,
                 Err(_) => return Err(QueryError::Timeout(self.options.timeout)),
             };
             match result {
                 Ok(samples) => return Ok(samples),
+                // A token read from a file was refused: it may have just rotated. Re-read the
+                // files once and retry at once if the token changed.
+                Err(QueryError::Status {
+                    code: 401 | 403, ..
+                }) if self.config.token_path.is_some()
+                    && self.config.bearer_token.is_none()
+                    && !token_refreshed =>
+                {
+                    token_refreshed = true;
+                    let newer = self.current.refresh().await;
+                    if newer.token == current.token {
+                        return self.attempt(&current, promql).await;
+                    }
+                    current = newer;
+                }
                 Err(error) if error.retryable() && attempt < backoff.attempts => {
                     let jittered = delay.mul_f64(1.0 + backoff.jitter * random_unit());
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -237,6 +207,10 @@ impl PrometheusClient {
                         return Err(error);
                     }
                     tracing::debug!(%error, attempt, ?jittered, "Prometheus query failed; retrying");
+                    // A refused handshake may be a certificate rotation: retry with the newest files.
+                    if matches!(error, QueryError::Connect(_)) {
+                        current = self.current.refresh().await;
+                    }
                     tokio::time::sleep(jittered).await;
                     delay = delay.mul_f64(backoff.factor);
                     attempt += 1;
@@ -246,8 +220,7 @@ impl PrometheusClient {
         }
     }
 
-    async fn attempt(&self, promql: &str) -> Result<Vec<Sample>, QueryError> {
-        let current = self.current();
+    async fn attempt(&self, current: &Current, promql: &str) -> Result<Vec<Sample>, QueryError> {
         let mut request = current
             .http
             .post(self.query_url.clone())
@@ -306,215 +279,31 @@ fn random_unit() -> f64 {
     (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
-fn build(config: &PrometheusConfig, files: &Files) -> Result<Current, QueryError> {
-    let tls = tls_config(config, files)?;
+/// The HTTP client and token for one set of files (given in the order `new` lists them).
+fn build(config: &PrometheusConfig, files: &[PemFile]) -> Result<Current, QueryError> {
+    let file = |variable: &str| files.iter().find(|f| f.what == variable);
+    let trust = match (config.insecure_skip_verify, file(vars::CA_CERT_PATH)) {
+        (true, _) => ServerTrust::Insecure,
+        (false, Some(ca)) => ServerTrust::Roots(ca),
+        (false, None) => ServerTrust::System,
+    };
+    let identity = file(vars::CLIENT_CERT_PATH).zip(file(vars::CLIENT_KEY_PATH));
+    let tls = crate::tls::client_config(&ClientTls {
+        trust,
+        server_name: config.server_name.as_deref(),
+        identity,
+    })?;
     let http = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .connect_timeout(Duration::from_secs(5))
         .build()
         .map_err(|e| QueryError::Setup(format!("HTTP client: {}", error_chain(&e))))?;
-    let token = match (&config.bearer_token, &files.token) {
+    let token = match (&config.bearer_token, file(vars::TOKEN_PATH)) {
         (Some(t), _) => Some(t.expose().to_owned()),
-        (None, Some(bytes)) => {
-            Some(String::from_utf8_lossy(bytes).trim().to_owned()).filter(|t| !t.is_empty())
+        (None, Some(token)) => {
+            Some(String::from_utf8_lossy(&token.bytes).trim().to_owned()).filter(|t| !t.is_empty())
         }
         (None, None) => None,
     };
-    Ok(Current {
-        fingerprint: files.fingerprint(),
-        http,
-        token,
-    })
-}
-
-fn certificates(
-    pem: &[u8],
-    variable: &str,
-    path: &Option<PathBuf>,
-) -> Result<Vec<CertificateDer<'static>>, QueryError> {
-    let shown = path
-        .as_deref()
-        .map(Path::display)
-        .map(|d| d.to_string())
-        .unwrap_or_default();
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| QueryError::Setup(format!("{variable}: {shown}: {e}")))?;
-    if certs.is_empty() {
-        return Err(QueryError::Setup(format!(
-            "{variable}: {shown}: no PEM certificate found"
-        )));
-    }
-    Ok(certs)
-}
-
-fn tls_config(
-    config: &PrometheusConfig,
-    files: &Files,
-) -> Result<rustls::ClientConfig, QueryError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| QueryError::Setup(format!("TLS: {e}")))?;
-    let verifier: Arc<dyn ServerCertVerifier> = if config.insecure_skip_verify {
-        Arc::new(NoVerification(provider.clone()))
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        match &files.ca {
-            // Like upstream, a CA file replaces the system roots.
-            Some(pem) => {
-                for cert in certificates(pem, vars::CA_CERT_PATH, &config.ca_cert_path)? {
-                    roots
-                        .add(cert)
-                        .map_err(|e| QueryError::Setup(format!("{}: {e}", vars::CA_CERT_PATH)))?;
-                }
-            }
-            None => {
-                for cert in rustls_native_certs::load_native_certs().certs {
-                    let _ = roots.add(cert);
-                }
-            }
-        }
-        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
-            Arc::new(roots),
-            provider.clone(),
-        )
-        .build()
-        .map_err(|e| QueryError::Setup(format!("TLS roots: {e}")))?;
-        match &config.server_name {
-            Some(name) => {
-                let name = ServerName::try_from(name.clone()).map_err(|e| {
-                    QueryError::Setup(format!("{}: {name:?}: {e}", vars::SERVER_NAME))
-                })?;
-                Arc::new(ExpectedName {
-                    inner: webpki,
-                    name,
-                })
-            }
-            None => webpki,
-        }
-    };
-    let builder = builder
-        .dangerous()
-        .with_custom_certificate_verifier(verifier);
-    let mut tls = match (&files.cert, &files.key) {
-        (Some(cert), Some(key)) => {
-            let chain = certificates(cert, vars::CLIENT_CERT_PATH, &config.client_cert_path)?;
-            let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| {
-                QueryError::Setup(format!(
-                    "{}: {}: {e}",
-                    vars::CLIENT_KEY_PATH,
-                    config
-                        .client_key_path
-                        .as_deref()
-                        .map(Path::display)
-                        .map(|d| d.to_string())
-                        .unwrap_or_default()
-                ))
-            })?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| {
-                QueryError::Setup(format!(
-                    "{} and {}: {e}",
-                    vars::CLIENT_CERT_PATH,
-                    vars::CLIENT_KEY_PATH
-                ))
-            })?
-        }
-        _ => builder.with_no_client_auth(),
-    };
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(tls)
-}
-
-/// Verifies the certificate for `PROMETHEUS_SERVER_NAME` instead of the URL's host.
-#[derive(Debug)]
-struct ExpectedName {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
-    name: ServerName<'static>,
-}
-
-impl ServerCertVerifier for ExpectedName {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// `PROMETHEUS_TLS_INSECURE_SKIP_VERIFY=true`: any certificate is accepted (handshake
-/// signatures are still checked). Development only; a warning is logged at start.
-#[derive(Debug)]
-struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+    Ok(Current { http, token })
 }

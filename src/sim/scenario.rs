@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::config::SaturationConfigSet;
+use crate::config::{Problem, SaturationConfigSet};
 
 /// A whole scenario.
 #[derive(Clone, Debug, Deserialize)]
@@ -271,11 +271,13 @@ impl Load {
     }
 }
 
-/// Parses and checks a scenario; every problem is `path: message`.
-pub fn parse(text: &str) -> Result<Scenario, Vec<String>> {
-    let mut scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| vec![e.to_string()])?;
+/// Parses and checks a scenario; every problem names its path.
+pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
+    let mut scenario: Scenario =
+                // serde's message already starts with the path it knows.
+        serde_yaml_ng::from_str(text).map_err(|e| vec![Problem::new("", e.to_string())])?;
     let mut problems = Vec::new();
-    let mut bad = |path: String, message: &str| problems.push(format!("{path}: {message}"));
+    let mut bad = |path: String, message: &str| problems.push(Problem::new(path, message));
     if scenario.duration_seconds == 0 {
         bad("durationSeconds".into(), "must be at least 1");
     }
@@ -313,7 +315,7 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<String>> {
             Some(map) => {
                 if let Err(errors) = SaturationConfigSet::parse(map.iter()) {
                     for e in errors {
-                        bad(format!("saturationConfig.{}", e.key), &e.message);
+                        bad(format!("saturationConfig.{}", e.path), &e.message);
                     }
                 }
             }

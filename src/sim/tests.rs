@@ -144,18 +144,22 @@ fn bad_scenarios_name_every_field_by_its_path() {
         "faults.prometheusOutage: must be [start, end] with start < end",
     ] {
         assert!(
-            errors.iter().any(|e| e.starts_with(want)),
+            errors.iter().any(|e| e.to_string().starts_with(want)),
             "missing {want:?} in {errors:#?}"
         );
     }
     let typo = parse("durationSeconds: 60\nmodels: []\nmodles: []\n").unwrap_err();
-    assert!(typo[0].contains("unknown field `modles`"), "{typo:?}");
+    assert!(
+        typo[0].to_string().contains("unknown field `modles`"),
+        "{typo:?}"
+    );
     let wrong_type = parse("durationSeconds: 60\nmodels:\n- modelId: m\n  variants: []\n  load: {kind: constant, rate: fast}\n").unwrap_err();
     // Inside a `kind`-tagged load, serde knows the entry and the line, not the field name.
+    let wrong_type = wrong_type[0].to_string();
     assert!(
-        wrong_type[0].starts_with("models[0]")
-            && wrong_type[0].contains("\"fast\"")
-            && wrong_type[0].contains(" at line "),
+        wrong_type.starts_with("models[0]")
+            && wrong_type.contains("\"fast\"")
+            && wrong_type.contains(" at line "),
         "{wrong_type:?}"
     );
 }

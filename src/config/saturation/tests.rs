@@ -138,7 +138,7 @@ fn override_selection_prefers_namespace_then_smallest_key() {
     assert_eq!(set.for_model("lab", "m").0, "y-lab");
     assert_eq!(set.for_model("prod", "m").0, "a-generic");
     assert_eq!(set.for_model("prod", "other").0, "default");
-    let shadowed: Vec<&str> = parsed.warnings.iter().map(|w| w.key.as_str()).collect();
+    let shadowed: Vec<&str> = parsed.warnings.iter().map(|w| w.path.as_str()).collect();
     assert!(
         shadowed.contains(&"b-generic")
             && shadowed.contains(&"z-lab")

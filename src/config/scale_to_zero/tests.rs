@@ -103,7 +103,7 @@ fn duplicate_model_ids_smallest_key_wins_with_a_warning() {
     .unwrap();
     assert_eq!(parsed.value.retention_period("ns", "m"), MINUTE);
     assert_eq!(parsed.warnings.len(), 1);
-    assert_eq!(parsed.warnings[0].key, "b");
+    assert_eq!(parsed.warnings[0].path, "b");
 }
 
 #[test]

@@ -1,0 +1,101 @@
+//! `wva simulate`: a virtual cluster on a virtual clock comparing scaling policies on one load.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::{EXIT_INVALID, print};
+
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// Scenario file (YAML, see docs/simulation.md); the built-in scenario when absent.
+    pub scenario: Option<PathBuf>,
+    /// Folder for the chart (wva-simulation.svg) and the timeline (wva-simulation.csv).
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+    /// Seed of the random start-up times (default: the scenario's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Policies to compare, comma-separated (default: the scenario's, else all).
+    #[arg(long, value_delimiter = ',')]
+    pub policies: Vec<String>,
+    /// Print the summary only; write no file.
+    #[arg(long)]
+    pub no_files: bool,
+}
+
+pub fn run(args: &SimulateArgs) -> ExitCode {
+    use std::io::IsTerminal;
+    let (source, text) = match &args.scenario {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(t) => (path.display().to_string(), t),
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                return ExitCode::from(EXIT_INVALID);
+            }
+        },
+        None => (
+            "built-in scenario".to_owned(),
+            crate::sim::scenario::DEFAULT_SCENARIO.to_owned(),
+        ),
+    };
+    let mut scenario = match crate::sim::scenario::parse(&text) {
+        Ok(s) => s,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{source}: {p}");
+            }
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    if let Some(seed) = args.seed {
+        scenario.seed = seed;
+    }
+    if !args.policies.is_empty() {
+        for p in &args.policies {
+            if !crate::sim::POLICIES.contains(&p.as_str()) {
+                eprintln!(
+                    "error: --policies: unknown policy {p:?}; known: {}",
+                    crate::sim::POLICIES.join(", ")
+                );
+                return ExitCode::from(EXIT_INVALID);
+            }
+        }
+        scenario.policies = args.policies.clone();
+    }
+    let started = std::time::Instant::now();
+    let terminal = std::io::stderr().is_terminal();
+    let mut shown = false;
+    let simulation = crate::sim::run(&scenario, &mut |fraction| {
+        if terminal && started.elapsed().as_secs_f64() > 1.0 {
+            eprint!(
+                "\rsimulating {} … {:>3.0}%",
+                scenario.name,
+                fraction * 100.0
+            );
+            shown = true;
+        }
+    });
+    if shown {
+        eprintln!();
+    }
+    let mut text = crate::sim::report::summary(&simulation);
+    if !args.no_files {
+        let chart = args.out.join("wva-simulation.svg");
+        let timeline = args.out.join("wva-simulation.csv");
+        let written = std::fs::create_dir_all(&args.out)
+            .and_then(|()| std::fs::write(&chart, crate::sim::report::chart_svg(&simulation)))
+            .and_then(|()| {
+                std::fs::write(&timeline, crate::sim::report::timeline_csv(&simulation))
+            });
+        if let Err(e) = written {
+            eprintln!("error: cannot write to {}: {e}", args.out.display());
+            return ExitCode::FAILURE;
+        }
+        text.push_str(&format!(
+            "\nchart: {}\ntimeline: {}\n",
+            chart.display(),
+            timeline.display()
+        ));
+    }
+    print(&text)
+}
