@@ -66,6 +66,90 @@ async fn setup(name: &str, client_ca: Option<&TestCa>) -> Setup {
     }
 }
 
+/// Sends two oversized bodies over raw TLS (HTTP/1.1): a `Content-Length` of 10 MiB with no
+/// body byte sent, and 4 MiB of chunked body. Returns each answer's head and whether the server
+/// then closed the connection.
+fn oversized_body(port: u16, ca_pem: &str, path: &str) -> (Vec<(&'static str, String)>, Vec<bool>) {
+    use std::io::{Read, Write};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+    let connect = || {
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        rustls::StreamOwned::new(
+            rustls::ClientConnection::new(config.clone(), name).unwrap(),
+            tcp,
+        )
+    };
+    let answer =
+        |stream: &mut rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>| {
+            let mut text = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) => return (String::from_utf8_lossy(&text).into_owned(), true),
+                    Ok(n) => text.extend_from_slice(&buf[..n]),
+                    // A reset after the answer is a close too.
+                    Err(e)
+                        if e.kind() != std::io::ErrorKind::WouldBlock
+                            && e.kind() != std::io::ErrorKind::TimedOut =>
+                    {
+                        return (String::from_utf8_lossy(&text).into_owned(), true);
+                    }
+                    Err(_) => return (String::from_utf8_lossy(&text).into_owned(), false),
+                }
+            }
+        };
+    let mut heads = Vec::new();
+    let mut closed = Vec::new();
+
+    let mut stream = connect();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        10 * 1024 * 1024
+    )
+    .unwrap();
+    stream.flush().unwrap();
+    let (text, was_closed) = answer(&mut stream);
+    heads.push(("Content-Length 10 MiB", text));
+    closed.push(was_closed);
+
+    let mut stream = connect();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .unwrap();
+    let chunk = vec![b' '; 64 * 1024];
+    for _ in 0..64 {
+        // The server may answer and close before the whole body is sent.
+        if write!(stream, "{:x}\r\n", chunk.len()).is_err()
+            || stream.write_all(&chunk).is_err()
+            || stream.write_all(b"\r\n").is_err()
+        {
+            break;
+        }
+    }
+    let _ = stream.flush();
+    let (text, was_closed) = answer(&mut stream);
+    heads.push(("chunked 4 MiB", text));
+    closed.push(was_closed);
+    (heads, closed)
+}
+
 /// The webhook without a cluster.
 fn standalone() -> Arc<AdmissionState> {
     Arc::new(AdmissionState {
@@ -235,12 +319,24 @@ async fn malformed_input_gets_4xx_and_the_server_keeps_serving() {
         "{r}"
     );
 
-    // 10 MiB: refused with 413 (or the connection is cut while sending), never a crash.
-    let big = vec![b' '; 10 * 1024 * 1024];
-    match c.post(&url).body(big).send().await {
-        Ok(response) => assert_eq!(response.status(), 413),
-        Err(error) => eprintln!("10 MiB body: connection closed by the server ({error})"),
+    // Too large: refused with 413 and the connection closed, exactly.
+    let port = s.server.admission_addr.port();
+    let ca = s.ca.cert_pem();
+    let path = Route::ValidateVariantAutoscaling.path();
+    let (head, closed) = tokio::task::spawn_blocking(move || oversized_body(port, &ca, path))
+        .await
+        .unwrap();
+    for (how, answer) in &head {
+        assert!(
+            answer.starts_with("HTTP/1.1 413 Payload Too Large\r\n"),
+            "{how}: {answer:?}"
+        );
     }
+    assert_eq!(
+        closed,
+        [true, true],
+        "the server closes the connection after a 413"
+    );
     let response = c.get(&url).send().await.unwrap();
     assert_eq!(response.status(), 405);
     let response = c
@@ -569,4 +665,139 @@ fn readyz_waits_for_the_va_cache_to_sync() {
     assert_eq!(healthz, 200, "alive");
     assert_eq!(readyz, 503, "not ready: {body}");
     assert!(body.contains("has not synced"), "{body}");
+    assert!(
+        body.contains(
+            "[-]cache/variantautoscalings failed: the VariantAutoscaling cache has not synced yet\n"
+        ),
+        "the check is named: {body}"
+    );
+}
+
+/// Fail-stop: the TLS listener's task dies (aborted here, as a crash would end it) → readiness
+/// turns false naming it while the other components drain, and the runtime ends with a failure
+/// naming the component (`wva webhook` then exits non-zero).
+#[tokio::test]
+async fn the_process_stops_when_the_tls_listener_task_dies() {
+    use wva::runtime::{Runtime, RuntimeError};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = temp("fail-stop");
+    let _guard = DirGuard(dir.clone());
+    let ca = TestCa::new("webhook-ca");
+    let serving = ca.server_cert(&dir, "tls", &["localhost"]);
+    let mut runtime = Runtime::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let probes = format!("http://{}", runtime.probe_addr());
+    let options = ServeOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: TlsFiles {
+            cert: serving.cert_path.clone(),
+            key: serving.key_path.clone(),
+            client_ca: None,
+        },
+        reload_interval: Duration::from_secs(5),
+    };
+    let server = wva::admission::server::bind(&options, standalone())
+        .await
+        .unwrap();
+    let admission = format!(
+        "https://localhost:{}{}",
+        server.admission_addr.port(),
+        Route::ValidateVariantAutoscaling.path()
+    );
+    let listener = runtime.spawn(
+        "admission-server",
+        server.serve_until(runtime.shutdown(), Duration::from_secs(1)),
+    );
+    // Another component that takes a moment to finish, as the controller finishing its cycle.
+    let shutdown = runtime.shutdown();
+    runtime.spawn("slow-to-drain", async move {
+        shutdown.requested().await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        Ok::<(), String>(())
+    });
+    let run = tokio::spawn(runtime.run(std::future::pending(), Duration::from_secs(5)));
+
+    let plain = reqwest::Client::builder().no_proxy().build().unwrap();
+    let readyz = async || {
+        let r = plain
+            .get(format!("{probes}/readyz?verbose"))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    let (code, body) = readyz().await;
+    assert_eq!(code, 200, "{body}");
+    let https = client(&[&ca.cert_pem()], None, Http::Http1, false);
+    assert_eq!(
+        post(&https, &admission, fixture("create-valid.json"))
+            .await
+            .0,
+        200
+    );
+
+    listener.abort();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let body = loop {
+        let (code, body) = readyz().await;
+        if code == 503 {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz still {code} after the listener died: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        body.contains("[-]shutdown failed: component admission-server stopped: aborted"),
+        "{body}"
+    );
+    let fresh = client(&[&ca.cert_pem()], None, Http::Http1, false);
+    assert!(
+        fresh
+            .post(&admission)
+            .body(fixture("create-valid.json"))
+            .send()
+            .await
+            .is_err(),
+        "the TLS port is closed to new connections"
+    );
+    match run.await.unwrap() {
+        Err(RuntimeError::ComponentStopped { name, why }) => assert_eq!(
+            (name.as_str(), why.as_str()),
+            ("admission-server", "aborted")
+        ),
+        other => panic!("expected a fail-stop naming the listener, got {other:?}"),
+    }
+}
+
+#[test]
+fn readyz_verbose_lists_the_named_checks() {
+    use std::process::Stdio;
+    let dir = temp("verbose");
+    let _guard = DirGuard(dir.clone());
+    let ca = TestCa::new("webhook-ca");
+    let serving = ca.server_cert(&dir, "tls", &["localhost"]);
+    let process = WebhookProcess::spawn(&serving, &[], &[], Stdio::null());
+    let probes = process.probes.clone();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (all, one, unknown) = runtime.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let plain = reqwest::Client::builder().no_proxy().build().unwrap();
+        let get = async |path: &str| {
+            let r = plain.get(format!("{probes}{path}")).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        };
+        (
+            get("/readyz?verbose").await,
+            get("/readyz/shutdown").await,
+            get("/readyz/nope").await,
+        )
+    });
+    assert_eq!(
+        all,
+        (200, "[+]shutdown ok\nreadyz check passed\n".to_owned())
+    );
+    assert_eq!(one, (200, "ok".to_owned()));
+    assert_eq!(unknown.0, 404, "{unknown:?}");
 }
