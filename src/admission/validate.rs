@@ -172,7 +172,7 @@ fn check_target(spec: &Value, errors: &mut Vec<FieldError>) {
                 errors.push(FieldError::invalid(
                     format!("{FIELD}.name"),
                     &Value::from(n.as_str()),
-                    message,
+                    message.0,
                 ));
             }
         }

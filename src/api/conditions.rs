@@ -1,4 +1,4 @@
-//! The condition vocabulary of a VariantAutoscaling (types and reasons, spec §1.5), the
+//! The condition vocabulary of a VariantAutoscaling (types and reasons, docs/upstream.md#crd), the
 //! `metav1.Condition` shape with its full CRD validation, and `meta.SetStatusCondition`
 //! semantics. Pure: the caller passes "now".
 

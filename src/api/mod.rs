@@ -1,7 +1,7 @@
 //! The `VariantAutoscaling` API (`llmd.ai/v1alpha1`): Rust types that generate the CRD, the
 //! condition vocabulary, and the generated CRD itself. Pure data: no client calls, no IO.
 //!
-//! The schema matches upstream WVA v0.5.0 field by field (spec §1), so that every object the
+//! The schema matches upstream WVA v0.5.0 field by field (docs/upstream.md#crd), so that every object the
 //! upstream CRD accepts is accepted here and vice versa; [`crd`] post-processes the derived schema
 //! where schemars and controller-gen differ (nullable markers, a required `spec`).
 
@@ -137,7 +137,7 @@ pub struct OptimizedAlloc {
 impl OptimizedAlloc {
     /// True when this allocation must not be sent to the API server: absent, or with an
     /// accelerator shorter than the CRD's `minLength: 2` (upstream's Go zero value serialises
-    /// `accelerator: ""`, which a status PATCH then fails on — spec §1.3).
+    /// `accelerator: ""`, which a status PATCH then fails on — docs/upstream.md#crd).
     pub fn is_unwritable(alloc: &Option<OptimizedAlloc>) -> bool {
         alloc
             .as_ref()
@@ -154,7 +154,7 @@ pub struct ActuationStatus {
 
 impl VariantAutoscaling {
     /// The cost per replica: `spec.variantCost` parsed as a number; absent, empty or unparsable
-    /// values give [`DEFAULT_VARIANT_COST`] (upstream behaviour, spec §1.2).
+    /// values give [`DEFAULT_VARIANT_COST`] (upstream behaviour, docs/upstream.md#crd).
     pub fn cost(&self) -> f64 {
         parse_variant_cost(self.spec.variant_cost.as_deref())
     }

@@ -152,7 +152,7 @@ fn status_never_emits_an_accelerator_the_crd_rejects() {
 
 #[test]
 fn upstream_go_zero_value_status_reads_back() {
-    // What the Go controller writes for an empty status (spec §1.3).
+    // What the Go controller writes for an empty status (docs/upstream.md#crd).
     let go_status = json!({"desiredOptimizedAlloc": {"accelerator": "", "numReplicas": 0}, "actuation": {"applied": false}});
     let status: VariantAutoscalingStatus = serde_json::from_value(go_status).unwrap();
     let written = serde_json::to_value(&status).unwrap();

@@ -5,14 +5,25 @@
 /// Nanoseconds, signed, as Go's `time.Duration`.
 pub type Nanos = i64;
 
+/// A duration text Go's `time.ParseDuration` would refuse, with Go's message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DurationError(pub String);
+
+impl From<&str> for DurationError {
+    fn from(message: &str) -> Self {
+        Self(message.to_owned())
+    }
+}
+
 pub const SECOND: Nanos = 1_000_000_000;
 pub const MINUTE: Nanos = 60 * SECOND;
 pub const HOUR: Nanos = 60 * MINUTE;
 
 /// Parses a duration such as `300ms`, `-1.5h` or `2h45m`, with Go's units (`ns`, `us`, `µs`,
 /// `μs`, `ms`, `s`, `m`, `h`) and Go's error texts.
-pub fn parse_go_duration(text: &str) -> Result<Nanos, String> {
-    let invalid = || format!("time: invalid duration \"{text}\"");
+pub fn parse_go_duration(text: &str) -> Result<Nanos, DurationError> {
+    let invalid = || DurationError(format!("time: invalid duration \"{text}\""));
     let mut rest = text;
     let mut negative = false;
     if let Some(r) = rest.strip_prefix('-') {
@@ -48,7 +59,9 @@ pub fn parse_go_duration(text: &str) -> Result<Nanos, String> {
             .unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_end);
         if unit.is_empty() {
-            return Err(format!("time: missing unit in duration \"{text}\""));
+            return Err(DurationError(format!(
+                "time: missing unit in duration \"{text}\""
+            )));
         }
         let scale: u128 = match unit {
             "ns" => 1,
@@ -58,9 +71,9 @@ pub fn parse_go_duration(text: &str) -> Result<Nanos, String> {
             "m" => MINUTE as u128,
             "h" => HOUR as u128,
             _ => {
-                return Err(format!(
+                return Err(DurationError(format!(
                     "time: unknown unit \"{unit}\" in duration \"{text}\""
-                ));
+                )));
             }
         };
         let whole_value: u128 = if whole.is_empty() {

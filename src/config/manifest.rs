@@ -48,12 +48,25 @@ pub struct CheckReport {
     pub skipped: Vec<String>,
 }
 
+/// A file that is not YAML; names the document (1-based).
+#[derive(Debug, thiserror::Error)]
+#[error("document {document}: invalid YAML: {source}")]
+pub struct ManifestError {
+    pub document: usize,
+    #[source]
+    pub source: serde_yaml_ng::Error,
+}
+
 /// Splits multi-document YAML into ConfigMap manifests; other kinds are listed in `skipped`.
-pub fn check_manifests(text: &str, saturation_name: &str) -> Result<CheckReport, String> {
+pub fn check_manifests(text: &str, saturation_name: &str) -> Result<CheckReport, ManifestError> {
     let mut report = CheckReport::default();
     for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let value = <serde_yaml_ng::Value as serde::Deserialize>::deserialize(document)
-            .map_err(|e| format!("document {}: invalid YAML: {e}", index + 1))?;
+        let value = <serde_yaml_ng::Value as serde::Deserialize>::deserialize(document).map_err(
+            |source| ManifestError {
+                document: index + 1,
+                source,
+            },
+        )?;
         if value.is_null() {
             continue;
         }

@@ -72,7 +72,7 @@ pub struct Parsed<T> {
 
 /// Parses one ConfigMap value (a YAML document) into a JSON value. Non-finite numbers
 /// (`.nan`, `.inf`) are refused here: no threshold can be NaN.
-pub fn yaml_entry_to_json(text: &str) -> Result<Value, String> {
+pub(crate) fn yaml_entry_to_json(text: &str) -> Result<Value, String> {
     let yaml: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(text).map_err(|e| format!("invalid YAML: {e}"))?;
     yaml_to_json(yaml)

@@ -1,4 +1,4 @@
-//! How to reach Prometheus (spec §3.2): from the environment, else from the main ConfigMap's
+//! How to reach Prometheus (upstream `GetPrometheusConfig`, docs/upstream.md#prometheus): from the environment, else from the main ConfigMap's
 //! keys, else an error that says how to configure it. The environment wins as a whole when it
 //! sets `PROMETHEUS_BASE_URL`. Pure: callers hand in the lookups; files are read by the client.
 
@@ -72,65 +72,38 @@ pub struct PrometheusConfig {
 }
 
 /// A configuration that cannot be used, with what to do about it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PrometheusConfigError {
     /// Neither the environment nor the ConfigMap names a Prometheus.
-    NotConfigured {
-        config_map: String,
-    },
+    #[error(
+        "no Prometheus configuration found: set {BASE_URL} (e.g. https://prometheus-k8s.monitoring.svc:9091) in the environment, or in ConfigMap {config_map}"
+    )]
+    NotConfigured { config_map: String },
     /// The ConfigMap could not be read (and the environment did not configure Prometheus).
-    ConfigMapUnreadable {
-        config_map: String,
-        error: String,
-    },
+    #[error(
+        "{BASE_URL} is not set and ConfigMap {config_map} cannot be read: {error}; set {BASE_URL} in the environment or fix access to the ConfigMap"
+    )]
+    ConfigMapUnreadable { config_map: String, error: String },
+    #[error("{BASE_URL} ({origin}): {url:?} is not a URL: {why}")]
     InvalidUrl {
-        source: Source,
+        origin: Source,
         url: String,
         why: String,
     },
-    HttpNotAllowed {
-        source: Source,
-        url: String,
-    },
+    #[error(
+        "{BASE_URL} ({origin}): {url:?} uses plain http; HTTPS is required (use https://, or set {ALLOW_HTTP}=true for a test setup)"
+    )]
+    HttpNotAllowed { origin: Source, url: String },
     /// Only one of the client certificate and key is set.
+    #[error(
+        "{set} is set but {missing} is not ({origin}): mTLS needs both the client certificate and its key"
+    )]
     HalfClientCertificate {
-        source: Source,
+        origin: Source,
         set: &'static str,
         missing: &'static str,
     },
 }
-
-impl fmt::Display for PrometheusConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NotConfigured { config_map } => write!(
-                f,
-                "no Prometheus configuration found: set {BASE_URL} (e.g. https://prometheus-k8s.monitoring.svc:9091) in the environment, or in ConfigMap {config_map}"
-            ),
-            Self::ConfigMapUnreadable { config_map, error } => write!(
-                f,
-                "{BASE_URL} is not set and ConfigMap {config_map} cannot be read: {error}; set {BASE_URL} in the environment or fix access to the ConfigMap"
-            ),
-            Self::InvalidUrl { source, url, why } => {
-                write!(f, "{BASE_URL} ({source}): {url:?} is not a URL: {why}")
-            }
-            Self::HttpNotAllowed { source, url } => write!(
-                f,
-                "{BASE_URL} ({source}): {url:?} uses plain http; HTTPS is required (use https://, or set {ALLOW_HTTP}=true for a test setup)"
-            ),
-            Self::HalfClientCertificate {
-                source,
-                set,
-                missing,
-            } => write!(
-                f,
-                "{set} is set but {missing} is not ({source}): mTLS needs both the client certificate and its key"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for PrometheusConfigError {}
 
 impl PrometheusConfig {
     /// Reads the settings through `get` (an environment or ConfigMap lookup). `None` when
@@ -165,7 +138,7 @@ impl PrometheusConfig {
         let mut warnings = Vec::new();
         let url =
             reqwest::Url::parse(&self.base_url).map_err(|e| PrometheusConfigError::InvalidUrl {
-                source: self.source.clone(),
+                origin: self.source.clone(),
                 url: self.base_url.clone(),
                 why: e.to_string(),
             })?;
@@ -176,11 +149,11 @@ impl PrometheusConfig {
                 self.base_url
             )),
             "http" => {
-                return Err(PrometheusConfigError::HttpNotAllowed { source: self.source.clone(), url: self.base_url.clone() });
+                return Err(PrometheusConfigError::HttpNotAllowed { origin: self.source.clone(), url: self.base_url.clone() });
             }
             other => {
                 return Err(PrometheusConfigError::InvalidUrl {
-                    source: self.source.clone(),
+                    origin: self.source.clone(),
                     url: self.base_url.clone(),
                     why: format!("scheme {other:?} (expected https)"),
                 });
@@ -189,14 +162,14 @@ impl PrometheusConfig {
         match (&self.client_cert_path, &self.client_key_path) {
             (Some(_), None) => {
                 return Err(PrometheusConfigError::HalfClientCertificate {
-                    source: self.source.clone(),
+                    origin: self.source.clone(),
                     set: CLIENT_CERT_PATH,
                     missing: CLIENT_KEY_PATH,
                 });
             }
             (None, Some(_)) => {
                 return Err(PrometheusConfigError::HalfClientCertificate {
-                    source: self.source.clone(),
+                    origin: self.source.clone(),
                     set: CLIENT_KEY_PATH,
                     missing: CLIENT_CERT_PATH,
                 });

@@ -1,4 +1,4 @@
-//! The saturation-scaling ConfigMap (spec §3.3): thresholds that say when a replica is saturated
+//! The saturation-scaling ConfigMap (upstream `SaturationScalingConfig`, docs/upstream.md#configuration): thresholds that say when a replica is saturated
 //! and when a model needs another replica. Unlike upstream, overrides are applied, missing fields
 //! are filled in (documented defaults for `default`, inherited from `default` for overrides) and
 //! invalid entries are errors instead of being skipped silently.
@@ -74,7 +74,7 @@ impl ModelOverride for SaturationScalingConfig {
 }
 
 impl SaturationScalingConfig {
-    /// Upstream's `Validate()` rules in upstream's order and wording (spec §3.3); every failing
+    /// Upstream's `Validate()` rules in upstream's order and wording (docs/upstream.md#configuration); every failing
     /// rule is reported, not only the first.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();

@@ -1,4 +1,4 @@
-//! The scale-to-zero ConfigMap (spec §3.4, fixed name `model-scale-to-zero-config`): which models
+//! The scale-to-zero ConfigMap (upstream `internal/config/scale_to_zero.go`, fixed name `model-scale-to-zero-config`): which models
 //! may go to zero replicas after how long without requests. Unlike upstream, the `namespace` of
 //! an override is honoured, and invalid entries are errors instead of being skipped.
 
@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::duration::{MINUTE, Nanos, format_go_duration, parse_go_duration};
+use super::duration::{DurationError, MINUTE, Nanos, format_go_duration, parse_go_duration};
 use super::{DEFAULT_KEY, EntryReader, ModelOverride, Parsed, Problem, select_override};
 
 /// The ConfigMap's name (not configurable upstream).
@@ -49,17 +49,18 @@ impl ModelOverride for ModelScaleToZeroConfig {
     }
 }
 
-/// Upstream's `ValidateRetentionPeriod` (spec §3.4), same messages.
-pub fn validate_retention_period(text: &str) -> Result<Nanos, String> {
+/// Upstream's `ValidateRetentionPeriod` (docs/upstream.md#configuration), same messages.
+pub fn validate_retention_period(text: &str) -> Result<Nanos, DurationError> {
     if text.is_empty() {
         return Err("retention period cannot be empty".into());
     }
-    let nanos = parse_go_duration(text).map_err(|e| format!("invalid duration format: {e}"))?;
+    let nanos = parse_go_duration(text)
+        .map_err(|e| DurationError(format!("invalid duration format: {e}")))?;
     if nanos <= 0 {
-        return Err(format!(
+        return Err(DurationError(format!(
             "retention period must be positive, got {}",
             format_go_duration(nanos)
-        ));
+        )));
     }
     Ok(nanos)
 }

@@ -1,4 +1,4 @@
-//! Saturation analysis (spec §5.5): per replica saturated or not, per variant and per model the
+//! Saturation analysis (upstream `AnalyzeModelSaturation` and `isScaleDownSafe`, docs/upstream.md#decision): per replica saturated or not, per variant and per model the
 //! average spare capacity of the unsaturated replicas, the scale-up trigger and the N−1
 //! scale-down check. Formulas are evaluated in binary64 in upstream's operation order; variants
 //! are summed in ascending name order and pods in ascending pod name order, so results never
@@ -118,7 +118,7 @@ pub fn analyze_model<'a>(
 }
 
 /// Would the unsaturated load still leave enough spare capacity on N−1 replicas?
-/// Inclusive `>=`, upstream's operation order (spec §5.5).
+/// Inclusive `>=`, upstream's operation order (docs/upstream.md#decision).
 pub fn is_scale_down_safe(
     non_saturated: u32,
     avg_spare_kv: f64,

@@ -1,4 +1,4 @@
-//! Scale-to-zero and minimum enforcement (spec §5.7), after the planner: an idle model with
+//! Scale-to-zero and minimum enforcement (upstream `EnforcePolicy`, docs/upstream.md#decision), after the planner: an idle model with
 //! scale-to-zero enabled goes to zero; otherwise a model never ends with zero replicas in total.
 
 use super::planner::PlannedVariant;

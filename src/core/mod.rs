@@ -3,7 +3,7 @@
 //! controller, `wva analyze` and `wva simulate` all call [`decide`]; there is one
 //! implementation of the rules.
 //!
-//! Pipeline per model (spec §5.4–§5.8): analyzer → transition check → planner → enforcer →
+//! Pipeline per model (upstream `RunSaturationAnalysis` to `convertSaturationTargetsToDecisions`; docs/upstream.md#decision): analyzer → transition check → planner → enforcer →
 //! decisions. Variants are visited in ascending name order and pods in ascending pod name order,
 //! so the report never depends on input order.
 

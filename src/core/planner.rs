@@ -1,4 +1,4 @@
-//! Replica targets for one model (spec §5.6): the model-level transition check, base targets,
+//! Replica targets for one model (upstream `CalculateSaturationTargets`, docs/upstream.md#decision): the model-level transition check, base targets,
 //! and one pending-aware, cost-aware step — at most one variant changes, by exactly one replica.
 
 use std::cmp::Ordering;

@@ -64,7 +64,7 @@ fn cfg(kv: f64, queue: f64, kv_spare: f64, queue_spare: f64) -> SaturationScalin
     }
 }
 
-// ---- analyzer (spec §5.5) ----
+// ---- analyzer (upstream `AnalyzeModelSaturation`) ----
 
 #[test]
 fn saturation_is_inclusive() {
@@ -130,7 +130,7 @@ fn all_zero_config_never_triggers() {
 #[test]
 fn binary64_docs_example_does_not_trigger_scale_up() {
     // Docs: "avg spare 0.10 => scale-up"; in binary64 the average is 0.10000000000000003 and the
-    // trigger is strict `<` (spec §10.3).
+    // trigger is strict `<` (docs/upstream.md#decision).
     let s = Snapshot {
         saturation_config: saturation(json!({"default": {}})),
         ..snapshot(vec![
@@ -211,7 +211,7 @@ fn model_sums_variants_in_name_order_weighted_by_unsaturated_count() {
     assert_eq!(m.avg_spare_kv_capacity, expected_kv);
 }
 
-// ---- planner (spec §5.6) ----
+// ---- planner (upstream `CalculateSaturationTargets`) ----
 
 fn saturated_snapshot(variants: Vec<Variant>) -> Snapshot {
     snapshot(variants)
@@ -439,7 +439,7 @@ fn accelerator_plays_no_part() {
     assert_eq!(decision(&r, "a").target_replicas, 2);
 }
 
-// ---- enforcer (spec §5.7) ----
+// ---- enforcer (upstream `EnforcePolicy`) ----
 
 fn idle_model_snapshot(count: Option<f64>, enabled: bool) -> Snapshot {
     let mut s = snapshot(vec![

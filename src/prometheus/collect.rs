@@ -64,25 +64,17 @@ pub struct Collection {
 }
 
 /// Why nothing was collected.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum CollectError {
+    #[error(transparent)]
     Promql(PromqlError),
+    #[error("{metric} query failed: {error}")]
     Query {
         metric: &'static str,
+        #[source]
         error: QueryError,
     },
 }
-
-impl std::fmt::Display for CollectError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Promql(e) => e.fmt(f),
-            Self::Query { metric, error } => write!(f, "{metric} query failed: {error}"),
-        }
-    }
-}
-
-impl std::error::Error for CollectError {}
 
 /// The PromQL for a cycle: KV-cache, queue, and (when any model has scale-to-zero) request counts.
 pub fn queries(models: &[ModelRequest]) -> Result<Vec<String>, PromqlError> {

@@ -14,27 +14,18 @@ pub const QUEUE_METRIC: &str = "vllm:num_requests_waiting";
 pub const REQUEST_SUCCESS_METRIC: &str = "vllm:request_success_total";
 
 /// A value that must not reach a query.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PromqlError {
     /// Not a DNS-1123 label; carries the value and the reason.
+    #[error("namespace {0:?} cannot be queried: {1}")]
     Namespace(String, String),
     /// Empty or with a control character.
+    #[error("model ID {0:?} cannot be queried: {1}")]
     ModelId(String, String),
     /// No model to query.
+    #[error("no model to query")]
     NoModels,
 }
-
-impl std::fmt::Display for PromqlError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Namespace(v, why) => write!(f, "namespace {v:?} cannot be queried: {why}"),
-            Self::ModelId(v, why) => write!(f, "model ID {v:?} cannot be queried: {why}"),
-            Self::NoModels => f.write_str("no model to query"),
-        }
-    }
-}
-
-impl std::error::Error for PromqlError {}
 
 /// Escapes a value for a double-quoted PromQL string: backslash first, then double quote, then
 /// newline (upstream escapes only the first two).
@@ -69,7 +60,7 @@ impl ModelKey {
     /// Checks both values before they go near a query.
     pub fn check(&self) -> Result<(), PromqlError> {
         check_dns1123_label(&self.namespace)
-            .map_err(|why| PromqlError::Namespace(self.namespace.clone(), why))?;
+            .map_err(|why| PromqlError::Namespace(self.namespace.clone(), why.to_string()))?;
         if self.model_id.is_empty() {
             return Err(PromqlError::ModelId(
                 self.model_id.clone(),
@@ -170,7 +161,7 @@ pub fn models_seen() -> String {
     format!("count by (namespace, model_name) ({KV_CACHE_METRIC})")
 }
 
-/// Upstream's `FormatPrometheusDuration` (spec §4.3): the largest whole unit of d, h, m, s;
+/// Upstream's `FormatPrometheusDuration` (docs/upstream.md#prometheus): the largest whole unit of d, h, m, s;
 /// otherwise whole seconds, at least `1s` (90m → `90m`, 100ms → `1s`, 1500ms → `1s`).
 pub fn format_prometheus_duration(nanos: Nanos) -> String {
     const DAY: Nanos = 24 * HOUR;

@@ -18,32 +18,18 @@ pub struct Sample {
 }
 
 /// What can be wrong with an answer.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum ResponseError {
     /// Prometheus said `status: error` (e.g. `bad_data` for a query it cannot parse).
+    #[error("Prometheus answered {error_type}: {error}")]
     Prometheus { error_type: String, error: String },
     /// Not the query API's JSON.
+    #[error("not a Prometheus query answer: {0}")]
     Malformed(String),
     /// A result type wva cannot use (`string`, or an unknown one).
+    #[error("unexpected result type {0:?} (expected vector, matrix or scalar)")]
     UnexpectedResultType(String),
 }
-
-impl std::fmt::Display for ResponseError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Prometheus { error_type, error } => {
-                write!(f, "Prometheus answered {error_type}: {error}")
-            }
-            Self::Malformed(why) => write!(f, "not a Prometheus query answer: {why}"),
-            Self::UnexpectedResultType(t) => write!(
-                f,
-                "unexpected result type {t:?} (expected vector, matrix or scalar)"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ResponseError {}
 
 /// Parses the body of `/api/v1/query`.
 pub fn parse(body: &[u8]) -> Result<Vec<Sample>, ResponseError> {

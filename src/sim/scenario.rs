@@ -332,7 +332,7 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
     for (m, model) in scenario.models.iter_mut().enumerate() {
         let path = format!("models[{m}]");
         if let Err(why) = crate::api::names::check_dns1123_label(&model.namespace) {
-            bad(format!("{path}.namespace"), &why);
+            bad(format!("{path}.namespace"), why.0);
         }
         if model.model_id.is_empty() {
             bad(format!("{path}.modelId"), "must not be empty");
@@ -349,7 +349,7 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
                 );
             }
             if let Err(why) = crate::api::names::check_dns1123_subdomain(&variant.name) {
-                bad(format!("{vpath}.name"), &why);
+                bad(format!("{vpath}.name"), why.0);
             }
             if !(variant.cost_per_hour >= 0.0 && variant.cost_per_hour.is_finite()) {
                 bad(format!("{vpath}.costPerHour"), "must be a number >= 0");
