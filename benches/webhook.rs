@@ -6,16 +6,16 @@
 //!
 //! Run: `cargo bench --bench webhook` (`WVA_BENCH_SECONDS=N` changes the run length, default 10).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
+use support::https::{Http, client};
+use support::pki::TestCa;
+use support::webhook::WebhookProcess;
 use tokio::sync::Mutex;
 
 const FIXTURE: &str = concat!(
@@ -49,34 +49,6 @@ impl Stats {
             self.errors,
         )
     }
-}
-
-fn client(ca_pem: &str, http2: bool) -> reqwest::Client {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![if http2 {
-        b"h2".to_vec()
-    } else {
-        b"http/1.1".to_vec()
-    }];
-    let builder = reqwest::Client::builder()
-        .tls_backend_preconfigured(config)
-        .no_proxy()
-        .pool_max_idle_per_host(64);
-    let builder = if http2 {
-        builder.http2_prior_knowledge()
-    } else {
-        builder.http1_only()
-    };
-    builder.build().unwrap()
 }
 
 async fn one(client: &reqwest::Client, url: &str, body: &'static [u8]) -> bool {
@@ -210,53 +182,17 @@ fn main() {
 
     let dir = std::env::temp_dir().join(format!("wva-bench-webhook-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "bench-ca");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    std::fs::write(dir.join("tls.crt"), cert.pem()).unwrap();
-    std::fs::write(dir.join("tls.key"), key.serialize_pem()).unwrap();
-
-    let mut server = Command::new(env!("CARGO_BIN_EXE_wva"))
-        .args([
-            "webhook",
-            "--cert",
-            dir.join("tls.crt").to_str().unwrap(),
-            "--key",
-            dir.join("tls.key").to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--probe-listen",
-            "127.0.0.1:0",
-        ])
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start wva webhook");
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("admission=https://127.0.0.1:"))
+    let ca = TestCa::new("bench-ca");
+    let serving = ca.server_cert(&dir, "tls", &["localhost"]);
+    let server = WebhookProcess::spawn(&serving, &[], &[("RUST_LOG", "warn")], Stdio::null());
+    let port: u16 = server
+        .admission
+        .rsplit(':')
+        .next()
         .unwrap()
         .parse()
         .unwrap();
-    let pid = server.id();
+    let pid = server.child.id();
     let idle_rss = memory_kib(pid, "VmRSS:");
 
     let body: &'static [u8] = std::fs::read(FIXTURE).unwrap().leak();
@@ -273,7 +209,8 @@ fn main() {
         ] {
             let url = format!("https://localhost:{port}{path}");
             for http2 in [false, true] {
-                let c = client(&ca.pem(), http2);
+                let http = if http2 { Http::Http2 } else { Http::Http1 };
+                let c = client(&[&ca.cert_pem()], None, http, false);
                 let version = if http2 { "HTTP/2" } else { "HTTP/1.1" };
                 let _ = saturation(&c, &url, body, 4, 1).await; // warm up: connections, TLS sessions
                 let (fixed, lag) = fixed_rate(&c, &url, body, 1_000, seconds).await;
@@ -288,8 +225,7 @@ fn main() {
     });
     let rss = memory_kib(pid, "VmRSS:");
     let peak = memory_kib(pid, "VmHWM:");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 
     println!("\n| run | requests/s | p50 ms | p99 ms | max ms | errors |");

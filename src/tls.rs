@@ -200,28 +200,29 @@ pub fn client_config(options: &ClientTls<'_>) -> Result<rustls::ClientConfig, Tl
             Some(roots)
         }
     };
-    let verifier: Arc<dyn ServerCertVerifier> = match roots {
-        None => Arc::new(AnyCertificate(provider.clone())),
-        Some(roots) => {
-            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+    let webpki = match roots {
+        None => None,
+        Some(roots) => Some(
+            rustls::client::WebPkiServerVerifier::builder_with_provider(
                 Arc::new(roots),
                 provider.clone(),
             )
             .build()
-            .map_err(|e| TlsError::invalid("TLS roots", e))?;
-            match options.server_name {
-                None => webpki,
-                Some(name) => {
-                    let name = ServerName::try_from(name.to_owned())
-                        .map_err(|e| TlsError::invalid("server name", format!("{name:?}: {e}")))?;
-                    Arc::new(ExpectedName {
-                        inner: webpki,
-                        name,
-                    })
-                }
-            }
-        }
+            .map_err(|e| TlsError::invalid("TLS roots", e))?,
+        ),
     };
+    let expected_name = match options.server_name {
+        None => None,
+        Some(name) => Some(
+            ServerName::try_from(name.to_owned())
+                .map_err(|e| TlsError::invalid("server name", format!("{name:?}: {e}")))?,
+        ),
+    };
+    let verifier = Arc::new(Verifier {
+        webpki,
+        expected_name,
+        provider: provider.clone(),
+    });
     let builder = builder
         .dangerous()
         .with_custom_certificate_verifier(verifier);
@@ -235,24 +236,30 @@ pub fn client_config(options: &ClientTls<'_>) -> Result<rustls::ClientConfig, Tl
     Ok(config)
 }
 
-/// Verifies the certificate for a configured name instead of the URL's host.
+/// The server check of every client: the WebPKI chain check (`None`: any certificate, the
+/// insecure development mode), optionally for a configured name instead of the URL's host.
+/// Handshake signatures are always verified with the provider's algorithms.
 #[derive(Debug)]
-struct ExpectedName {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
-    name: ServerName<'static>,
+struct Verifier {
+    webpki: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    expected_name: Option<ServerName<'static>>,
+    provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for ExpectedName {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
+        server_name: &ServerName<'_>,
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
+        let Some(webpki) = &self.webpki else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        let name = self.expected_name.as_ref().unwrap_or(server_name);
+        webpki.verify_server_cert(end_entity, intermediates, name, ocsp, now)
     }
 
     fn verify_tls12_signature(
@@ -261,46 +268,7 @@ impl ServerCertVerifier for ExpectedName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// Accepts any certificate; the handshake's signatures are still verified with the provider.
-#[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.0.signature_verification_algorithms;
+        let algorithms = &self.provider.signature_verification_algorithms;
         rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
     }
 
@@ -310,12 +278,14 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.0.signature_verification_algorithms;
+        let algorithms = &self.provider.signature_verification_algorithms;
         rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

@@ -220,23 +220,8 @@ async fn our_crd_accepts_exactly_what_upstreams_accepts() {
         "name: variantautoscalings.upstream.llmd.ai",
     )
     .replace("group: llmd.ai", "group: upstream.llmd.ai");
-    let out = cp.kubectl_stdin(&["apply", "-f", "-"], &upstream);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = cp.kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/variantautoscalings.upstream.llmd.ai",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cp.kubectl_stdin_ok(&["apply", "-f", "-"], &upstream);
+    cp.wait_established("variantautoscalings.upstream.llmd.ai");
 
     let client = cp.admin_client().await;
     let ns = cp.fresh_namespace(&client, "crd-parity").await;

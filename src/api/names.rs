@@ -13,7 +13,9 @@ pub fn check_dns1123_label(value: &str) -> Result<(), InvalidName> {
         return Err(InvalidName("must be no more than 63 characters"));
     }
     if !is_label(value) {
-        return Err(InvalidName("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"));
+        return Err(InvalidName(
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+        ));
     }
     Ok(())
 }
@@ -25,7 +27,9 @@ pub fn check_dns1123_subdomain(value: &str) -> Result<(), InvalidName> {
         return Err(InvalidName("must be no more than 253 characters"));
     }
     if value.is_empty() || !value.split('.').all(is_label) {
-        return Err(InvalidName("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"));
+        return Err(InvalidName(
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+        ));
     }
     Ok(())
 }

@@ -278,24 +278,30 @@ impl ControlPlane {
                 env!("CARGO_MANIFEST_DIR"),
                 "/crds/llmd.ai_variantautoscalings.yaml"
             );
-            let out = self.kubectl(&["apply", "--server-side", "-f", crd]);
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let out = self.kubectl(&[
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                "crd/variantautoscalings.llmd.ai",
-            ]);
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            self.kubectl_ok(&["apply", "--server-side", "-f", crd]);
+            self.wait_established("variantautoscalings.llmd.ai");
         });
+    }
+
+    /// Runs kubectl, fails the test with its standard error unless it succeeds, and returns its
+    /// standard output.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        succeeded(args, self.kubectl(args))
+    }
+
+    /// [`Self::kubectl_stdin`] that must succeed; returns standard output.
+    pub fn kubectl_stdin_ok(&self, args: &[&str], stdin: &str) -> String {
+        succeeded(args, self.kubectl_stdin(args, stdin))
+    }
+
+    /// Waits until the CustomResourceDefinition `name` is Established.
+    pub fn wait_established(&self, name: &str) {
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            &format!("crd/{name}"),
+        ]);
     }
 
     /// A kubeconfig file authenticated as ServiceAccount `ns/name` (created if missing), for
@@ -490,4 +496,14 @@ pub async fn set_pod_waiting(
         "containerStatuses": statuses,
     }))
     .await
+}
+
+fn succeeded(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "kubectl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
