@@ -462,4 +462,83 @@ mod tests {
             "{missing}"
         );
     }
+
+    fn certificate_pem(name: &str) -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        rcgen::CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .pem()
+    }
+
+    /// How many certificates the file holds: a stand-in for building a real configuration.
+    fn count(files: &[PemFile]) -> Result<usize, TlsError> {
+        files[0].certificates().map(|c| c.len())
+    }
+
+    async fn eventually(what: &str, check: impl Fn() -> bool) {
+        for _ in 0..200 {
+            if check() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting until {what}");
+    }
+
+    #[tokio::test]
+    async fn the_reloader_swaps_on_new_bytes_and_keeps_the_last_good_set() {
+        let dir = std::env::temp_dir().join(format!("wva-tls-reloader-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bundle.crt");
+        std::fs::write(&path, certificate_pem("a")).unwrap();
+        let files = vec![("CA".to_owned(), path.clone())];
+        let reloader = Reloader::start("test", files, Duration::from_millis(10), count).unwrap();
+        assert_eq!(*reloader.current(), 1);
+
+        // A bundle of two: picked up by the watcher.
+        std::fs::write(&path, certificate_pem("a") + &certificate_pem("b")).unwrap();
+        eventually("the bundle is in force", || *reloader.current() == 2).await;
+
+        // Half-written garbage and then a missing file: the last good set stays in force.
+        std::fs::write(&path, "-----BEGIN CERTIFICATE-----\ngarbage").unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(*reloader.current(), 2);
+        std::fs::remove_file(&path).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(*reloader.current(), 2);
+
+        // Back to one certificate; `refresh` sees it without waiting for a poll.
+        std::fs::write(&path, certificate_pem("c")).unwrap();
+        let slow = Reloader::start(
+            "slow",
+            vec![("CA".to_owned(), path.clone())],
+            Duration::from_secs(3600),
+            count,
+        )
+        .unwrap();
+        std::fs::write(&path, certificate_pem("c") + &certificate_pem("d")).unwrap();
+        assert_eq!(*slow.current(), 1, "no poll within the hour");
+        assert_eq!(*slow.refresh().await, 2, "refresh re-reads at once");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_broken_set_at_start_is_an_error_naming_the_file() {
+        let error = Reloader::start(
+            "test",
+            vec![("certificate".to_owned(), PathBuf::from("/nonexistent/tls.crt"))],
+            Duration::from_secs(1),
+            count,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            error
+                .to_string()
+                .starts_with("cannot read certificate /nonexistent/tls.crt"),
+            "{error}"
+        );
+    }
 }
