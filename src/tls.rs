@@ -528,7 +528,10 @@ mod tests {
     async fn a_broken_set_at_start_is_an_error_naming_the_file() {
         let error = Reloader::start(
             "test",
-            vec![("certificate".to_owned(), PathBuf::from("/nonexistent/tls.crt"))],
+            vec![(
+                "certificate".to_owned(),
+                PathBuf::from("/nonexistent/tls.crt"),
+            )],
             Duration::from_secs(1),
             count,
         )

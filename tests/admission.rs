@@ -152,11 +152,11 @@ fn oversized_body(port: u16, ca_pem: &str, path: &str) -> (Vec<(&'static str, St
 
 /// The webhook without a cluster.
 fn standalone() -> Arc<AdmissionState> {
-    Arc::new(AdmissionState {
-        cluster: None,
-        settings: ConfigMapSettings::default(),
-        metrics: Default::default(),
-    })
+    Arc::new(AdmissionState::new(
+        None,
+        ConfigMapSettings::default(),
+        Default::default(),
+    ))
 }
 
 /// Removes the test's temp dir when dropped.

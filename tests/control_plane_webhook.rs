@@ -339,3 +339,85 @@ fn an_invalid_saturation_config_map_is_rejected() {
     let (ok, _, stderr) = apply(cp, &elsewhere.to_string(), &[]);
     assert!(ok, "{stderr}");
 }
+
+/// Objects admitted before the webhook (as after a migration from upstream, which had none) keep
+/// working: a label-only update of a VA that shares its Deployment passes with a warning, an
+/// update that adds a violation is denied, and foreground deletion (the garbage collector's
+/// finalizer removal is an UPDATE) completes instead of leaving the VA Terminating.
+#[test]
+fn updates_ratchet_and_foreground_deletion_completes() {
+    let cp = control_plane();
+    webhook();
+    let ns = "hook-ratchet";
+    create_namespace(cp, ns, false);
+    let shared = "spec:\n  scaleTargetRef:\n    kind: Deployment\n    name: shared\n  modelID: m\n";
+    for name in ["first", "second"] {
+        let (ok, _, stderr) = apply(cp, &va_yaml(ns, name, shared), &[]);
+        assert!(ok, "before the webhook: {stderr}");
+    }
+    kubectl_ok(cp, &["label", "namespace", ns, &format!("{OPT_IN}=true")]);
+    // The webhook applies from now on: a new duplicate is denied.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (ok, _, stderr) = apply(cp, &va_yaml(ns, "third", shared), &["--dry-run=server"]);
+        if !ok {
+            assert!(stderr.contains("Duplicate value"), "{stderr}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the webhook never applied to {ns}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let out = cp.kubectl(&["label", "variantautoscaling", "second", "-n", ns, "team=a"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "a label-only update is allowed: {stderr}"
+    );
+    assert!(
+        stderr.contains("Duplicate value") && stderr.contains("the object was already like this"),
+        "the inherited violation is a warning: {stderr}"
+    );
+
+    let out = cp.kubectl(&[
+        "patch",
+        "variantautoscaling",
+        "second",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"modelID":"a\nb"}}"#,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a new violation is denied");
+    assert!(stderr.contains("spec.modelID: Invalid value"), "{stderr}");
+    assert!(
+        !stderr.contains("Duplicate value: Deployment/shared: Variant")
+            || stderr.contains("spec.modelID"),
+        "{stderr}"
+    );
+
+    let out = cp.kubectl(&[
+        "delete",
+        "variantautoscaling",
+        "second",
+        "-n",
+        ns,
+        "--cascade=foreground",
+        "--timeout=30s",
+    ]);
+    assert!(
+        out.status.success(),
+        "foreground deletion completes: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cp.kubectl(&["get", "variantautoscaling", "second", "-n", ns]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NotFound"),
+        "gone"
+    );
+}

@@ -597,6 +597,15 @@ async fn fake(behaviour: &'static str, hits: Arc<AtomicUsize>) -> String {
                         r#"{"status":"success","data":{"resultType":"string","result":[1,"x"]}}"#
                             .into_response()
                     }
+                    "redirect" => (
+                        StatusCode::FOUND,
+                        [(
+                            axum::http::header::LOCATION,
+                            "http://user:hunter2@plain-http.example/api/v1/query",
+                        )],
+                        r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#,
+                    )
+                        .into_response(),
                     "huge" => {
                         let chunk = axum::body::Bytes::from(vec![b' '; 1024 * 1024]);
                         let stream = futures::stream::iter(
@@ -636,7 +645,8 @@ fn fake_client(url: &str, timeout: Duration) -> PrometheusClient {
 
 #[tokio::test]
 async fn faults_are_typed_errors_and_only_5xx_and_connection_errors_are_retried() {
-    let cases: [(&str, Duration, usize); 6] = [
+    let cases: [(&str, Duration, usize); 7] = [
+        ("redirect", Duration::from_secs(5), 1),
         ("slow", Duration::from_secs(1), 1),
         ("500", Duration::from_secs(5), 5),
         ("bad_data", Duration::from_secs(5), 1),
@@ -661,6 +671,11 @@ async fn faults_are_typed_errors_and_only_5xx_and_connection_errors_are_retried(
                 .to_string()
                 .contains("unexpected result type \"string\""),
             "huge" => matches!(err, QueryError::TooLarge(_)),
+            // Not followed, reported with its target, the password redacted.
+            "redirect" => {
+                matches!(err, QueryError::Redirect { code: 302, ref location } if location == "http://<redacted>@plain-http.example/api/v1/query")
+                    && !err.to_string().contains("hunter2")
+            }
             _ => false,
         };
         assert!(ok, "{behaviour}: {err:?}");

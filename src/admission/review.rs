@@ -87,6 +87,11 @@ pub fn parse_review(body: &[u8]) -> Result<ReviewRequest, UnreadableReview> {
     };
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_owned();
     let object = |field: &str| request.get(field).filter(|o| o.is_object()).cloned();
+    if matches!(operation, Operation::Create | Operation::Update) && object("object").is_none() {
+        return Err(bad(
+            "request.object is missing or not an object: a CREATE or UPDATE review must carry the object",
+        ));
+    }
     Ok(ReviewRequest {
         uid,
         operation,
@@ -100,6 +105,21 @@ pub fn parse_review(body: &[u8]) -> Result<ReviewRequest, UnreadableReview> {
             .and_then(Value::as_bool)
             .unwrap_or(false),
     })
+}
+
+/// The most of an offending value a message repeats.
+pub const MAX_SHOWN_VALUE_CHARS: usize = 128;
+
+/// A value as JSON, cut to [`MAX_SHOWN_VALUE_CHARS`] characters with its full length said: a
+/// 3 MB value must not come back as a 3 MB message (twice, in `message` and in `causes`).
+pub fn shown(value: &Value) -> String {
+    let json = value.to_string();
+    let count = json.chars().count();
+    if count <= MAX_SHOWN_VALUE_CHARS {
+        return json;
+    }
+    let head: String = json.chars().take(MAX_SHOWN_VALUE_CHARS).collect();
+    format!("{head}… ({count} characters)")
 }
 
 /// A field error in the Kubernetes wording (`k8s.io/apimachinery/pkg/util/validation/field`).
@@ -134,7 +154,7 @@ impl FieldError {
     pub fn invalid(field: impl Into<String>, value: &Value, detail: impl Into<String>) -> Self {
         Self {
             field: field.into(),
-            kind: FieldErrorKind::Invalid(value.to_string()),
+            kind: FieldErrorKind::Invalid(shown(value)),
             detail: detail.into(),
         }
     }

@@ -75,6 +75,59 @@ pub struct AdmissionState {
     pub cluster: Option<ClusterView>,
     pub settings: ConfigMapSettings,
     pub metrics: AdmissionMetrics,
+    pub denial_log: RateLimit,
+}
+
+impl AdmissionState {
+    /// The state for `settings`, with fresh metrics and the default log rate.
+    pub fn new(
+        cluster: Option<ClusterView>,
+        settings: ConfigMapSettings,
+        metrics: AdmissionMetrics,
+    ) -> Self {
+        Self {
+            cluster,
+            settings,
+            metrics,
+            denial_log: RateLimit::per_second(DENIAL_LOG_LINES_PER_SECOND),
+        }
+    }
+}
+
+/// At most this many "denied" log lines a second; the metrics count every denial.
+pub const DENIAL_LOG_LINES_PER_SECOND: u32 = 10;
+
+/// A fixed-window rate limit for log lines: [`RateLimit::admit`] says whether to log now and how
+/// many lines were suppressed since the last one logged.
+pub struct RateLimit {
+    per_second: u32,
+    window: std::sync::Mutex<(Instant, u32, u64)>,
+}
+
+impl RateLimit {
+    pub fn per_second(per_second: u32) -> Self {
+        Self {
+            per_second,
+            window: std::sync::Mutex::new((Instant::now(), 0, 0)),
+        }
+    }
+
+    /// `Some(suppressed)` to log now, `None` to stay quiet.
+    pub fn admit(&self, now: Instant) -> Option<u64> {
+        let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        let (start, logged, suppressed) = &mut *window;
+        if now.duration_since(*start) >= Duration::from_secs(1) {
+            *start = now;
+            *logged = 0;
+        }
+        if *logged < self.per_second {
+            *logged += 1;
+            Some(std::mem::take(suppressed))
+        } else {
+            *suppressed += 1;
+            None
+        }
+    }
 }
 
 /// The admission routes (the same router serves `wva webhook` and `wva run`).
@@ -156,10 +209,12 @@ async fn review(route: Route, state: Arc<AdmissionState>, body: Bytes) -> Respon
     } else {
         "denied"
     };
-    if result == "denied" {
+    if result == "denied"
+        && let Some(suppressed) = state.denial_log.admit(Instant::now())
+    {
         tracing::info!(
             route = route.path(), uid = %request.uid, namespace = %request.namespace, name = %request.name,
-            message = %response["response"]["status"]["message"], "denied"
+            message = %response["response"]["status"]["message"], suppressed, "denied"
         );
     }
     state

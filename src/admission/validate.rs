@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::review::{FieldError, FieldErrorKind, Operation, Verdict};
 use crate::api::{ACCELERATOR_LABEL, names};
-use crate::config::manifest::{CheckReport, ConfigMapKind, ConfigMapManifest, check_config_map};
+use crate::config::manifest::{CheckReport, ConfigMapManifest, check_config_map, kind_of};
 
 /// Workload kinds the controller can scale, with the API version each needs.
 pub const SUPPORTED_TARGETS: [(&str, &str); 1] = [("Deployment", "apps/v1")];
@@ -58,7 +58,10 @@ fn target_of(object: &Value) -> Option<(&str, &str)> {
     object.get("spec").and_then(crate::api::target_ref)
 }
 
-/// Validates a VariantAutoscaling on CREATE or UPDATE.
+/// Validates a VariantAutoscaling on CREATE or UPDATE. Rules ratchet: an UPDATE is denied only
+/// for violations the old object did not already have (those become warnings), so a label-only
+/// update of an object admitted before the webhook existed still goes through. An object being
+/// deleted is always allowed (the garbage collector removes finalizers with UPDATEs).
 pub fn validate_variant_autoscaling(
     operation: Operation,
     namespace: &str,
@@ -66,10 +69,36 @@ pub fn validate_variant_autoscaling(
     old_object: Option<&Value>,
     facts: &ClusterFacts,
 ) -> Verdict {
-    let mut verdict = Verdict::default();
-    if !matches!(operation, Operation::Create | Operation::Update) {
-        return verdict;
+    if !matches!(operation, Operation::Create | Operation::Update)
+        || object
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|t| !t.is_null())
+    {
+        return Verdict::default();
     }
+    let mut verdict = rules(namespace, object, facts);
+    if let (Operation::Update, Some(old)) = (operation, old_object) {
+        let before: Vec<String> = rules(namespace, old, facts)
+            .violations
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let (inherited, introduced): (Vec<FieldError>, Vec<FieldError>) = verdict
+            .violations
+            .into_iter()
+            .partition(|v| before.contains(&v.to_string()));
+        verdict.violations = introduced;
+        verdict.warnings.extend(inherited.iter().map(|v| {
+            format!("{v} (the object was already like this; this update is allowed, but fix it)")
+        }));
+        update_warnings(object, old, &mut verdict.warnings);
+    }
+    verdict
+}
+
+/// Every rule on one object, as if it were created now.
+fn rules(namespace: &str, object: &Value, facts: &ClusterFacts) -> Verdict {
+    let mut verdict = Verdict::default();
     let errors = &mut verdict.violations;
     let name = text(object, "/metadata/name").unwrap_or("");
 
@@ -125,24 +154,26 @@ pub fn validate_variant_autoscaling(
         }
     }
 
-    if let (Operation::Update, Some(old)) = (operation, old_object) {
-        if let Some((old_kind, old_name)) = target_of(old)
-            && target_of(old) != target_of(object)
-        {
-            verdict.warnings.push(format!(
-                "spec.scaleTargetRef changed from {old_kind}/{old_name}: the variant now scales another workload"
-            ));
-        }
-        let (old_model, new_model) = (text(old, "/spec/modelID"), text(object, "/spec/modelID"));
-        if old_model.is_some() && old_model != new_model {
-            verdict.warnings.push(format!(
-                "spec.modelID changed from {:?} to {:?}: the variant moves to another model",
-                old_model.unwrap_or(""),
-                new_model.unwrap_or("")
-            ));
-        }
-    }
     verdict
+}
+
+/// What an UPDATE changes that is allowed but worth saying.
+fn update_warnings(object: &Value, old: &Value, warnings: &mut Vec<String>) {
+    if let Some((old_kind, old_name)) = target_of(old)
+        && target_of(old) != target_of(object)
+    {
+        warnings.push(format!(
+            "spec.scaleTargetRef changed from {old_kind}/{old_name}: the variant now scales another workload"
+        ));
+    }
+    let (old_model, new_model) = (text(old, "/spec/modelID"), text(object, "/spec/modelID"));
+    if old_model.is_some() && old_model != new_model {
+        warnings.push(format!(
+            "spec.modelID changed from {:?} to {:?}: the variant moves to another model",
+            old_model.unwrap_or(""),
+            new_model.unwrap_or("")
+        ));
+    }
 }
 
 fn check_target(spec: &Value, errors: &mut Vec<FieldError>) {
@@ -214,7 +245,10 @@ fn check_target(spec: &Value, errors: &mut Vec<FieldError>) {
     let Some((_, api_version)) = SUPPORTED_TARGETS.iter().find(|(k, _)| k == kind) else {
         errors.push(FieldError {
             field: format!("{FIELD}.kind"),
-            kind: FieldErrorKind::NotSupported(Value::from(kind.as_str()).to_string(), supported),
+            kind: FieldErrorKind::NotSupported(
+                super::review::shown(&Value::from(kind.as_str())),
+                supported,
+            ),
             detail: String::new(),
         });
         return;
@@ -304,11 +338,8 @@ pub fn validate_config_map(
     if namespace != settings.namespace {
         return verdict;
     }
-    let kind = if name == settings.saturation_name {
-        ConfigMapKind::Saturation
-    } else if name == settings.scale_to_zero_name {
-        ConfigMapKind::ScaleToZero
-    } else {
+    // The same names `wva check-config` and the controller recognise.
+    let Some(kind) = kind_of(name, &settings.saturation_name) else {
         return verdict;
     };
     let mut data = std::collections::BTreeMap::new();

@@ -21,6 +21,17 @@ pub fn run(args: &CheckConfigArgs) -> ExitCode {
     let mut valid = true;
     for file in &args.files {
         let shown = file.display();
+        // Refuse what no API server would accept before reading it into memory.
+        if let Ok(meta) = std::fs::metadata(file)
+            && meta.len() > crate::config::manifest::MAX_MANIFEST_BYTES as u64
+        {
+            println!(
+                "{shown}: {}",
+                crate::config::manifest::ManifestError::TooLarge(meta.len() as usize)
+            );
+            valid = false;
+            continue;
+        }
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             Err(e) => {

@@ -100,15 +100,12 @@ async fn serve(args: WebhookArgs) -> Result<(), String> {
     };
     let metrics = AdmissionMetrics::default();
     metrics.register(runtime.metrics());
-    let state = Arc::new(AdmissionState {
-        cluster,
-        settings: ConfigMapSettings {
-            namespace: args.namespace.clone(),
-            saturation_name: args.saturation_config_map_name.clone(),
-            scale_to_zero_name: crate::config::scale_to_zero::CONFIG_MAP_NAME.into(),
-        },
-        metrics,
-    });
+    let settings = ConfigMapSettings {
+        namespace: args.namespace.clone(),
+        saturation_name: args.saturation_config_map_name.clone(),
+        scale_to_zero_name: crate::config::scale_to_zero::CONFIG_MAP_NAME.into(),
+    };
+    let state = Arc::new(AdmissionState::new(cluster, settings, metrics));
     let options = ServeOptions {
         listen: args.listen,
         tls: TlsFiles {

@@ -28,6 +28,22 @@ pub fn kind_of(name: &str, saturation_name: &str) -> Option<ConfigMapKind> {
     }
 }
 
+/// The CEL expression of the validating webhook's `matchConditions` that sends exactly the
+/// ConfigMaps [`kind_of`] recognises to the webhook (the shipped manifest and the chart use it).
+pub fn match_condition(saturation_name: &str) -> String {
+    let mut names = vec![saturation::CONFIG_MAP_NAME, scale_to_zero::CONFIG_MAP_NAME];
+    let mut terms: Vec<String> = Vec::new();
+    if !names.contains(&saturation_name) {
+        terms.push(format!("object.metadata.name == '{saturation_name}'"));
+    }
+    for suffix in names.drain(..) {
+        terms.push(format!(
+            "object.metadata.name == '{suffix}' || object.metadata.name.endsWith('-{suffix}')"
+        ));
+    }
+    terms.join(" || ")
+}
+
 /// One ConfigMap document.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConfigMapManifest {
@@ -48,25 +64,42 @@ pub struct CheckReport {
     pub skipped: Vec<String>,
 }
 
-/// A file that is not YAML; names the document (1-based).
+/// A file that cannot be checked.
 #[derive(Debug, thiserror::Error)]
-#[error("document {document}: invalid YAML: {source}")]
-pub struct ManifestError {
-    pub document: usize,
-    #[source]
-    pub source: serde_yaml_ng::Error,
+pub enum ManifestError {
+    /// Not YAML; names the document (1-based).
+    #[error("document {document}: invalid YAML: {source}")]
+    Yaml {
+        document: usize,
+        #[source]
+        source: serde_yaml_ng::Error,
+    },
+    #[error(
+        "{0} bytes is more than any ConfigMap the API server accepts (1 MiB); refused unread (at most {MAX_MANIFEST_BYTES} bytes)"
+    )]
+    TooLarge(usize),
 }
 
+/// The largest manifest file read: the API server's 1 MiB object limit plus room for several
+/// small documents. Larger input is refused before parsing.
+pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024 + 256 * 1024;
+
 /// Splits multi-document YAML into ConfigMap manifests; other kinds are listed in `skipped`.
+/// A UTF-8 byte-order mark is accepted; merge keys (`<<`) are applied as Go's YAML does.
 pub fn check_manifests(text: &str, saturation_name: &str) -> Result<CheckReport, ManifestError> {
+    if text.len() > MAX_MANIFEST_BYTES {
+        return Err(ManifestError::TooLarge(text.len()));
+    }
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut report = CheckReport::default();
     for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let value = <serde_yaml_ng::Value as serde::Deserialize>::deserialize(document).map_err(
-            |source| ManifestError {
-                document: index + 1,
-                source,
-            },
-        )?;
+        let invalid = |source| ManifestError::Yaml {
+            document: index + 1,
+            source,
+        };
+        let mut value =
+            <serde_yaml_ng::Value as serde::Deserialize>::deserialize(document).map_err(invalid)?;
+        value.apply_merge().map_err(invalid)?;
         if value.is_null() {
             continue;
         }
@@ -94,7 +127,15 @@ pub fn check_manifests(text: &str, saturation_name: &str) -> Result<CheckReport,
         let mut data = BTreeMap::new();
         if let Some(mapping) = value.get("data").and_then(|d| d.as_mapping()) {
             for (k, v) in mapping {
-                let key = k.as_str().unwrap_or_default().to_owned();
+                let Some(key) = k.as_str().map(str::to_owned) else {
+                    let shown = serde_yaml_ng::to_string(k).unwrap_or_default();
+                    report.errors.push(format!(
+                        "{name}: data key {} is not a string; quote it (\"{}\")",
+                        shown.trim(),
+                        shown.trim()
+                    ));
+                    continue;
+                };
                 match v.as_str() {
                     Some(s) => {
                         data.insert(key, s.to_owned());
@@ -129,11 +170,34 @@ pub fn check_config_map(
         }
     };
     let prefix = |p: &Problem| format!("{}/{p}", manifest.name);
+    for key in manifest.data.keys() {
+        if let Err(why) = check_data_key(key) {
+            report
+                .errors
+                .push(format!("{}/{key}: {why}", manifest.name));
+        }
+    }
     match outcome {
         Ok(warnings) => report.warnings.extend(warnings.iter().map(prefix)),
         Err(errors) => report.errors.extend(errors.iter().map(prefix)),
     }
     report.checked.push((manifest.name.clone(), kind));
+}
+
+/// A ConfigMap data key the API server accepts: 1 to 253 characters of `[-._a-zA-Z0-9]`.
+pub fn check_data_key(key: &str) -> Result<(), &'static str> {
+    if key.is_empty() || key.len() > 253 {
+        return Err("a ConfigMap data key must be 1 to 253 characters long");
+    }
+    if !key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(
+            "a ConfigMap data key must consist of alphanumeric characters, '-', '_' or '.' (the API server refuses it)",
+        );
+    }
+    Ok(())
 }
 
 /// Parses ConfigMap data (a YAML document per key) with `parse`, the entry parser the
@@ -170,4 +234,83 @@ pub fn entries_as_json(data: &BTreeMap<String, String>) -> (BTreeMap<String, Val
         }
     }
     (values, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> CheckReport {
+        check_manifests(text, saturation::CONFIG_MAP_NAME).unwrap()
+    }
+
+    const VALID: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: saturation-scaling-config\ndata:\n  default: |\n    kvCacheThreshold: 0.8\n";
+
+    #[test]
+    fn a_byte_order_mark_is_accepted() {
+        let report = check(&format!("\u{feff}{VALID}"));
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!(report.checked.len(), 1);
+    }
+
+    #[test]
+    fn merge_keys_are_applied_before_checking() {
+        // Inside an entry: the merged-in threshold is checked like a written one.
+        let inside = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: saturation-scaling-config\ndata:\n  default: |\n    base: &b {kvCacheThreshold: 9}\n    <<: *b\n";
+        let report = check(inside);
+        assert!(
+            report
+                .errors
+                .iter()
+                .any(|e| e.contains("kvCacheThreshold must be between 0 and 1, got 9.00")),
+            "{:?}",
+            report.errors
+        );
+        // In the manifest: data merged from an anchor.
+        let outside = "x: &d\n  default: \"kvCacheThreshold: 9\"\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: saturation-scaling-config\ndata:\n  <<: {default: \"kvCacheThreshold: 7\"}\n";
+        let report = check(outside);
+        assert!(
+            report.errors.iter().any(|e| e.contains("got 7.00")),
+            "{:?}",
+            report.errors
+        );
+    }
+
+    #[test]
+    fn keys_the_api_server_refuses_are_reported_by_name() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: saturation-scaling-config\ndata:\n  default: \"kvCacheThreshold: 0.8\"\n  bad key/x: \"kvCacheThreshold: 0.8\"\n  7: \"kvCacheThreshold: 0.8\"\n";
+        let report = check(text);
+        assert!(
+            report.errors.iter().any(|e| e.starts_with(
+                "saturation-scaling-config/bad key/x: a ConfigMap data key must consist"
+            )),
+            "{:?}",
+            report.errors
+        );
+        assert!(
+            report
+                .errors
+                .iter()
+                .any(|e| e.contains("data key 7 is not a string")),
+            "{:?}",
+            report.errors
+        );
+    }
+
+    #[test]
+    fn oversized_input_is_refused_unread() {
+        let big = format!("{VALID}#{}\n", "x".repeat(MAX_MANIFEST_BYTES));
+        assert!(matches!(
+            check_manifests(&big, saturation::CONFIG_MAP_NAME),
+            Err(ManifestError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn the_match_condition_lists_the_recognised_names() {
+        assert_eq!(
+            match_condition("saturation-scaling-config"),
+            "object.metadata.name == 'saturation-scaling-config' || object.metadata.name.endsWith('-saturation-scaling-config') || object.metadata.name == 'model-scale-to-zero-config' || object.metadata.name.endsWith('-model-scale-to-zero-config')"
+        );
+    }
 }

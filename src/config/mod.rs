@@ -73,8 +73,12 @@ pub struct Parsed<T> {
 /// Parses one ConfigMap value (a YAML document) into a JSON value. Non-finite numbers
 /// (`.nan`, `.inf`) are refused here: no threshold can be NaN.
 pub(crate) fn yaml_entry_to_json(text: &str) -> Result<Value, String> {
-    let yaml: serde_yaml_ng::Value =
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut yaml: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(text).map_err(|e| format!("invalid YAML: {e}"))?;
+    // `<<: *anchor` merges as in Go's YAML, so a merged-in value is checked like any other.
+    yaml.apply_merge()
+        .map_err(|e| format!("invalid YAML merge key: {e}"))?;
     yaml_to_json(yaml)
 }
 
@@ -125,6 +129,10 @@ pub(crate) fn describe(value: &Value) -> String {
         Value::Null => "null".into(),
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
+        Value::String(s) if s.chars().count() > 128 => {
+            let head: String = s.chars().take(128).collect();
+            format!("{head:?}… ({} characters)", s.chars().count())
+        }
         Value::String(s) => format!("{s:?}"),
         Value::Array(_) => "a list".into(),
         Value::Object(_) => "a mapping".into(),

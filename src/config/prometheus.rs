@@ -133,31 +133,44 @@ impl PrometheusConfig {
         })
     }
 
+    /// The base URL as it may be shown or logged: user and password removed.
+    pub fn shown_url(&self) -> String {
+        redact_url(&self.base_url)
+    }
+
     /// Checks what can be checked without touching files; returns warnings to log.
     pub fn validate(&self) -> Result<Vec<String>, PrometheusConfigError> {
         let mut warnings = Vec::new();
+        let shown = self.shown_url();
         let url =
             reqwest::Url::parse(&self.base_url).map_err(|e| PrometheusConfigError::InvalidUrl {
                 origin: self.source.clone(),
-                url: self.base_url.clone(),
+                url: shown.clone(),
                 why: e.to_string(),
             })?;
         match url.scheme() {
             "https" => {}
             "http" if self.allow_http => warnings.push(format!(
-                "{BASE_URL} {} uses plain http ({ALLOW_HTTP}=true): queries and tokens travel unencrypted",
-                self.base_url
+                "{BASE_URL} {shown} uses plain http ({ALLOW_HTTP}=true): queries and tokens travel unencrypted"
             )),
             "http" => {
-                return Err(PrometheusConfigError::HttpNotAllowed { origin: self.source.clone(), url: self.base_url.clone() });
+                return Err(PrometheusConfigError::HttpNotAllowed {
+                    origin: self.source.clone(),
+                    url: shown,
+                });
             }
             other => {
                 return Err(PrometheusConfigError::InvalidUrl {
                     origin: self.source.clone(),
-                    url: self.base_url.clone(),
+                    url: shown,
                     why: format!("scheme {other:?} (expected https)"),
                 });
             }
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            warnings.push(format!(
+                "{BASE_URL} carries a user or password: they are sent to Prometheus as given and never shown; prefer {BEARER_TOKEN} or {TOKEN_PATH}"
+            ));
         }
         match (&self.client_cert_path, &self.client_key_path) {
             (Some(_), None) => {
@@ -187,6 +200,20 @@ impl PrometheusConfig {
             ));
         }
         Ok(warnings)
+    }
+}
+
+/// `url` with its user information (`user:password@`) replaced by `<redacted>`; works on any
+/// text, parsable or not, so that no error message leaks a password.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(at) => url.split_at(at + 3),
+        None => ("", url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}<redacted>{}", &rest[at..]),
+        None => url.to_owned(),
     }
 }
 
@@ -366,5 +393,37 @@ mod tests {
         assert!(!c.insecure_skip_verify);
         assert_eq!(c.bearer_token.as_ref().unwrap().expose(), "s3cr3t");
         assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn urls_are_shown_without_user_or_password() {
+        for (url, shown) in [
+            ("https://prometheus:9091", "https://prometheus:9091"),
+            (
+                "https://u:p%40ss@prometheus:9091/x",
+                "https://<redacted>@prometheus:9091/x",
+            ),
+            (
+                "https://token@prometheus/api?x=a@b",
+                "https://<redacted>@prometheus/api?x=a@b",
+            ),
+            ("not a url but:secret@host", "<redacted>@host"),
+            (
+                "https://host/path@not-userinfo",
+                "https://host/path@not-userinfo",
+            ),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+        let c = PrometheusConfig::from_lookup(
+            &lookup(&[(BASE_URL, "http://admin:hunter2@prometheus:9090")]),
+            Source::Environment,
+        )
+        .unwrap();
+        let error = c.validate().unwrap_err().to_string();
+        assert!(
+            !error.contains("hunter2") && error.contains("<redacted>@prometheus"),
+            "{error}"
+        );
     }
 }

@@ -73,6 +73,9 @@ impl ModelOverride for SaturationScalingConfig {
     }
 }
 
+/// The largest queue threshold or trigger accepted (a million waiting requests).
+pub const MAX_QUEUE_SETTING: f64 = 1e6;
+
 impl SaturationScalingConfig {
     /// Upstream's `Validate()` rules in upstream's order and wording (docs/upstream.md#configuration); every failing
     /// rule is reported, not only the first.
@@ -101,6 +104,18 @@ impl SaturationScalingConfig {
                 "queueSpareTrigger must be >= 0, got {:.1}",
                 self.queue_spare_trigger
             ));
+        }
+        // Beyond upstream: a queue threshold or trigger near f64::MAX overflows the spare sums
+        // to infinity (and flips decisions); no queue is that long.
+        for (field, value) in [
+            ("queueLengthThreshold", self.queue_length_threshold),
+            ("queueSpareTrigger", self.queue_spare_trigger),
+        ] {
+            if value > MAX_QUEUE_SETTING {
+                problems.push(format!(
+                    "{field} must be at most {MAX_QUEUE_SETTING:.0} requests, got {value:e}"
+                ));
+            }
         }
         if self.kv_cache_threshold < self.kv_spare_trigger {
             problems.push(format!(

@@ -131,8 +131,8 @@ impl Report {
                 let _ = writeln!(
                     out,
                     "{:<16} {:<32} {:>5} {:>6} {:>8.3} {:>8.2} {:<9} {:<10} {:<10} {:<5}",
-                    m.namespace,
-                    m.model_id,
+                    printable(&m.namespace),
+                    printable(&m.model_id),
                     m.total_replicas,
                     m.non_saturated_count,
                     m.avg_spare_kv_capacity,
@@ -162,12 +162,12 @@ impl Report {
             let _ = writeln!(
                 out,
                 "{:<16} {:<28} {:<10} {:>6} {:<11} {:>7} {:>6} {:>7} {:<7} {}",
-                d.namespace,
-                d.name,
+                printable(&d.namespace),
+                printable(&d.name),
                 if d.accelerator.is_empty() {
-                    "-"
+                    "-".into()
                 } else {
-                    &d.accelerator
+                    printable(&d.accelerator)
                 },
                 d.cost,
                 d.action.as_str(),
@@ -175,10 +175,30 @@ impl Report {
                 d.target_replicas,
                 d.pending_replicas,
                 yes_no(d.metrics_available),
-                d.reason,
+                printable(&d.reason),
             );
         }
         out
+    }
+}
+
+/// Text for a terminal: control characters (escape sequences, newlines) shown escaped, so a
+/// hostile model ID cannot rewrite the screen.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .flat_map(|c| {
+                let escaped: String = if c.is_control() {
+                    c.escape_default().collect()
+                } else {
+                    c.to_string()
+                };
+                escaped.chars().collect::<Vec<_>>()
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
     }
 }
 

@@ -587,3 +587,17 @@ fn snapshot_json_round_trips() {
 }
 
 mod properties;
+
+#[test]
+fn the_table_escapes_control_characters() {
+    let mut snapshot =
+        Snapshot::from_json(include_str!("../../scenarios/snapshot-scale-up.json")).unwrap();
+    snapshot.variants[0].model_id = "evil\u{1b}[2J\nmodel".into();
+    snapshot.variants[0].name = "va\u{7}".into();
+    let table = decide(&snapshot, Policy::default()).to_table();
+    assert!(
+        !table.contains('\u{1b}') && !table.contains('\u{7}'),
+        "{table:?}"
+    );
+    assert!(table.contains("evil\\u{1b}[2J\\nmodel"), "{table}");
+}

@@ -11,7 +11,7 @@ use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
 use super::response::{self, ResponseError, Sample};
-use crate::config::prometheus::{self as vars, PrometheusConfig};
+use crate::config::prometheus::{self as vars, PrometheusConfig, redact_url};
 use crate::tls::{ClientTls, PemFile, Reloader, ServerTrust, TlsError};
 
 /// Retry policy (upstream's `PrometheusQueryBackoff`): 500 ms, ×2, 10 % jitter, 5 attempts,
@@ -73,6 +73,11 @@ pub enum QueryError {
     /// An HTTP status other than 200 (and not a Prometheus error document).
     #[error("Prometheus answered HTTP {code}: {body}")]
     Status { code: u16, body: String },
+    /// Prometheus (or a proxy in front of it) answered with a redirect; none is followed.
+    #[error(
+        "Prometheus answered HTTP {code} redirecting to {location:?}; redirects are not followed (is an authenticating proxy in front of it? point PROMETHEUS_BASE_URL at the API itself)"
+    )]
+    Redirect { code: u16, location: String },
     /// The answer exceeded the size limit.
     #[error("the answer is larger than {} MiB; refused", .0 / (1024 * 1024))]
     TooLarge(usize),
@@ -233,6 +238,17 @@ impl PrometheusClient {
             .await
             .map_err(|e| QueryError::Connect(error_chain(&e)))?;
         let status = response.status().as_u16();
+        if response.status().is_redirection() {
+            let location = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .map(|l| redact_url(&String::from_utf8_lossy(l.as_bytes())))
+                .unwrap_or_default();
+            return Err(QueryError::Redirect {
+                code: status,
+                location,
+            });
+        }
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
@@ -293,8 +309,12 @@ fn build(config: &PrometheusConfig, files: &[PemFile]) -> Result<Current, QueryE
         server_name: config.server_name.as_deref(),
         identity,
     })?;
+    // No redirects (an https URL must never end on a plain-http host) and no proxy from the
+    // environment (the token must not travel through a proxy nobody configured for wva).
     let http = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
         .connect_timeout(Duration::from_secs(5))
         .build()
         .map_err(|e| QueryError::Setup(format!("HTTP client: {}", error_chain(&e))))?;

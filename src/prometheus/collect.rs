@@ -15,6 +15,8 @@ use crate::config::duration::Nanos;
 
 /// A sample older than this is stale.
 pub const STALE_AFTER_SECONDS: f64 = 300.0;
+/// A sample timestamped further than this ahead of the controller's clock is stale, not fresh.
+pub const MAX_CLOCK_SKEW_SECONDS: f64 = 30.0;
 
 /// A model to collect; `retention` is set when scale-to-zero is enabled for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,10 +162,11 @@ pub fn assemble(
         })
         .collect();
     let mut put = |sample: &Sample, apply: &dyn Fn(&mut PodSample, f64)| {
+        // An empty `pod` label names no pod.
         let (Some(ns), Some(model), Some(pod)) = (
             label(sample, "namespace"),
             label(sample, "model_name"),
-            label(sample, "pod"),
+            label(sample, "pod").filter(|p| !p.is_empty()),
         ) else {
             return;
         };
@@ -178,20 +181,29 @@ pub fn assemble(
             stale: false,
         });
         pod.age_seconds = pod.age_seconds.max(age);
-        pod.stale = pod.age_seconds > STALE_AFTER_SECONDS;
+        // A sample from the future (a skewed clock) is not fresh either.
+        let from_the_future = sample.timestamp > now + MAX_CLOCK_SKEW_SECONDS;
+        pod.stale |= pod.age_seconds > STALE_AFTER_SECONDS || from_the_future;
         if let Some(value) = sample.value {
             apply(pod, value);
         }
     };
     for s in kv {
         // KV-cache use is a fraction; above 1 is read as full (never as spare capacity).
+        // Two series for one pod (the query is a `max by (pod)`): the larger counts.
         put(s, &|pod, v| {
-            pod.kv_cache_usage = (v >= 0.0).then(|| v.min(1.0))
+            if v >= 0.0 {
+                let v = v.min(1.0);
+                pod.kv_cache_usage = Some(pod.kv_cache_usage.map_or(v, |old| old.max(v)));
+            }
         });
     }
     for s in queue {
         put(s, &|pod, v| {
-            pod.queue_length = (v >= 0.0).then(|| v.trunc() as u64)
+            if v >= 0.0 {
+                let v = v.trunc() as u64;
+                pod.queue_length = Some(pod.queue_length.map_or(v, |old| old.max(v)));
+            }
         });
     }
     for s in counts {
@@ -307,6 +319,37 @@ mod tests {
         let pod = &c.models[0].pods["old"];
         assert_eq!(pod.age_seconds, 401.0, "the older sample counts");
         assert!(pod.stale);
+    }
+
+    #[test]
+    fn two_series_for_one_pod_take_the_max_and_an_empty_pod_is_no_pod() {
+        let models = [request("prod", "m", None)];
+        let kv = [
+            sample("prod", "m", Some("p"), Some(0.7), 100.0),
+            sample("prod", "m", Some("p"), Some(0.2), 100.0),
+            sample("prod", "m", Some(""), Some(0.9), 100.0),
+        ];
+        let queue = [
+            sample("prod", "m", Some("p"), Some(1.0), 100.0),
+            sample("prod", "m", Some("p"), Some(4.0), 100.0),
+            sample("prod", "m", Some("p"), Some(2.0), 100.0),
+        ];
+        let c = assemble(&models, &kv, &queue, &[], 101.0);
+        let pods = &c.models[0].pods;
+        assert_eq!(pods.len(), 1, "{pods:?}");
+        assert_eq!(pods["p"].kv_cache_usage, Some(0.7));
+        assert_eq!(pods["p"].queue_length, Some(4));
+    }
+
+    #[test]
+    fn samples_from_the_future_are_stale() {
+        let models = [request("prod", "m", None)];
+        let near = [sample("prod", "m", Some("near"), Some(0.2), 1010.0)];
+        let far = [sample("prod", "m", Some("far"), Some(0.2), 1000.0 + 3600.0)];
+        let c = assemble(&models, &near, &far, &[], 1000.0);
+        let pods = &c.models[0].pods;
+        assert!(!pods["near"].stale, "within the skew allowance");
+        assert!(pods["far"].stale, "an hour ahead");
     }
 
     #[test]

@@ -120,7 +120,7 @@ pub async fn check(
 ) -> Result<Value, CheckError> {
     let (config, warnings) = configuration(source, kube).await?;
     let prometheus = json!({
-        "url": config.base_url,
+        "url": config.shown_url(),
         "source": config.source.to_string(),
         "caCertPath": config.ca_cert_path,
         "clientCertPath": config.client_cert_path,

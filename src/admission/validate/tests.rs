@@ -316,3 +316,113 @@ fn wva_config_maps_must_pass_check_config() {
         .allowed()
     );
 }
+
+#[test]
+fn helm_prefixed_and_custom_names_are_validated_like_check_config() {
+    let settings = ConfigMapSettings {
+        saturation_name: "team-saturation".into(),
+        ..ConfigMapSettings::default()
+    };
+    let ns = settings.namespace.clone();
+    for name in [
+        "wva-saturation-scaling-config",
+        "team-saturation",
+        "release-model-scale-to-zero-config",
+    ] {
+        let bad = config_map(
+            name,
+            &ns,
+            json!({"default": "kvCacheThreshold: 9\nretention_period: soon\n"}),
+        );
+        assert!(
+            !validate_config_map(Operation::Update, &bad, &settings).allowed(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn updates_ratchet_old_violations_become_warnings() {
+    let shared = ClusterFacts {
+        existing: Some(vec![ExistingVa {
+            name: "first".into(),
+            target_kind: "Deployment".into(),
+            target_name: "llama-decode".into(),
+        }]),
+        target_exists: Some(true),
+    };
+    // Migrated from upstream: two VAs already share the Deployment; a label-only update passes.
+    let old = va(good_spec());
+    let mut relabelled = old.clone();
+    relabelled["metadata"]["labels"]["team"] = json!("a");
+    let verdict =
+        validate_variant_autoscaling(Operation::Update, "prod", &relabelled, Some(&old), &shared);
+    assert!(verdict.allowed(), "{:?}", verdict.violations);
+    assert!(
+        verdict.warnings.iter().any(
+            |w| w.contains("Duplicate value") && w.contains("the object was already like this")
+        ),
+        "{:?}",
+        verdict.warnings
+    );
+    // A violation the update introduces is denied, next to the inherited one.
+    let worse = with(json!({"variantCost": "-1"}));
+    let verdict =
+        validate_variant_autoscaling(Operation::Update, "prod", &worse, Some(&old), &shared);
+    assert_eq!(verdict.violations.len(), 1, "{:?}", verdict.violations);
+    assert!(
+        verdict.violations[0]
+            .to_string()
+            .starts_with("spec.variantCost")
+    );
+    // The same VA created now is denied.
+    assert!(
+        !validate_variant_autoscaling(Operation::Create, "prod", &relabelled, None, &shared)
+            .allowed()
+    );
+}
+
+#[test]
+fn objects_being_deleted_are_always_allowed() {
+    let mut deleting = va(json!({"modelID": ""}));
+    deleting["metadata"]["deletionTimestamp"] = json!("2026-12-01T00:00:00Z");
+    deleting["metadata"]["finalizers"] = json!([]);
+    let verdict = validate_variant_autoscaling(
+        Operation::Update,
+        "prod",
+        &deleting,
+        Some(&va(json!({"modelID": ""}))),
+        &ClusterFacts::default(),
+    );
+    assert_eq!(verdict, Verdict::default());
+}
+
+#[test]
+fn long_values_are_echoed_cut_with_their_length() {
+    let huge = "x".repeat(3_000_000);
+    let verdict = validate_variant_autoscaling(
+        Operation::Create,
+        "prod",
+        &with(json!({"variantCost": huge})),
+        None,
+        &ClusterFacts::default(),
+    );
+    let message = verdict.message();
+    assert!(message.len() < 400, "{} bytes", message.len());
+    assert!(message.contains("… (3000002 characters)"), "{message}");
+}
+
+#[test]
+fn the_shipped_match_condition_is_the_recognised_set() {
+    let manifest = include_str!("../../../webhooks/validating-webhook-configuration.yaml");
+    let expression =
+        crate::config::manifest::match_condition(crate::config::saturation::CONFIG_MAP_NAME);
+    assert!(
+        manifest.contains(&format!("expression: \"{expression}\"")),
+        "webhooks/validating-webhook-configuration.yaml must use: {expression}"
+    );
+    assert!(
+        crate::config::manifest::match_condition("team-saturation")
+            .starts_with("object.metadata.name == 'team-saturation' || ")
+    );
+}

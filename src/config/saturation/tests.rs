@@ -224,3 +224,20 @@ fn config_map_yaml_is_parsed_per_key() {
     assert!(problems[0].to_string().starts_with("default: invalid YAML"));
     assert!(problems[1].to_string().contains("not a finite number"));
 }
+
+#[test]
+fn queue_settings_near_f64_max_are_refused() {
+    let errors =
+        parse(json!({"default": {"queueLengthThreshold": 1.0e308, "queueSpareTrigger": 2.0e6}}))
+            .unwrap_err();
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert!(
+        text.iter().any(|e| e.contains("queueLengthThreshold must be at most 1000000 requests, got 1e308")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|e| e.contains("queueSpareTrigger must be at most")),
+        "{text:?}"
+    );
+}
