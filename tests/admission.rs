@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::https::{Http, client};
+use support::https::{Http, RawTls, client, raw_tls, read_until_closed};
 use support::pki::{CertFiles, TestCa};
 use support::webhook::WebhookProcess;
+use wva::admission::limits::ListenerLimits;
 use wva::admission::server::{AdmissionState, RunningServer, ServeOptions, TlsFiles, start};
 use wva::admission::{ConfigMapSettings, Route};
 
@@ -43,6 +44,10 @@ fn temp(name: &str) -> PathBuf {
 }
 
 async fn setup(name: &str, client_ca: Option<&TestCa>) -> Setup {
+    setup_with(name, client_ca, ListenerLimits::default()).await
+}
+
+async fn setup_with(name: &str, client_ca: Option<&TestCa>, limits: ListenerLimits) -> Setup {
     let dir = temp(name);
     let ca = TestCa::new("webhook-ca");
     let serving = ca.server_cert(&dir, "tls", &["localhost", "127.0.0.1"]);
@@ -55,8 +60,15 @@ async fn setup(name: &str, client_ca: Option<&TestCa>) -> Setup {
             client_ca: client_ca_path,
         },
         reload_interval: Duration::from_millis(100),
+        limits,
     };
-    let server = start(&options, standalone()).await.unwrap();
+    let state = Arc::new(AdmissionState::new(
+        None,
+        ConfigMapSettings::default(),
+        Default::default(),
+        &limits,
+    ));
+    let server = start(&options, state).await.unwrap();
     Setup {
         _guard: DirGuard(dir.clone()),
         dir,
@@ -67,51 +79,15 @@ async fn setup(name: &str, client_ca: Option<&TestCa>) -> Setup {
 }
 
 /// Sends two oversized bodies over raw TLS (HTTP/1.1): a `Content-Length` of 10 MiB with no
-/// body byte sent, and 4 MiB of chunked body. Returns each answer's head and whether the server
+/// body byte sent, and a chunked body just over the route's limit. Returns each answer's head and whether the server
 /// then closed the connection.
 fn oversized_body(port: u16, ca_pem: &str, path: &str) -> (Vec<(&'static str, String)>, Vec<bool>) {
-    use std::io::{Read, Write};
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    );
-    let connect = || {
-        let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        rustls::StreamOwned::new(
-            rustls::ClientConnection::new(config.clone(), name).unwrap(),
-            tcp,
-        )
+    use std::io::Write;
+    let connect = || raw_tls(port, ca_pem, &[b"http/1.1"], Duration::from_secs(10));
+    let answer = |stream: &mut RawTls| {
+        let (received, closed) = read_until_closed(stream);
+        (String::from_utf8_lossy(&received).into_owned(), closed)
     };
-    let answer =
-        |stream: &mut rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>| {
-            let mut text = Vec::new();
-            let mut buf = [0u8; 4096];
-            loop {
-                match stream.read(&mut buf) {
-                    Ok(0) => return (String::from_utf8_lossy(&text).into_owned(), true),
-                    Ok(n) => text.extend_from_slice(&buf[..n]),
-                    // A reset after the answer is a close too.
-                    Err(e)
-                        if e.kind() != std::io::ErrorKind::WouldBlock
-                            && e.kind() != std::io::ErrorKind::TimedOut =>
-                    {
-                        return (String::from_utf8_lossy(&text).into_owned(), true);
-                    }
-                    Err(_) => return (String::from_utf8_lossy(&text).into_owned(), false),
-                }
-            }
-        };
     let mut heads = Vec::new();
     let mut closed = Vec::new();
 
@@ -133,19 +109,15 @@ fn oversized_body(port: u16, ca_pem: &str, path: &str) -> (Vec<(&'static str, St
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
     .unwrap();
-    let chunk = vec![b' '; 64 * 1024];
-    for _ in 0..64 {
-        // The server may answer and close before the whole body is sent.
-        if write!(stream, "{:x}\r\n", chunk.len()).is_err()
-            || stream.write_all(&chunk).is_err()
-            || stream.write_all(b"\r\n").is_err()
-        {
-            break;
-        }
-    }
-    let _ = stream.flush();
+    // One chunk just over the VA routes' limit, then nothing: the server reads past the limit,
+    // answers and closes with nothing of ours left unread (so the close is a FIN, not a reset
+    // that would discard the answer).
+    let size = wva::admission::MAX_VA_BODY_BYTES + 1024;
+    write!(stream, "{size:x}\r\n").unwrap();
+    stream.write_all(&vec![b' '; size]).unwrap();
+    stream.flush().unwrap();
     let (text, was_closed) = answer(&mut stream);
-    heads.push(("chunked 4 MiB", text));
+    heads.push(("chunked, over the limit", text));
     closed.push(was_closed);
     (heads, closed)
 }
@@ -156,6 +128,7 @@ fn standalone() -> Arc<AdmissionState> {
         None,
         ConfigMapSettings::default(),
         Default::default(),
+        &ListenerLimits::default(),
     ))
 }
 
@@ -597,6 +570,7 @@ async fn dev_certs_script_makes_a_certificate_the_server_accepts() {
             client_ca: None,
         },
         reload_interval: Duration::from_secs(5),
+        limits: ListenerLimits::default(),
     };
     let server = start(&options, standalone()).await.unwrap();
     let c = client(&[&ca_pem], None, Http::Any, false);
@@ -694,6 +668,7 @@ async fn the_process_stops_when_the_tls_listener_task_dies() {
             client_ca: None,
         },
         reload_interval: Duration::from_secs(5),
+        limits: ListenerLimits::default(),
     };
     let server = wva::admission::server::bind(&options, standalone())
         .await
@@ -800,4 +775,196 @@ fn readyz_verbose_lists_the_named_checks() {
     );
     assert_eq!(one, (200, "ok".to_owned()));
     assert_eq!(unknown.0, 404, "{unknown:?}");
+}
+
+/// One-second time-outs, a cap of 8 connections, a 1 MiB body budget.
+fn tight_limits() -> ListenerLimits {
+    ListenerLimits {
+        handshake_timeout: Duration::from_secs(1),
+        first_request_timeout: Duration::from_secs(1),
+        header_read_timeout: Duration::from_secs(1),
+        body_read_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(1),
+        max_connections: 8,
+        body_budget_bytes: 1024 * 1024,
+        ..ListenerLimits::default()
+    }
+}
+
+/// Slowloris in every form the adversarial run used: each connection is closed by the server
+/// within its time-out (1 s here), and an incomplete body gets 408.
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed() {
+    use std::io::Write;
+    let s = setup_with("slowloris", None, tight_limits()).await;
+    let port = s.server.admission_addr.port();
+    let ca = s.ca.cert_pem();
+    let body = String::from_utf8(fixture("create-valid.json")).unwrap();
+    let results = tokio::task::spawn_blocking(move || {
+        let mut results: Vec<(&str, bool, Duration, String)> = Vec::new();
+        fn closing(what: &'static str, stream: &mut RawTls) -> (&'static str, bool, Duration, String) {
+            let started = Instant::now();
+            let (received, closed) = read_until_closed(stream);
+            (what, closed, started.elapsed(), String::from_utf8_lossy(&received).into_owned())
+        }
+        let read = Duration::from_secs(5);
+        let path = Route::ValidateVariantAutoscaling.path();
+
+        // No TLS handshake at all.
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.set_read_timeout(Some(read)).unwrap();
+        let started = Instant::now();
+        let closed = std::io::Read::read(&mut tcp, &mut [0u8; 64]).map_or(true, |n| n == 0);
+        results.push(("no handshake", closed, started.elapsed(), String::new()));
+
+        let mut idle = raw_tls(port, &ca, &[b"http/1.1"], read);
+        results.push(closing("handshake, then nothing", &mut idle));
+
+        let mut half = raw_tls(port, &ca, &[b"http/1.1"], read);
+        write!(half, "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Ty").unwrap();
+        results.push(closing("half-sent headers", &mut half));
+
+        let mut short = raw_tls(port, &ca, &[b"http/1.1"], read);
+        write!(short, "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n{{\"apiVersion\"").unwrap();
+        results.push(closing("body shorter than its Content-Length", &mut short));
+
+        let mut chunked = raw_tls(port, &ca, &[b"http/1.1"], read);
+        write!(chunked, "POST {path} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{{\"a\":\r\n").unwrap();
+        results.push(closing("unterminated chunked body", &mut chunked));
+
+        let mut kept = raw_tls(port, &ca, &[b"http/1.1"], read);
+        write!(kept, "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        kept.flush().unwrap();
+        results.push(closing("keep-alive, idle after one review", &mut kept));
+
+        let mut h2 = raw_tls(port, &ca, &[b"h2"], read);
+        // The client preface and an empty SETTINGS frame, then no stream.
+        h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").unwrap();
+        h2.flush().unwrap();
+        results.push(closing("HTTP/2 preface, no stream", &mut h2));
+        results
+    })
+    .await
+    .unwrap();
+    for (what, closed, after, _) in &results {
+        eprintln!("{what}: closed={closed} after {after:?}");
+        assert!(closed, "{what}: still open after {after:?}");
+        assert!(
+            *after < Duration::from_secs(4),
+            "{what}: closed only after {after:?}"
+        );
+    }
+    let answer = |what: &str| results.iter().find(|r| r.0 == what).unwrap().3.clone();
+    assert!(
+        answer("body shorter than its Content-Length").starts_with("HTTP/1.1 408 "),
+        "{}",
+        answer("body shorter than its Content-Length")
+    );
+    assert!(
+        answer("unterminated chunked body").starts_with("HTTP/1.1 408 "),
+        "{}",
+        answer("unterminated chunked body")
+    );
+    assert!(
+        answer("keep-alive, idle after one review").starts_with("HTTP/1.1 200 "),
+        "{}",
+        answer("keep-alive, idle after one review")
+    );
+    // The server's SETTINGS frame: type 4, and MAX_CONCURRENT_STREAMS (0x3) = 32.
+    let h2 = results
+        .iter()
+        .find(|r| r.0 == "HTTP/2 preface, no stream")
+        .unwrap();
+    let frame = h2.3.as_bytes();
+    assert_eq!(
+        frame.get(3),
+        Some(&4u8),
+        "a SETTINGS frame first: {frame:?}"
+    );
+    let length = usize::from(frame[0]) << 16 | usize::from(frame[1]) << 8 | usize::from(frame[2]);
+    let settings = &frame[9..9 + length];
+    let max_streams = settings
+        .chunks(6)
+        .find(|p| p[..2] == [0, 3])
+        .map(|p| u32::from_be_bytes([p[2], p[3], p[4], p[5]]));
+    assert_eq!(max_streams, Some(32));
+    s.server.shutdown(Duration::from_secs(1)).await;
+}
+
+/// At the connection cap, idle connections make room: a review still gets through, promptly.
+#[tokio::test]
+async fn at_the_connection_cap_reviews_still_get_through() {
+    let limits = ListenerLimits {
+        first_request_timeout: Duration::from_secs(30),
+        idle_timeout: Duration::from_secs(30),
+        max_connections: 8,
+        ..ListenerLimits::default()
+    };
+    let s = setup_with("cap", None, limits).await;
+    let port = s.server.admission_addr.port();
+    let ca = s.ca.cert_pem();
+    let held = tokio::task::spawn_blocking(move || {
+        (0..40)
+            .map(|_| raw_tls(port, &ca, &[b"http/1.1"], Duration::from_secs(1)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    let counts = s.server.connections.counts();
+    assert!(counts.open <= 8, "{counts:?}");
+    assert!(counts.evicted >= 32, "{counts:?}");
+    let c = s.client(Http::Http1);
+    let started = Instant::now();
+    let (code, _) = post(
+        &c,
+        &s.url(Route::ValidateVariantAutoscaling),
+        fixture("create-valid.json"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(held);
+    s.server.shutdown(Duration::from_secs(1)).await;
+}
+
+/// Bodies in flight share one budget: once it is spent, a new review is answered 503 at once
+/// instead of being read into memory.
+#[tokio::test]
+async fn the_body_budget_bounds_memory_held_by_unfinished_bodies() {
+    use std::io::Write;
+    let limits = ListenerLimits {
+        body_read_timeout: Duration::from_secs(30),
+        body_budget_bytes: 1024 * 1024,
+        ..ListenerLimits::default()
+    };
+    let s = setup_with("budget", None, limits).await;
+    let port = s.server.admission_addr.port();
+    let ca = s.ca.cert_pem();
+    let path = Route::ValidateConfig.path();
+    let (held, third) = tokio::task::spawn_blocking(move || {
+        let open = |length: usize| {
+            let mut stream = raw_tls(port, &ca, &[b"http/1.1"], Duration::from_secs(5));
+            write!(
+                stream,
+                "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {length}\r\n\r\n{{"
+            )
+            .unwrap();
+            stream.flush().unwrap();
+            stream
+        };
+        let held: Vec<RawTls> = (0..2).map(|_| open(600 * 1024)).collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let mut third = open(600 * 1024);
+        let (answer, _) = read_until_closed(&mut third);
+        (held, String::from_utf8_lossy(&answer).into_owned())
+    })
+    .await
+    .unwrap();
+    assert!(third.starts_with("HTTP/1.1 503 "), "{third}");
+    drop(held);
+    s.server.shutdown(Duration::from_secs(1)).await;
 }

@@ -6,6 +6,7 @@
 //! Does not parse command lines or read the environment: `cmd` hands it [`server::ServeOptions`].
 
 pub mod cluster;
+pub mod limits;
 pub mod metrics;
 pub mod mutate;
 pub mod review;
@@ -16,6 +17,9 @@ use serde_json::Value;
 
 pub use review::{Operation, ReviewRequest, UnreadableReview, Verdict, parse_review};
 pub use validate::{ClusterFacts, ConfigMapSettings, ExistingVa};
+
+/// The largest VariantAutoscaling review body read.
+pub const MAX_VA_BODY_BYTES: usize = 512 * 1024;
 
 /// The webhook endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -37,6 +41,17 @@ impl Route {
             Route::ValidateVariantAutoscaling => "/validate-variantautoscaling",
             Route::MutateVariantAutoscaling => "/mutate-variantautoscaling",
             Route::ValidateConfig => "/validate-config",
+        }
+    }
+
+    /// The largest review body the route reads. A VA review (object and old object) is a few
+    /// KiB; only ConfigMap reviews can approach the API server's object limit.
+    pub fn max_body_bytes(self) -> usize {
+        match self {
+            Route::ValidateVariantAutoscaling | Route::MutateVariantAutoscaling => {
+                MAX_VA_BODY_BYTES
+            }
+            Route::ValidateConfig => review::MAX_BODY_BYTES,
         }
     }
 

@@ -7,7 +7,8 @@ use std::fmt;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-/// The largest review body read (the API server sends at most ~3 MiB objects).
+/// The largest review body read on any route (a ConfigMap review: the API server's 1 MiB
+/// object limit, twice with the old object, plus the envelope).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 /// What the API server asks about.

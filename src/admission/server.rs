@@ -11,16 +11,17 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum_server::tls_rustls::RustlsConfig;
+use http_body_util::BodyExt;
 use serde_json::json;
 
 use super::cluster::ClusterView;
+use super::limits::{BodyBudget, Connections, GuardAcceptor, ListenerLimits};
 use super::metrics::AdmissionMetrics;
-use super::review::MAX_BODY_BYTES;
 use super::{ClusterFacts, ConfigMapSettings, Route, handle, parse_review};
 use crate::runtime::Shutdown;
 use crate::tls::{Reloader, TlsError};
@@ -76,20 +77,26 @@ pub struct AdmissionState {
     pub settings: ConfigMapSettings,
     pub metrics: AdmissionMetrics,
     pub denial_log: RateLimit,
+    /// Request body bytes in flight, across every connection.
+    pub body_budget: BodyBudget,
+    pub body_read_timeout: Duration,
 }
 
 impl AdmissionState {
-    /// The state for `settings`, with fresh metrics and the default log rate.
+    /// The state for `settings`, with the default log rate and the body limits of `limits`.
     pub fn new(
         cluster: Option<ClusterView>,
         settings: ConfigMapSettings,
         metrics: AdmissionMetrics,
+        limits: &ListenerLimits,
     ) -> Self {
         Self {
             cluster,
             settings,
             metrics,
             denial_log: RateLimit::per_second(DENIAL_LOG_LINES_PER_SECOND),
+            body_budget: BodyBudget::new(limits.body_budget_bytes),
+            body_read_timeout: limits.body_read_timeout,
         }
     }
 }
@@ -137,51 +144,109 @@ pub fn router(state: Arc<AdmissionState>) -> Router {
         router = router.route(
             route.path(),
             post(
-                move |State(state): State<Arc<AdmissionState>>, body: Bytes| {
-                    review(route, state, body)
+                move |State(state): State<Arc<AdmissionState>>, request: Request| {
+                    review(route, state, request)
                 },
             ),
         );
     }
-    router
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(refuse_oversized))
-        .with_state(state)
+    router.with_state(state)
 }
 
-/// A body declared larger than the limit is refused from its `Content-Length` alone, before a
-/// byte of it is read, and the connection is closed (its unread body cannot be skipped).
-async fn refuse_oversized(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+/// Why a body was not read; each closes the connection (the rest of the body is unread).
+enum BodyError {
+    TooLarge(usize),
+    Timeout(Duration),
+    Busy,
+    Broken(String),
+}
+
+impl BodyError {
+    fn response(&self) -> Response {
+        let (code, result, message) = match self {
+            Self::TooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the review is larger than {limit} bytes"),
+            ),
+            Self::Timeout(after) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!("the review's body did not arrive within {after:?}"),
+            ),
+            Self::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many review bodies in flight; retry".to_owned(),
+            ),
+            Self::Broken(why) => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("the body could not be read: {why}"),
+            ),
+        };
+        let mut response = (
+            code,
+            [(header::CONNECTION, "close")],
+            axum::Json(json!({ "error": message })),
+        )
+            .into_response();
+        response.extensions_mut().insert(BodyResult(result));
+        response
+    }
+}
+
+/// The metrics result of a refused body.
+#[derive(Clone, Copy)]
+struct BodyResult(&'static str);
+
+/// Reads a body within the route's limit, the process's body budget and the body time-out. A
+/// length declared over the limit is refused before a byte is read.
+async fn read_body(
+    route: Route,
+    state: &AdmissionState,
+    request: Request,
+) -> Result<(Bytes, tokio::sync::OwnedSemaphorePermit), BodyError> {
+    let limit = route.max_body_bytes();
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return too_large();
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(BodyError::TooLarge(limit));
     }
-    let response = next.run(request).await;
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        // The limit was hit while reading: the rest of the body is unread.
-        return too_large();
+    let reserve = declared.map_or(limit, |length| length as usize);
+    let permit = state.body_budget.reserve(reserve).ok_or(BodyError::Busy)?;
+    let body = http_body_util::Limited::new(request.into_body(), limit);
+    let collected = tokio::time::timeout(state.body_read_timeout, body.collect())
+        .await
+        .map_err(|_| BodyError::Timeout(state.body_read_timeout))?;
+    match collected {
+        Ok(collected) => Ok((collected.to_bytes(), permit)),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(BodyError::TooLarge(limit))
+        }
+        Err(error) => Err(BodyError::Broken(error.to_string())),
     }
-    response
 }
 
-fn too_large() -> Response {
-    (
-        StatusCode::PAYLOAD_TOO_LARGE,
-        [(header::CONNECTION, "close")],
-        axum::Json(json!({"error": format!("the review is larger than {MAX_BODY_BYTES} bytes")})),
-    )
-        .into_response()
-}
-
-async fn review(route: Route, state: Arc<AdmissionState>, body: Bytes) -> Response {
+async fn review(route: Route, state: Arc<AdmissionState>, request: Request) -> Response {
     let started = Instant::now();
+    let (body, _permit) = match read_body(route, &state, request).await {
+        Ok(read) => read,
+        Err(error) => {
+            let response = error.response();
+            let result = response
+                .extensions()
+                .get::<BodyResult>()
+                .map_or("bad_request", |r| r.0);
+            state
+                .metrics
+                .observe(route.path(), result, started.elapsed());
+            return response;
+        }
+    };
     let request = match parse_review(&body) {
         Ok(r) => r,
         Err(error) => {
@@ -230,12 +295,15 @@ pub struct ServeOptions {
     pub tls: TlsFiles,
     /// How often the TLS files are checked for new content.
     pub reload_interval: Duration,
+    pub limits: ListenerLimits,
 }
 
 /// A bound server, not serving yet: run it as a runtime component with
 /// [`AdmissionServer::serve_until`], or in the background with [`AdmissionServer::spawn`].
 pub struct AdmissionServer {
     pub admission_addr: SocketAddr,
+    /// The open connections (counts for metrics and tests).
+    pub connections: Connections,
     handle: axum_server::Handle<SocketAddr>,
     serve: futures::future::BoxFuture<'static, std::io::Result<()>>,
 }
@@ -263,6 +331,7 @@ impl AdmissionServer {
     pub fn spawn(self) -> RunningServer {
         RunningServer {
             admission_addr: self.admission_addr,
+            connections: self.connections,
             handle: self.handle,
             task: tokio::spawn(self.serve),
         }
@@ -272,6 +341,7 @@ impl AdmissionServer {
 /// A server serving on its own task.
 pub struct RunningServer {
     pub admission_addr: SocketAddr,
+    pub connections: Connections,
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -303,12 +373,39 @@ pub async fn bind(
     let admission_addr = listener.local_addr()?;
 
     let handle = axum_server::Handle::new();
+    let limits = options.limits;
+    let connections = Connections::default();
     // TCP_NODELAY: reviews are small; Nagle plus delayed ACKs would add 40 ms stalls.
+    let guard = GuardAcceptor::new(
+        axum_server::accept::NoDelayAcceptor::new(),
+        connections.clone(),
+        limits,
+    );
     let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config.clone())
-        .acceptor(axum_server::accept::NoDelayAcceptor::new());
-    let server = axum_server::from_tcp(listener)?
+        .handshake_timeout(limits.handshake_timeout)
+        .acceptor(guard);
+    let refusals = Arc::new(RateLimit::per_second(1));
+    let mut server = axum_server::from_tcp(listener)?
         .acceptor(acceptor)
-        .handle(handle.clone());
+        .handle(handle.clone())
+        .first_request_timeout(limits.first_request_timeout)
+        .accept_error_handler(move |peer, error| {
+            if let Some(suppressed) = refusals.admit(Instant::now()) {
+                tracing::warn!(peer = ?peer, %error, suppressed, "admission connection not accepted");
+            }
+        });
+    let timer = hyper_util::rt::TokioTimer::new();
+    let builder = server.http_builder();
+    builder
+        .http1()
+        .timer(timer.clone())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(timer)
+        .keep_alive_interval(limits.http2_keep_alive_interval)
+        .keep_alive_timeout(limits.http2_keep_alive_timeout)
+        .max_concurrent_streams(limits.http2_max_concurrent_streams);
     let app = router(state);
     let mut updates = reloader.subscribe();
     // One future: the listener and the certificate swaps end together.
@@ -328,6 +425,7 @@ pub async fn bind(
     Ok(AdmissionServer {
         admission_addr,
         handle,
+        connections,
         serve: Box::pin(serve),
     })
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::listen_address;
 use crate::admission::ConfigMapSettings;
 use crate::admission::cluster::ClusterView;
+use crate::admission::limits::ListenerLimits;
 use crate::admission::metrics::AdmissionMetrics;
 use crate::admission::server::{AdmissionState, ServeOptions, TlsFiles};
 use crate::cache::{self, Caches};
@@ -105,7 +106,8 @@ async fn serve(args: WebhookArgs) -> Result<(), String> {
         saturation_name: args.saturation_config_map_name.clone(),
         scale_to_zero_name: crate::config::scale_to_zero::CONFIG_MAP_NAME.into(),
     };
-    let state = Arc::new(AdmissionState::new(cluster, settings, metrics));
+    let limits = ListenerLimits::default();
+    let state = Arc::new(AdmissionState::new(cluster, settings, metrics, &limits));
     let options = ServeOptions {
         listen: args.listen,
         tls: TlsFiles {
@@ -114,6 +116,7 @@ async fn serve(args: WebhookArgs) -> Result<(), String> {
             client_ca: args.client_ca.clone(),
         },
         reload_interval,
+        limits,
     };
     let server = crate::admission::server::bind(&options, state)
         .await

@@ -63,3 +63,58 @@ pub fn client(
     };
     builder.build().unwrap()
 }
+
+/// A blocking TLS stream for tests that speak HTTP by hand (half-sent headers, bodies that
+/// never end, an HTTP/2 preface without a stream).
+pub type RawTls = rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>;
+
+/// Connects to 127.0.0.1:`port`, trusting `ca_pem`, offering `alpn`, and finishes the handshake.
+/// Reads time out after `read_timeout`.
+pub fn raw_tls(
+    port: u16,
+    ca_pem: &str,
+    alpn: &[&[u8]],
+    read_timeout: std::time::Duration,
+) -> RawTls {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(read_timeout)).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut stream = rustls::StreamOwned::new(
+        rustls::ClientConnection::new(Arc::new(config), name).unwrap(),
+        tcp,
+    );
+    while stream.conn.is_handshaking() {
+        stream.conn.complete_io(&mut stream.sock).unwrap();
+    }
+    stream
+}
+
+/// Reads until the server closes the connection (end of stream or a reset: `true`) or the read
+/// time-out passes (`false`); returns what arrived meanwhile.
+pub fn read_until_closed(stream: &mut RawTls) -> (Vec<u8>, bool) {
+    use std::io::{ErrorKind, Read};
+    let mut received = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (received, true),
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return (received, false);
+            }
+            Err(_) => return (received, true),
+        }
+    }
+}
