@@ -1,12 +1,13 @@
 //! What one client may hold of the admission listener: time-outs for every phase of a
-//! connection, a cap on open connections (at the cap, the connection idle the longest is closed to
-//! make room; when none is idle, the new one is refused), and a process-wide budget of request
-//! body bytes in flight. A slow or malicious client can then neither pin memory nor starve the API
+//! connection, caps on open connections — overall and per client address — (at a cap, the
+//! connection idle the longest is closed to make room; when none is idle, the new one is refused),
+//! and a process-wide budget of request body bytes held. A slow or malicious client can then neither pin memory nor starve the API
 //! server's reviews. Knows nothing of admission rules; the server wires it in.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 /// Limits of the admission listener. The defaults suit the API server, which sends a review
 /// in one go and keeps a few connections open.
@@ -38,7 +40,10 @@ pub struct ListenerLimits {
     pub http2_max_concurrent_streams: u32,
     /// Open connections at most.
     pub max_connections: usize,
-    /// Request body bytes held at once by all requests together.
+    /// Open connections from one client address at most, so that one client cannot take every
+    /// slot from the API server.
+    pub max_connections_per_peer: usize,
+    /// Request body bytes held at once by all requests together (counted as they arrive).
     pub body_budget_bytes: usize,
 }
 
@@ -54,6 +59,7 @@ impl Default for ListenerLimits {
             http2_keep_alive_timeout: Duration::from_secs(10),
             http2_max_concurrent_streams: 32,
             max_connections: 256,
+            max_connections_per_peer: 64,
             body_budget_bytes: 32 * 1024 * 1024,
         }
     }
@@ -83,6 +89,7 @@ impl BodyBudget {
 
 /// One open connection, as the registry and its stream see it.
 struct Connection {
+    peer: IpAddr,
     opened: Instant,
     /// Requests being served.
     in_flight: AtomicUsize,
@@ -155,14 +162,24 @@ impl Connections {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Admits a new connection: below the cap at once; at the cap by closing the connection
-    /// idle the longest; `None` when every open connection is busy.
-    fn admit(&self, max: usize) -> Option<(u64, Arc<Connection>)> {
+    /// Admits a new connection from `peer`: below the caps at once; at a cap by closing the
+    /// connection idle the longest (the peer's own at its per-peer cap); `None` when every
+    /// connection that could make room is busy.
+    fn admit(&self, peer: IpAddr, limits: &ListenerLimits) -> Option<(u64, Arc<Connection>)> {
         let mut registry = self.lock();
-        if registry.open.len() >= max {
+        let from_peer = registry.open.values().filter(|c| c.peer == peer).count();
+        let full = if from_peer >= limits.max_connections_per_peer {
+            Some(Some(peer))
+        } else if registry.open.len() >= limits.max_connections {
+            Some(None)
+        } else {
+            None
+        };
+        if let Some(only_peer) = full {
             let victim = registry
                 .open
                 .iter()
+                .filter(|(_, c)| only_peer.is_none_or(|p| c.peer == p))
                 .filter(|(_, c)| c.in_flight.load(Ordering::Acquire) == 0)
                 .min_by_key(|(_, c)| c.idle_since())
                 .map(|(id, _)| *id);
@@ -181,6 +198,7 @@ impl Connections {
         let id = registry.next_id;
         registry.next_id += 1;
         let connection = Arc::new(Connection {
+            peer,
             opened: Instant::now(),
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
@@ -196,64 +214,64 @@ impl Connections {
     }
 }
 
-/// An axum-server acceptor that applies the connection cap and the idle time-out, in front of
-/// `inner` (TCP_NODELAY) and behind TLS.
+/// An axum-server acceptor for TCP streams, behind TLS: sets `TCP_NODELAY` (reviews are small;
+/// Nagle plus delayed ACKs would add 40 ms stalls) and applies the connection caps and the idle
+/// time-out.
 #[derive(Clone)]
-pub struct GuardAcceptor<A> {
-    inner: A,
+pub struct GuardAcceptor {
     connections: Connections,
     limits: ListenerLimits,
 }
 
-impl<A> GuardAcceptor<A> {
-    pub fn new(inner: A, connections: Connections, limits: ListenerLimits) -> Self {
+impl GuardAcceptor {
+    pub fn new(connections: Connections, limits: ListenerLimits) -> Self {
         Self {
-            inner,
             connections,
             limits,
         }
     }
 }
 
-impl<A, I, S> axum_server::accept::Accept<I, S> for GuardAcceptor<A>
-where
-    A: axum_server::accept::Accept<I, S> + Clone + Send + 'static,
-    A::Future: Send + 'static,
-    A::Stream: Send + 'static,
-    I: Send + 'static,
-    S: Send + 'static,
-{
-    type Stream = Guarded<A::Stream>;
-    type Service = GuardedService<A::Service>;
-    type Future = Pin<Box<dyn Future<Output = io::Result<(Self::Stream, Self::Service)>> + Send>>;
+impl<S: Send + 'static> axum_server::accept::Accept<TcpStream, S> for GuardAcceptor {
+    type Stream = Guarded<TcpStream>;
+    type Service = GuardedService<S>;
+    type Future = std::future::Ready<io::Result<(Self::Stream, Self::Service)>>;
 
-    fn accept(&self, stream: I, service: S) -> Self::Future {
-        let admitted = self.connections.admit(self.limits.max_connections);
-        let inner = self.inner.clone();
-        let connections = self.connections.clone();
-        let idle_timeout = self.limits.idle_timeout;
-        Box::pin(async move {
-            let Some((id, connection)) = admitted else {
-                return Err(io::Error::other(
-                    "connection refused: every admission connection is busy",
-                ));
-            };
-            let guard = CloseOnDrop { connections, id };
-            let (stream, service) = inner.accept(stream, service).await?;
-            Ok((
-                Guarded {
-                    inner: stream,
-                    connection: connection.clone(),
-                    idle_timeout,
-                    idle_timer: Box::pin(tokio::time::sleep(idle_timeout)),
-                    _guard: guard,
-                },
-                GuardedService {
-                    inner: service,
-                    connection,
-                },
-            ))
-        })
+    fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
+        std::future::ready(self.guard(stream, service))
+    }
+}
+
+impl GuardAcceptor {
+    fn guard<S>(
+        &self,
+        stream: TcpStream,
+        service: S,
+    ) -> io::Result<(Guarded<TcpStream>, GuardedService<S>)> {
+        stream.set_nodelay(true)?;
+        let peer = stream.peer_addr()?.ip();
+        let Some((id, connection)) = self.connections.admit(peer, &self.limits) else {
+            return Err(io::Error::other(format!(
+                "connection from {peer} refused: every admission connection that could make room is busy"
+            )));
+        };
+        let guard = CloseOnDrop {
+            connections: self.connections.clone(),
+            id,
+        };
+        Ok((
+            Guarded {
+                inner: stream,
+                connection: connection.clone(),
+                idle_timeout: self.limits.idle_timeout,
+                idle_timer: Box::pin(tokio::time::sleep(self.limits.idle_timeout)),
+                _guard: guard,
+            },
+            GuardedService {
+                inner: service,
+                connection,
+            },
+        ))
     }
 }
 
@@ -387,21 +405,54 @@ mod tests {
 
     #[test]
     fn at_the_cap_the_longest_idle_connection_makes_room() {
+        let limits = ListenerLimits {
+            max_connections: 2,
+            ..ListenerLimits::default()
+        };
+        let peer: IpAddr = [127, 0, 0, 1].into();
         let connections = Connections::default();
-        let (_, first) = connections.admit(2).unwrap();
-        let (_, second) = connections.admit(2).unwrap();
+        let (_, first) = connections.admit(peer, &limits).unwrap();
+        let (_, second) = connections.admit(peer, &limits).unwrap();
         second.request_started();
-        let (_, _third) = connections.admit(2).unwrap();
+        let (_, _third) = connections.admit(peer, &limits).unwrap();
         assert!(first.evicted.load(Ordering::Acquire), "the idle one goes");
         assert!(!second.evicted.load(Ordering::Acquire), "a busy one stays");
         // Now both open ones are busy or newer; make both busy: the next is refused.
         let counts = connections.counts();
         assert_eq!((counts.open, counts.evicted), (2, 1));
         _third.request_started();
-        assert!(connections.admit(2).is_none());
+        assert!(connections.admit(peer, &limits).is_none());
         assert_eq!(connections.counts().refused, 1);
         second.request_ended();
-        assert!(connections.admit(2).is_some(), "idle again, so it can go");
+        assert!(
+            connections.admit(peer, &limits).is_some(),
+            "idle again, so it can go"
+        );
+    }
+
+    #[test]
+    fn one_peer_cannot_take_every_slot() {
+        let limits = ListenerLimits {
+            max_connections: 4,
+            max_connections_per_peer: 2,
+            ..ListenerLimits::default()
+        };
+        let (crowd, api_server): (IpAddr, IpAddr) = ([10, 0, 0, 9].into(), [10, 0, 0, 1].into());
+        let connections = Connections::default();
+        let busy: Vec<_> = (0..2)
+            .map(|_| connections.admit(crowd, &limits).unwrap().1)
+            .collect();
+        busy.iter().for_each(|c| c.request_started());
+        assert!(
+            connections.admit(crowd, &limits).is_none(),
+            "the crowd is at its cap"
+        );
+        let (_, idle_api) = connections.admit(api_server, &limits).unwrap();
+        assert!(connections.admit(api_server, &limits).is_some());
+        // The API server at its own cap replaces its own idle connection, not the crowd's.
+        assert!(connections.admit(api_server, &limits).is_some());
+        assert!(idle_api.evicted.load(Ordering::Acquire));
+        assert!(busy.iter().all(|c| !c.evicted.load(Ordering::Acquire)));
     }
 
     #[test]

@@ -206,7 +206,7 @@ async fn read_body(
     route: Route,
     state: &AdmissionState,
     request: Request,
-) -> Result<(Bytes, tokio::sync::OwnedSemaphorePermit), BodyError> {
+) -> Result<(Bytes, Vec<tokio::sync::OwnedSemaphorePermit>), BodyError> {
     let limit = route.max_body_bytes();
     let declared = request
         .headers()
@@ -216,19 +216,32 @@ async fn read_body(
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(BodyError::TooLarge(limit));
     }
-    let reserve = declared.map_or(limit, |length| length as usize);
-    let permit = state.body_budget.reserve(reserve).ok_or(BodyError::Busy)?;
-    let body = http_body_util::Limited::new(request.into_body(), limit);
-    let collected = tokio::time::timeout(state.body_read_timeout, body.collect())
-        .await
-        .map_err(|_| BodyError::Timeout(state.body_read_timeout))?;
-    match collected {
-        Ok(collected) => Ok((collected.to_bytes(), permit)),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-            Err(BodyError::TooLarge(limit))
+    let mut body = request.into_body();
+    let read = async {
+        // Grown as bytes arrive (and are budgeted), never sized from the declared length.
+        let mut data = Vec::with_capacity(declared.map_or(0, |n| n as usize).min(16 * 1024));
+        let mut held = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| BodyError::Broken(e.to_string()))?;
+            if let Ok(chunk) = frame.into_data() {
+                if data.len() + chunk.len() > limit {
+                    return Err(BodyError::TooLarge(limit));
+                }
+                // Counted as it arrives: a slow body holds only what it has sent.
+                held.push(
+                    state
+                        .body_budget
+                        .reserve(chunk.len())
+                        .ok_or(BodyError::Busy)?,
+                );
+                data.extend_from_slice(&chunk);
+            }
         }
-        Err(error) => Err(BodyError::Broken(error.to_string())),
-    }
+        Ok((Bytes::from(data), held))
+    };
+    tokio::time::timeout(state.body_read_timeout, read)
+        .await
+        .map_err(|_| BodyError::Timeout(state.body_read_timeout))?
 }
 
 async fn review(route: Route, state: Arc<AdmissionState>, request: Request) -> Response {
@@ -375,12 +388,7 @@ pub async fn bind(
     let handle = axum_server::Handle::new();
     let limits = options.limits;
     let connections = Connections::default();
-    // TCP_NODELAY: reviews are small; Nagle plus delayed ACKs would add 40 ms stalls.
-    let guard = GuardAcceptor::new(
-        axum_server::accept::NoDelayAcceptor::new(),
-        connections.clone(),
-        limits,
-    );
+    let guard = GuardAcceptor::new(connections.clone(), limits);
     let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config.clone())
         .handshake_timeout(limits.handshake_timeout)
         .acceptor(guard);
@@ -396,16 +404,20 @@ pub async fn bind(
         });
     let timer = hyper_util::rt::TokioTimer::new();
     let builder = server.http_builder();
+    // Small buffers and windows: what a connection holds unread stays small.
     builder
         .http1()
         .timer(timer.clone())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(64 * 1024);
     builder
         .http2()
         .timer(timer)
         .keep_alive_interval(limits.http2_keep_alive_interval)
         .keep_alive_timeout(limits.http2_keep_alive_timeout)
-        .max_concurrent_streams(limits.http2_max_concurrent_streams);
+        .max_concurrent_streams(limits.http2_max_concurrent_streams)
+        .initial_stream_window_size(128 * 1024)
+        .initial_connection_window_size(256 * 1024);
     let app = router(state);
     let mut updates = reloader.subscribe();
     // One future: the listener and the certificate swaps end together.

@@ -76,6 +76,29 @@ pub fn raw_tls(
     alpn: &[&[u8]],
     read_timeout: std::time::Duration,
 ) -> RawTls {
+    raw_tls_from([127, 0, 0, 1].into(), port, ca_pem, alpn, read_timeout)
+}
+
+/// [`raw_tls`] from the loopback address `source` (any 127.x.y.z), as a different client
+/// would connect.
+pub fn raw_tls_from(
+    source: std::net::IpAddr,
+    port: u16,
+    ca_pem: &str,
+    alpn: &[&[u8]],
+    read_timeout: std::time::Duration,
+) -> RawTls {
+    try_raw_tls_from(source, port, ca_pem, alpn, read_timeout).unwrap()
+}
+
+/// [`raw_tls_from`], with a refused connection or handshake as an error.
+pub fn try_raw_tls_from(
+    source: std::net::IpAddr,
+    port: u16,
+    ca_pem: &str,
+    alpn: &[&[u8]],
+    read_timeout: std::time::Duration,
+) -> std::io::Result<RawTls> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
@@ -88,7 +111,12 @@ pub fn raw_tls(
     .with_root_certificates(roots)
     .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::new(source, 0).into())
+        .unwrap();
+    socket.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())?;
+    let tcp: std::net::TcpStream = socket.into();
     tcp.set_read_timeout(Some(read_timeout)).unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let mut stream = rustls::StreamOwned::new(
@@ -96,9 +124,9 @@ pub fn raw_tls(
         tcp,
     );
     while stream.conn.is_handshaking() {
-        stream.conn.complete_io(&mut stream.sock).unwrap();
+        stream.conn.complete_io(&mut stream.sock)?;
     }
-    stream
+    Ok(stream)
 }
 
 /// Reads until the server closes the connection (end of stream or a reset: `true`) or the read
