@@ -118,6 +118,138 @@ impl PemFile {
     }
 }
 
+/// How far a certificate's `notBefore` may be ahead of this clock (a just-issued certificate
+/// on a node whose clock is a little behind).
+const NOT_BEFORE_SKEW_SECONDS: i64 = 300;
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Refuses a serving certificate that has expired or is not valid yet: serving it would fail
+/// every handshake, so a reload keeps the previous one and a start-up says why.
+fn check_validity(file: &PemFile, leaf: &CertificateDer<'_>, now: i64) -> Result<(), TlsError> {
+    let Some((not_before, not_after)) = validity(leaf) else {
+        return Err(file.error("the certificate's validity period cannot be read"));
+    };
+    if now > not_after {
+        return Err(file.error(format!(
+            "the certificate expired at {} (renew it; cert-manager renews before expiry unless it is failing)",
+            utc(not_after)
+        )));
+    }
+    if now + NOT_BEFORE_SKEW_SECONDS < not_before {
+        return Err(file.error(format!(
+            "the certificate is not valid before {} (check this node's clock)",
+            utc(not_before)
+        )));
+    }
+    Ok(())
+}
+
+/// `notBefore` and `notAfter` of a DER certificate, in Unix seconds (RFC 5280 §4.1: the
+/// validity is the fifth element of the TBSCertificate, after an optional `[0]` version).
+fn validity(der: &[u8]) -> Option<(i64, i64)> {
+    let (tag, certificate, _) = tlv(der)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (tag, tbs, _) = tlv(certificate)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let mut rest = tbs;
+    let (tag, _, after) = tlv(rest)?;
+    if tag == 0xa0 {
+        rest = after;
+    }
+    for _ in 0..3 {
+        // serialNumber, signature, issuer
+        rest = tlv(rest)?.2;
+    }
+    let (tag, validity, _) = tlv(rest)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (before_tag, before, rest) = tlv(validity)?;
+    let (after_tag, after, _) = tlv(rest)?;
+    Some((asn1_time(before_tag, before)?, asn1_time(after_tag, after)?))
+}
+
+/// One DER tag-length-value: (tag, value, what follows).
+fn tlv(bytes: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = bytes.split_first()?;
+    let (&first, mut rest) = rest.split_first()?;
+    let length = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 || rest.len() < count {
+            return None;
+        }
+        let (digits, after) = rest.split_at(count);
+        rest = after;
+        digits.iter().fold(0usize, |n, &d| n << 8 | usize::from(d))
+    };
+    if rest.len() < length {
+        return None;
+    }
+    let (value, after) = rest.split_at(length);
+    Some((tag, value, after))
+}
+
+/// UTCTime (`YYMMDDHHMMSSZ`, tag 0x17) or GeneralizedTime (`YYYYMMDDHHMMSSZ`, tag 0x18).
+fn asn1_time(tag: u8, text: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(text).ok()?.strip_suffix('Z')?;
+    let (year, rest) = match tag {
+        0x17 if text.len() == 12 => {
+            let yy: i64 = text[..2].parse().ok()?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &text[2..])
+        }
+        0x18 if text.len() == 14 => (text[..4].parse().ok()?, &text[4..]),
+        _ => return None,
+    };
+    let field = |at: usize| rest.get(at..at + 2)?.parse::<i64>().ok();
+    let (month, day, hour, minute, second) =
+        (field(0)?, field(2)?, field(4)?, field(6)?, field(8)?);
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+fn utc(seconds: i64) -> String {
+    let days = seconds.div_euclid(86_400);
+    let time = seconds.rem_euclid(86_400);
+    // Inverse of days_from_civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        time / 3_600,
+        time % 3_600 / 60,
+        time % 60
+    )
+}
+
 fn contains_label(bytes: &[u8], label: &[u8]) -> bool {
     bytes.windows(label.len()).any(|w| w == label)
 }
@@ -135,6 +267,7 @@ pub fn server_config(
 ) -> Result<rustls::ServerConfig, TlsError> {
     let provider = provider();
     let chain = cert.certificates()?;
+    check_validity(cert, &chain[0], unix_now())?;
     let private_key = key.private_key()?;
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(VERSIONS)
@@ -543,5 +676,52 @@ mod tests {
                 .starts_with("cannot read certificate /nonexistent/tls.crt"),
             "{error}"
         );
+    }
+
+    fn certificate_valid(not_before: (i32, u8, u8), not_after: (i32, u8, u8)) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
+        params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+        (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn validity_is_read_from_the_certificate() {
+        let (cert, _) = certificate_valid((2024, 2, 29), (2051, 1, 1));
+        let der = pem("certificate", &cert).certificates().unwrap().remove(0);
+        let (before, after) = validity(&der).unwrap();
+        assert_eq!(utc(before), "2024-02-29T00:00:00Z");
+        assert_eq!(
+            utc(after),
+            "2051-01-01T00:00:00Z",
+            "GeneralizedTime after 2049"
+        );
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert!(validity(b"\x30\x03\x02\x01").is_none(), "truncated DER");
+    }
+
+    #[test]
+    fn expired_and_future_certificates_are_refused_naming_the_file() {
+        let (cert, key) = certificate_valid((2000, 1, 1), (2001, 1, 1));
+        let error = server_config(&pem("certificate", &cert), &pem("key", &key), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(
+                "certificate /etc/certificate: the certificate expired at 2001-01-01T00:00:00Z"
+            ),
+            "{error}"
+        );
+        let (cert, key) = certificate_valid((2090, 1, 1), (2091, 1, 1));
+        let error = server_config(&pem("certificate", &cert), &pem("key", &key), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("is not valid before 2090-01-01T00:00:00Z"),
+            "{error}"
+        );
+        let (cert, key) = certificate_valid((2020, 1, 1), (2090, 1, 1));
+        assert!(server_config(&pem("certificate", &cert), &pem("key", &key), None).is_ok());
     }
 }

@@ -99,15 +99,28 @@ pub async fn collect(
     now: f64,
 ) -> Result<Collection, CollectError> {
     let texts = queries(models).map_err(CollectError::Promql)?;
+    // Series of other models (a selector Prometheus widened, a proxy that ignores it) are
+    // dropped while the answer is read, not after.
+    let wanted: std::collections::HashSet<(&str, &str)> = models
+        .iter()
+        .map(|m| (m.key.namespace.as_str(), m.key.model_id.as_str()))
+        .collect();
+    let keep = |labels: &BTreeMap<String, String>| match (
+        labels.get("namespace"),
+        labels.get("model_name"),
+    ) {
+        (Some(ns), Some(model)) => wanted.contains(&(ns.as_str(), model.as_str())),
+        _ => false,
+    };
     let count_query = async {
         match texts.get(2) {
-            Some(q) => Some(client.query(q).await),
+            Some(q) => Some(client.query_keeping(q, &keep).await),
             None => None,
         }
     };
     let (kv, queue, counts) = tokio::join!(
-        client.query(&texts[0]),
-        client.query(&texts[1]),
+        client.query_keeping(&texts[0], &keep),
+        client.query_keeping(&texts[1], &keep),
         count_query
     );
     let kv = kv.map_err(|error| CollectError::Query {
