@@ -870,3 +870,37 @@ fn check_prometheus_fails_fast_with_the_reason() {
         "{stderr}"
     );
 }
+
+/// The environment's proxy is not used (the token must not go through a proxy nobody set up for
+/// wva), and a password in the URL is never shown.
+#[tokio::test]
+async fn proxies_are_ignored_and_url_credentials_never_shown() {
+    let url = shared().prometheus.http_url();
+    let with_password = url.replacen("http://", "http://admin:hunter2@", 1);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let proxy = format!("http://{dead}");
+    let (code, json, stderr, _) = check_prometheus(
+        &[],
+        &[
+            ("PROMETHEUS_BASE_URL", with_password.as_str()),
+            ("PROMETHEUS_ALLOW_HTTP", "true"),
+            ("HTTP_PROXY", proxy.as_str()),
+            ("HTTPS_PROXY", proxy.as_str()),
+            ("ALL_PROXY", proxy.as_str()),
+        ],
+    );
+    assert_eq!(
+        code,
+        Some(0),
+        "reached Prometheus directly despite the proxy variables: {stderr}"
+    );
+    let shown = json["prometheus"]["url"].as_str().unwrap();
+    assert!(shown.starts_with("http://<redacted>@127.0.0.1:"), "{shown}");
+    assert!(
+        !json.to_string().contains("hunter2") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
+}
