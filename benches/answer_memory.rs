@@ -6,19 +6,15 @@
 //!
 //! Run: `cargo bench --bench answer_memory`.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
-use wva::config::prometheus::{PrometheusConfig, Source};
 use wva::prometheus::{ClientOptions, ModelKey, ModelRequest, PrometheusClient, collect};
 
 fn high_water_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
+    support::process::status_kib(std::process::id(), "VmHWM:") as f64 / 1024.0
 }
 
 /// One answer of `bytes` length at most, streamed from a few reused chunks.
@@ -76,15 +72,7 @@ fn main() {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
         let url = format!("http://{addr}");
-        let config = PrometheusConfig::from_lookup(
-            &|k| match k {
-                "PROMETHEUS_BASE_URL" => Some(url.clone()),
-                "PROMETHEUS_ALLOW_HTTP" => Some("true".into()),
-                _ => None,
-            },
-            Source::Environment,
-        )
-        .unwrap();
+        let config = support::prometheus::plain_config(&url);
         let options = ClientOptions {
             timeout: Duration::from_secs(60),
             ..ClientOptions::default()

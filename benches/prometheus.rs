@@ -10,7 +10,6 @@ mod support;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use support::prometheus::{Exporter, Prometheus, line};
-use wva::config::prometheus::{PrometheusConfig, Source};
 use wva::prometheus::promql::{KV_CACHE_METRIC, QUEUE_METRIC, REQUEST_SUCCESS_METRIC};
 use wva::prometheus::{ClientOptions, ModelKey, ModelRequest, PrometheusClient, collect, promql};
 
@@ -56,15 +55,7 @@ fn main() {
     exporter.set(&text);
     let prometheus = Prometheus::start("bench", &[exporter.addr], None);
     let url = prometheus.http_url();
-    let config = PrometheusConfig::from_lookup(
-        &|k| match k {
-            "PROMETHEUS_BASE_URL" => Some(url.clone()),
-            "PROMETHEUS_ALLOW_HTTP" => Some("true".into()),
-            _ => None,
-        },
-        Source::Environment,
-    )
-    .unwrap();
+    let config = support::prometheus::plain_config(&url);
     let requests: Vec<ModelRequest> = (0..models)
         .map(|m| ModelRequest {
             key: ModelKey::new(format!("ns-{:02}", m % 50), format!("org/model-{m:03}")),

@@ -11,11 +11,9 @@
 mod support;
 
 use std::io::Write;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::https::{Http, client, try_raw_tls_from};
-use support::pki::TestCa;
 use support::webhook::WebhookProcess;
 
 const FIXTURE: &str = concat!(
@@ -24,13 +22,7 @@ const FIXTURE: &str = concat!(
 );
 
 fn memory_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
+    support::process::status_kib(pid, "VmRSS:") as f64 / 1024.0
 }
 
 fn open_fds(pid: u32) -> usize {
@@ -48,17 +40,8 @@ fn main() {
         .unwrap_or(if full { 1500 } else { 60 });
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = std::env::temp_dir().join(format!("wva-bench-slowloris-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ca = TestCa::new("bench-ca");
-    let serving = ca.server_cert(&dir, "tls", &["localhost"]);
-    let server = WebhookProcess::spawn(&serving, &[], &[("RUST_LOG", "error")], Stdio::null());
-    let port: u16 = server
-        .admission
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (server, ca) = WebhookProcess::standalone(&dir, "error");
+    let port = server.admission_port();
     let pid = server.child.id();
     let idle_rss = memory_mib(pid);
     let body = std::fs::read(FIXTURE).unwrap();

@@ -9,12 +9,10 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::https::{Http, client};
-use support::pki::TestCa;
 use support::webhook::WebhookProcess;
 use tokio::sync::Mutex;
 
@@ -153,17 +151,6 @@ async fn saturation(
     all
 }
 
-fn memory_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)
-                .map(|v| v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0))
-        })
-        .unwrap_or(0)
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --all-targets` asks benches to list themselves.
@@ -181,19 +168,10 @@ fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     let dir = std::env::temp_dir().join(format!("wva-bench-webhook-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ca = TestCa::new("bench-ca");
-    let serving = ca.server_cert(&dir, "tls", &["localhost"]);
-    let server = WebhookProcess::spawn(&serving, &[], &[("RUST_LOG", "warn")], Stdio::null());
-    let port: u16 = server
-        .admission
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (server, ca) = WebhookProcess::standalone(&dir, "warn");
+    let port = server.admission_port();
     let pid = server.child.id();
-    let idle_rss = memory_kib(pid, "VmRSS:");
+    let idle_rss = support::process::status_kib(pid, "VmRSS:");
 
     let body: &'static [u8] = std::fs::read(FIXTURE).unwrap().leak();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -223,8 +201,8 @@ fn main() {
             }
         }
     });
-    let rss = memory_kib(pid, "VmRSS:");
-    let peak = memory_kib(pid, "VmHWM:");
+    let rss = support::process::status_kib(pid, "VmRSS:");
+    let peak = support::process::status_kib(pid, "VmHWM:");
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 

@@ -259,3 +259,17 @@ http {{
     );
     std::fs::write(dir.join("nginx.conf"), conf).unwrap();
 }
+
+/// A configuration for `url` over plain http (a test Prometheus on loopback).
+pub fn plain_config(url: &str) -> wva::config::prometheus::PrometheusConfig {
+    let url = url.to_owned();
+    wva::config::prometheus::PrometheusConfig::from_lookup(
+        &|k| match k {
+            "PROMETHEUS_BASE_URL" => Some(url.clone()),
+            "PROMETHEUS_ALLOW_HTTP" => Some("true".into()),
+            _ => None,
+        },
+        wva::config::prometheus::Source::Environment,
+    )
+    .expect("a base URL")
+}

@@ -79,3 +79,20 @@ impl Drop for WebhookProcess {
         let _ = self.child.wait();
     }
 }
+
+impl WebhookProcess {
+    /// `wva webhook` without a cluster, on fresh certificates for `localhost` written to `dir`,
+    /// logging at `log` level to nowhere (benchmarks). Returns the process and its CA.
+    pub fn standalone(dir: &std::path::Path, log: &str) -> (Self, super::pki::TestCa) {
+        std::fs::create_dir_all(dir).unwrap();
+        let ca = super::pki::TestCa::new("bench-ca");
+        let serving = ca.server_cert(dir, "tls", &["localhost"]);
+        let process = Self::spawn(&serving, &[], &[("RUST_LOG", log)], Stdio::null());
+        (process, ca)
+    }
+
+    /// The admission port.
+    pub fn admission_port(&self) -> u16 {
+        self.admission.rsplit(':').next().unwrap().parse().unwrap()
+    }
+}
