@@ -10,6 +10,7 @@ pub mod api;
 pub mod cache;
 pub mod cmd;
 pub mod config;
+pub mod controller;
 pub mod core;
 pub mod prometheus;
 pub mod runtime;
