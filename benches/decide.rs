@@ -37,6 +37,7 @@ fn snapshot(variants: usize) -> Snapshot {
                 replicas: PODS_PER_VARIANT,
                 ready_replicas: PODS_PER_VARIANT - pending,
                 previous_desired: PODS_PER_VARIANT,
+                stuck_replicas: 0,
                 pods: (0..PODS_PER_VARIANT)
                     .map(|p| PodMetrics {
                         name: format!("variant-{i:05}-pod-{p:02}"),

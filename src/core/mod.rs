@@ -129,6 +129,7 @@ fn decide_model(
                 0
             },
             reporting: a.replica_count,
+            stuck: v.stuck_replicas,
         })
         .collect();
     let reasons = transition_reasons(&planned);

@@ -15,6 +15,8 @@ pub struct PlannedVariant<'a> {
     pub pending: u32,
     /// Pods reporting metrics.
     pub reporting: u32,
+    /// Stuck replicas that report nothing: accounted for, not in transition.
+    pub stuck: u32,
 }
 
 /// The step the planner took for the model.
@@ -44,18 +46,27 @@ pub fn transition_reasons(variants: &[PlannedVariant<'_>]) -> Vec<String> {
                 v.name, v.desired, v.current
             ));
         }
-        if v.reporting != v.current {
-            reasons.push(format!(
-                "{}: {} pods report metrics, {} replicas",
-                v.name, v.reporting, v.current
-            ));
+        // Stuck pods will not start reporting by waiting: they do not hold the model.
+        if v.reporting.saturating_add(v.stuck) != v.current {
+            reasons.push(if v.stuck == 0 {
+                format!(
+                    "{}: {} pods report metrics, {} replicas",
+                    v.name, v.reporting, v.current
+                )
+            } else {
+                format!(
+                    "{}: {} pods report metrics and {} are stuck, {} replicas",
+                    v.name, v.reporting, v.stuck, v.current
+                )
+            });
         }
     }
     reasons
 }
 
 /// Base target of a variant: while the model is in transition, the desired count in flight
-/// (or the current one); otherwise the number of pods reporting (== current when stable).
+/// (or the current one); otherwise the pods reporting plus the stuck ones (== current when
+/// stable: stuck replicas are kept, not removed behind the user's back).
 pub fn base_target(v: &PlannedVariant<'_>, in_transition: bool) -> u32 {
     if in_transition {
         if v.desired != 0 && v.desired != v.current {
@@ -64,7 +75,7 @@ pub fn base_target(v: &PlannedVariant<'_>, in_transition: bool) -> u32 {
             v.current
         }
     } else {
-        v.reporting
+        v.reporting.saturating_add(v.stuck)
     }
 }
 

@@ -44,6 +44,11 @@ pub struct Variant {
     pub ready_replicas: u32,
     /// VA `status.desiredOptimizedAlloc.numReplicas` (0 = none).
     pub previous_desired: u32,
+    /// Replicas whose pods are stuck (unschedulable, image pull or crash loop, or not Ready long
+    /// past loading) and report no metrics. They do not hold the model in transition; their
+    /// variant gets no scale-up while they exist. Absent in a snapshot = 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub stuck_replicas: u32,
     pub pods: Vec<PodMetrics>,
 }
 
@@ -77,6 +82,10 @@ impl Variant {
     pub fn pending_replicas(&self) -> u32 {
         self.current_replicas().saturating_sub(self.ready_replicas)
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn serialize_request_counts<S: serde::Serializer>(
@@ -294,6 +303,17 @@ impl Reader {
         let spec_replicas =
             self.replica_count(obj, path, "specReplicas", Some(replicas.unwrap_or(0)));
         let previous_desired = self.replica_count(obj, path, "previousDesired", Some(0));
+        let stuck_replicas = self.replica_count(obj, path, "stuckReplicas", Some(0));
+        if let (Some(stuck), Some(replicas), Some(spec)) = (stuck_replicas, replicas, spec_replicas)
+        {
+            let current = if replicas == 0 { spec } else { replicas };
+            if stuck > current {
+                self.error(
+                    format!("{path}.stuckReplicas"),
+                    format!("must be at most the current replicas ({current}), got {stuck}"),
+                );
+            }
+        }
         let pods = self.pods(obj.get("pods"), path);
         if self.errors.len() != before {
             return None;
@@ -310,6 +330,7 @@ impl Reader {
             replicas: replicas?,
             ready_replicas: ready_replicas?,
             previous_desired: previous_desired?,
+            stuck_replicas: stuck_replicas?,
             pods: pods?,
         })
     }

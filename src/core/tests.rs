@@ -37,6 +37,7 @@ fn variant(name: &str, cost: f64, pods: Vec<PodMetrics>) -> Variant {
         replicas: n.max(1),
         ready_replicas: n.max(1),
         previous_desired: n,
+        stuck_replicas: 0,
         pods,
     }
 }
@@ -510,6 +511,7 @@ fn minimum_enforcement_keeps_the_cheapest_at_one() {
         desired: 0,
         pending: 0,
         reporting: 1,
+        stuck: 0,
     };
     let variants = [v("b", 5.0), v("a", 5.0), v("c", 1.0)];
     let mut targets = [0, 0, 0];
@@ -600,4 +602,65 @@ fn the_table_escapes_control_characters() {
         "{table:?}"
     );
     assert!(table.contains("evil\\u{1b}[2J\\nmodel"), "{table}");
+}
+
+/// A pod that never becomes ready holds the whole model in transition (upstream); marked stuck,
+/// it holds nothing: scale-up spills to the next cheapest variant at once, and the stuck
+/// variant keeps its replicas.
+#[test]
+fn stuck_replicas_do_not_freeze_the_model() {
+    let mut cheap = variant("cheap", 1.0, vec![pod("cheap-0", 0.95, 0)]);
+    cheap.spec_replicas = 2;
+    cheap.replicas = 2;
+    cheap.previous_desired = 2;
+    let pricey = variant("pricey", 5.0, vec![pod("pricey-0", 0.95, 0)]);
+
+    let frozen = decide(
+        &snapshot(vec![cheap.clone(), pricey.clone()]),
+        Policy::WvaV050,
+    );
+    assert!(frozen.models[0].in_transition, "loading: the model holds");
+    assert!(
+        frozen
+            .decisions
+            .iter()
+            .all(|d| d.target_replicas == d.current_replicas)
+    );
+
+    cheap.stuck_replicas = 1;
+    let report = decide(&snapshot(vec![cheap, pricey]), Policy::WvaV050);
+    assert!(!report.models[0].in_transition, "{:?}", report.models[0]);
+    assert_eq!(
+        decision(&report, "cheap").target_replicas,
+        2,
+        "kept, not scaled up"
+    );
+    assert_eq!(
+        decision(&report, "pricey").target_replicas,
+        2,
+        "the spill-over"
+    );
+}
+
+#[test]
+fn stuck_replicas_are_read_from_snapshots_and_checked() {
+    let text = include_str!("../../scenarios/snapshot-scale-up.json");
+    let mut value: Value = serde_json::from_str(text).unwrap();
+    value["variants"][0]["stuckReplicas"] = json!(1);
+    let snapshot = Snapshot::from_value(&value).unwrap();
+    assert_eq!(snapshot.variants[0].stuck_replicas, 1);
+    assert!(snapshot.to_json().contains("\"stuckReplicas\": 1"));
+    value["variants"][0]["stuckReplicas"] = json!(99);
+    let errors = Snapshot::from_value(&value).unwrap_err();
+    assert!(
+        errors[0]
+            .to_string()
+            .starts_with("variants[0].stuckReplicas: must be at most the current replicas"),
+        "{errors:?}"
+    );
+    let untouched = Snapshot::from_json(text).unwrap();
+    assert!(
+        !untouched.to_json().contains("stuckReplicas"),
+        "absent stays absent"
+    );
 }

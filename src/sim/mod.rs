@@ -493,6 +493,7 @@ fn snapshot_of(
                     replicas: v.pods.len() as u32,
                     ready_replicas: v.pods.iter().filter(|p| p.ready(t)).count() as u32,
                     previous_desired: v.desired,
+                    stuck_replicas: 0,
                     pods: v
                         .pods
                         .iter()

@@ -36,9 +36,10 @@ fn variant_strategy() -> impl Strategy<Value = Variant> {
         0u32..7,
         0u32..3,
         proptest::collection::vec(pod_strategy(), SizeRange::from(0..6)),
+        any::<bool>(),
     )
         .prop_map(
-            |(ns, model, cost, spec, status, desired, not_ready, pods)| Variant {
+            |(ns, model, cost, spec, status, desired, not_ready, pods, some_stuck)| Variant {
                 name: String::new(),
                 namespace: NAMESPACES[ns].into(),
                 model_id: MODELS[model].into(),
@@ -49,6 +50,8 @@ fn variant_strategy() -> impl Strategy<Value = Variant> {
                 replicas: status,
                 ready_replicas: status.saturating_sub(not_ready),
                 previous_desired: desired,
+                // Stuck replicas are among the not-ready ones.
+                stuck_replicas: if some_stuck { not_ready.min(status) } else { 0 },
                 pods: pods
                     .into_iter()
                     .enumerate()
