@@ -49,6 +49,7 @@ impl Rng {
 #[derive(Clone, Debug)]
 struct Pod {
     id: u64,
+    created_at: f64,
     /// `None`: never becomes ready (fault).
     ready_at: Option<f64>,
     /// (time, kv, queue) of the scrapes within the window.
@@ -59,7 +60,19 @@ impl Pod {
     fn ready(&self, t: f64) -> bool {
         self.ready_at.is_some_and(|r| r <= t)
     }
+
+    /// A never-ready pod (an image that cannot be pulled) shows `ImagePullBackOff` after the
+    /// first failed pull; the controller then sees it as stuck.
+    fn stuck(&self, t: f64) -> bool {
+        self.ready_at.is_none()
+            && t - self.created_at >= STUCK_AFTER_SECONDS
+            && self.scrapes.is_empty()
+    }
 }
+
+/// How long after creation a never-ready pod shows a stuck reason (the first image pull failing
+/// and the kubelet's back-off starting).
+const STUCK_AFTER_SECONDS: f64 = 60.0;
 
 #[derive(Clone, Debug, Default)]
 struct Hpa {
@@ -171,6 +184,7 @@ fn run_policy(scenario: &Scenario, policy: &str, progress: &mut dyn FnMut(f64)) 
                     next_pod += 1;
                     Pod {
                         id: next_pod,
+                        created_at: 0.0,
                         ready_at: Some(0.0),
                         scrapes: VecDeque::new(),
                     }
@@ -411,6 +425,7 @@ fn run_policy(scenario: &Scenario, policy: &str, progress: &mut dyn FnMut(f64)) 
                 let ready_at = (!v.never_ready).then_some(t + startup);
                 v.pods.push(Pod {
                     id: next_pod,
+                    created_at: t,
                     ready_at,
                     scrapes: VecDeque::new(),
                 });
@@ -493,7 +508,7 @@ fn snapshot_of(
                     replicas: v.pods.len() as u32,
                     ready_replicas: v.pods.iter().filter(|p| p.ready(t)).count() as u32,
                     previous_desired: v.desired,
-                    stuck_replicas: 0,
+                    stuck_replicas: v.pods.iter().filter(|p| p.stuck(t)).count() as u32,
                     pods: v
                         .pods
                         .iter()

@@ -180,3 +180,30 @@ fn every_listed_policy_has_an_implementation() {
     }
     assert!(policy::by_name("magic", 2.0).is_none());
 }
+
+/// A variant whose pods never start no longer freezes its model: once the stuck pod shows its
+/// reason, the scale-up spills to the other variant and the load step is served.
+#[test]
+fn a_stuck_pod_lets_scale_up_spill_to_the_other_variant() {
+    let mut s = parse(include_str!("../../scenarios/stuck-pod.yaml")).unwrap();
+    s.policies = vec!["wva-v0.5.0".into()];
+    let run = &run_quiet(&s).runs[0];
+    assert!(
+        run.time_to_capacity[0].is_some_and(|t| t < 600.0),
+        "served within 10 minutes: {:?}",
+        run.time_to_capacity
+    );
+    let expensive_peak = run
+        .timeline
+        .iter()
+        .filter(|r| r.variant == "granite-a100")
+        .map(|r| r.replicas)
+        .max()
+        .unwrap();
+    assert!(expensive_peak >= 2, "the A100 variant took the load");
+    assert!(
+        run.pending_scale_ups.is_empty(),
+        "{:?}",
+        run.pending_scale_ups
+    );
+}
