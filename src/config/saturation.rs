@@ -8,17 +8,19 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::duration::{MINUTE, Nanos, format_go_duration, parse_go_duration};
 use super::{DEFAULT_KEY, EntryReader, ModelOverride, Parsed, Problem, select_override};
 
 /// Default name of the ConfigMap (env `SATURATION_CONFIG_MAP_NAME`; Helm prefixes the release).
 pub const CONFIG_MAP_NAME: &str = "saturation-scaling-config";
 
-const KNOWN_FIELDS: [&str; 7] = [
+const KNOWN_FIELDS: [&str; 8] = [
     "kvCacheThreshold",
     "queueLengthThreshold",
     "kvSpareTrigger",
     "queueSpareTrigger",
     "enableLimiter",
+    "maxPendingDuration",
     "model_id",
     "namespace",
 ];
@@ -41,12 +43,34 @@ pub struct SaturationScalingConfig {
     /// GPU limiter on/off (only the `default` entry's value counts).
     #[serde(rename = "enableLimiter")]
     pub enable_limiter: bool,
+    /// Beyond upstream: a pod not Ready this long after creation is stuck (a Go duration in the
+    /// ConfigMap, default `15m`; model weights load in 2–7 minutes).
+    #[serde(
+        rename = "maxPendingDuration",
+        serialize_with = "serialize_duration",
+        skip_serializing_if = "is_default_pending"
+    )]
+    pub max_pending_duration: Nanos,
     /// Override entries: the model they apply to.
     #[serde(rename = "model_id", skip_serializing_if = "Option::is_none")]
     pub model_id: Option<String>,
     /// Override entries: the namespace they are limited to (absent or "" = every namespace).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+}
+
+/// The default `maxPendingDuration`.
+pub const DEFAULT_MAX_PENDING_DURATION: Nanos = 15 * MINUTE;
+
+fn is_default_pending(nanos: &Nanos) -> bool {
+    *nanos == DEFAULT_MAX_PENDING_DURATION
+}
+
+fn serialize_duration<S: serde::Serializer>(
+    nanos: &Nanos,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format_go_duration(*nanos))
 }
 
 impl Default for SaturationScalingConfig {
@@ -58,6 +82,7 @@ impl Default for SaturationScalingConfig {
             kv_spare_trigger: 0.1,
             queue_spare_trigger: 3.0,
             enable_limiter: false,
+            max_pending_duration: DEFAULT_MAX_PENDING_DURATION,
             model_id: None,
             namespace: None,
         }
@@ -256,6 +281,26 @@ fn read_entry(
         enable_limiter: reader
             .boolean("enableLimiter")
             .unwrap_or(base.enable_limiter),
+        max_pending_duration: match reader.string("maxPendingDuration") {
+            None => base.max_pending_duration,
+            Some(text) => match parse_go_duration(&text) {
+                Ok(nanos) if nanos >= MINUTE => nanos,
+                Ok(_) => {
+                    reader.problems.push(Problem::new(
+                        key,
+                        format!("maxPendingDuration must be at least 1m (model weights take minutes to load), got {text:?}"),
+                    ));
+                    base.max_pending_duration
+                }
+                Err(e) => {
+                    reader.problems.push(Problem::new(
+                        key,
+                        format!("maxPendingDuration must be a Go duration such as 15m: {e}"),
+                    ));
+                    base.max_pending_duration
+                }
+            },
+        },
         model_id: reader.string("model_id"),
         namespace: reader.string("namespace"),
     };

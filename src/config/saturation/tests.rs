@@ -241,3 +241,30 @@ fn queue_settings_near_f64_max_are_refused() {
         "{text:?}"
     );
 }
+
+#[test]
+fn max_pending_duration_is_a_go_duration_of_at_least_a_minute() {
+    let parsed =
+        parse(json!({"default": {"maxPendingDuration": "20m"}, "o": {"model_id": "m"}})).unwrap();
+    assert_eq!(
+        parsed.value.default_entry().max_pending_duration,
+        20 * MINUTE
+    );
+    assert_eq!(
+        parsed.value.for_model("prod", "m").1.max_pending_duration,
+        20 * MINUTE,
+        "inherited"
+    );
+    let defaulted = parse(json!({"default": {}})).unwrap();
+    assert_eq!(
+        defaulted.value.default_entry().max_pending_duration,
+        15 * MINUTE
+    );
+    for (text, want) in [
+        ("soon", "must be a Go duration such as 15m"),
+        ("30s", "must be at least 1m"),
+    ] {
+        let errors = parse(json!({"default": {"maxPendingDuration": text}})).unwrap_err();
+        assert!(errors[0].to_string().contains(want), "{errors:?}");
+    }
+}
