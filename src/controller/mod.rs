@@ -9,8 +9,9 @@
 //!  (≤ 3 queries per cycle)
 //! ```
 //!
-//! Landed so far: [`pods`], the pure reading of cached Deployments and Pods that the snapshot
-//! needs (which pods belong to which variant, which of them are stuck, which accelerator a
-//! variant runs on). The cycle, actuation, status and events follow.
+//! Landed so far, both pure: [`pods`] (which pods belong to which variant, which of them are
+//! stuck, which accelerator a variant runs on) and [`snapshot`] (cached objects and a collection
+//! in, the core's snapshot and per-VA notes out). The cycle, actuation, status and events follow.
 
 pub mod pods;
+pub mod snapshot;

@@ -1,0 +1,242 @@
+//! Snapshot building (pure): the cached VariantAutoscalings, Deployments and Pods plus one
+//! cycle's Prometheus collection in, the decision core's [`Snapshot`] out — with, per VA, what the
+//! snapshot cannot carry (target missing, accelerator source, stuck pods and why) for conditions
+//! and events. No IO, no clock: the caller passes "now".
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::DynamicObject;
+
+use super::pods::{StuckReason, accelerator, belongs_to, stuck_reason};
+use crate::config::{SaturationConfigSet, ScaleToZeroConfigSet};
+use crate::core::{PodMetrics, Snapshot, Variant};
+use crate::prometheus::collect::ModelSamples;
+
+/// The cached objects of one cycle.
+#[derive(Clone, Copy)]
+pub struct Cluster<'a> {
+    pub variant_autoscalings: &'a [Arc<DynamicObject>],
+    pub deployments: &'a [Arc<Deployment>],
+    pub pods: &'a [Arc<Pod>],
+}
+
+/// What became of a VA's target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Found,
+    /// No Deployment of that name in the VA's namespace.
+    NotFound(String),
+    /// The spec names no usable target or model (admitted before the webhook, or edited around
+    /// it); the message says what is missing.
+    Invalid(String),
+    /// Another VA (named) already targets this Deployment; only the first by name is decided.
+    Duplicate(String),
+}
+
+/// What the snapshot cannot say about one VA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VariantNotes {
+    pub namespace: String,
+    pub name: String,
+    pub target: Target,
+    /// Where the accelerator came from: `label`, `nodeSelector`, `nodeAffinity` or `unknown`.
+    pub accelerator_source: &'static str,
+    /// Stuck pods that report no metrics, with the reason.
+    pub stuck: Vec<(String, StuckReason)>,
+    /// Pods of the target that report metrics (fresh ones).
+    pub reporting: usize,
+}
+
+/// A snapshot and its notes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Built {
+    pub snapshot: Snapshot,
+    pub notes: Vec<VariantNotes>,
+}
+
+fn text<'a>(object: &'a DynamicObject, pointer: &str) -> Option<&'a str> {
+    object
+        .data
+        .pointer(pointer)
+        .and_then(serde_json::Value::as_str)
+}
+
+/// Builds the snapshot. VAs being deleted are left out; so is a VA whose target is missing,
+/// invalid or taken by another VA (its notes say which). `now` is Unix seconds.
+pub fn build(
+    cluster: Cluster<'_>,
+    metrics: &[ModelSamples],
+    saturation_config: &SaturationConfigSet,
+    scale_to_zero_config: &ScaleToZeroConfigSet,
+    now: i64,
+) -> Built {
+    let mut vas: Vec<&DynamicObject> = cluster
+        .variant_autoscalings
+        .iter()
+        .map(Arc::as_ref)
+        .filter(|va| va.metadata.deletion_timestamp.is_none())
+        .collect();
+    let key = |va: &DynamicObject| {
+        (
+            va.metadata.namespace.clone().unwrap_or_default(),
+            va.metadata.name.clone().unwrap_or_default(),
+        )
+    };
+    vas.sort_by_key(|va| key(va));
+    let samples: BTreeMap<(&str, &str), &ModelSamples> = metrics
+        .iter()
+        .map(|m| ((m.namespace.as_str(), m.model_id.as_str()), m))
+        .collect();
+    let mut taken: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut variants = Vec::new();
+    let mut notes = Vec::new();
+    let mut request_counts = BTreeMap::new();
+    for va in vas {
+        let (namespace, name) = key(va);
+        let mut note = VariantNotes {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            target: Target::Found,
+            accelerator_source: "unknown",
+            stuck: Vec::new(),
+            reporting: 0,
+        };
+        let spec = va.data.get("spec");
+        let target = spec.and_then(crate::api::target_ref);
+        let model_id = text(va, "/spec/modelID").filter(|m| !m.is_empty());
+        let (target_name, model_id) = match (target, model_id) {
+            (Some(("Deployment", target)), Some(model)) if !target.is_empty() => (target, model),
+            (Some((kind, _)), Some(_)) if kind != "Deployment" => {
+                note.target = Target::Invalid(format!(
+                    "spec.scaleTargetRef.kind {kind:?} is not supported (Deployment only)"
+                ));
+                notes.push(note);
+                continue;
+            }
+            (_, None) => {
+                note.target = Target::Invalid("spec.modelID is missing or empty".into());
+                notes.push(note);
+                continue;
+            }
+            _ => {
+                note.target = Target::Invalid("spec.scaleTargetRef.name is missing".into());
+                notes.push(note);
+                continue;
+            }
+        };
+        if let Some(first) = taken.get(&(namespace.clone(), target_name.to_owned())) {
+            note.target = Target::Duplicate(first.clone());
+            notes.push(note);
+            continue;
+        }
+        let Some(deployment) = cluster.deployments.iter().find(|d| {
+            d.metadata.namespace.as_deref() == Some(namespace.as_str())
+                && d.metadata.name.as_deref() == Some(target_name)
+        }) else {
+            note.target = Target::NotFound(target_name.to_owned());
+            notes.push(note);
+            continue;
+        };
+        taken.insert((namespace.clone(), target_name.to_owned()), name.clone());
+
+        let (accelerator_name, source) = accelerator(
+            va.metadata.labels.as_ref(),
+            deployment
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref()),
+        );
+        note.accelerator_source = source;
+        let entry = saturation_config.for_model(&namespace, model_id).1;
+        let max_pending_seconds = (entry.max_pending_duration / 1_000_000_000).max(0) as u64;
+        let model_samples = samples.get(&(namespace.as_str(), model_id));
+        let mut pods = Vec::new();
+        let mut reporting_names = BTreeSet::new();
+        let mut stuck = Vec::new();
+        let mut own: Vec<&Pod> = cluster
+            .pods
+            .iter()
+            .map(Arc::as_ref)
+            .filter(|p| belongs_to(p, deployment))
+            .collect();
+        own.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        for pod in own {
+            let pod_name = pod.metadata.name.clone().unwrap_or_default();
+            let sample = model_samples
+                .and_then(|m| m.pods.get(&pod_name))
+                .filter(|s| !s.stale && (s.kv_cache_usage.is_some() || s.queue_length.is_some()));
+            match sample {
+                // A missing one of the two counts as 0, as upstream's CollectReplicaMetrics.
+                Some(s) => {
+                    reporting_names.insert(pod_name.clone());
+                    pods.push(PodMetrics {
+                        name: pod_name,
+                        kv_cache_usage: s.kv_cache_usage.unwrap_or(0.0),
+                        queue_length: s.queue_length.unwrap_or(0),
+                    });
+                }
+                None => {
+                    if let Some(reason) = stuck_reason(pod, now, max_pending_seconds) {
+                        stuck.push((pod_name, reason));
+                    }
+                }
+            }
+        }
+        let status = deployment.status.as_ref();
+        let replicas = status.and_then(|s| s.replicas).unwrap_or(0).max(0) as u32;
+        let ready_replicas = status.and_then(|s| s.ready_replicas).unwrap_or(0).max(0) as u32;
+        // `spec.replicas` absent means 1 (the API server's default).
+        let spec_replicas = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .unwrap_or(1)
+            .max(0) as u32;
+        let current = if replicas == 0 {
+            spec_replicas
+        } else {
+            replicas
+        };
+        let previous_desired = va
+            .data
+            .pointer("/status/desiredOptimizedAlloc/numReplicas")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0);
+        if let Some(count) = model_samples.and_then(|m| m.request_count) {
+            request_counts.insert((namespace.clone(), model_id.to_owned()), count);
+        }
+        note.reporting = reporting_names.len();
+        note.stuck = stuck;
+        variants.push(Variant {
+            name: name.clone(),
+            namespace: namespace.clone(),
+            model_id: model_id.to_owned(),
+            target_name: target_name.to_owned(),
+            accelerator: accelerator_name,
+            cost: crate::api::parse_variant_cost(text(va, "/spec/variantCost")),
+            spec_replicas,
+            replicas,
+            ready_replicas,
+            previous_desired,
+            stuck_replicas: (note.stuck.len() as u32).min(current),
+            pods,
+        });
+        notes.push(note);
+    }
+    Built {
+        snapshot: Snapshot {
+            saturation_config: saturation_config.clone(),
+            scale_to_zero_config: scale_to_zero_config.clone(),
+            request_counts,
+            variants,
+        },
+        notes,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,196 @@
+//! Cached objects and a collection in → snapshot and notes out.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::prometheus::collect::PodSample;
+
+fn va(name: &str, spec: Value, status: Value) -> Arc<DynamicObject> {
+    Arc::new(
+        serde_json::from_value(json!({
+            "apiVersion": "llmd.ai/v1alpha1", "kind": "VariantAutoscaling",
+            "metadata": {"name": name, "namespace": "prod"}, "spec": spec, "status": status
+        }))
+        .unwrap(),
+    )
+}
+
+fn deployment(name: &str, replicas: i32, ready: i32, gpu: Option<&str>) -> Arc<Deployment> {
+    let mut spec = json!({"containers": [{"name": "vllm"}]});
+    if let Some(product) = gpu {
+        spec["nodeSelector"] = json!({"nvidia.com/gpu.product": product});
+    }
+    Arc::new(
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "prod"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}}, "spec": spec}},
+            "status": {"replicas": replicas, "readyReplicas": ready}
+        }))
+        .unwrap(),
+    )
+}
+
+fn pod(deployment: &str, name: &str, status: Value) -> Arc<Pod> {
+    Arc::new(
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "prod", "labels": {"app": deployment},
+                "creationTimestamp": "2026-12-01T10:00:00Z",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "name": format!("{deployment}-5d8f9"), "uid": "u", "controller": true}]},
+            "status": status
+        }))
+        .unwrap(),
+    )
+}
+
+fn ready() -> Value {
+    json!({"conditions": [{"type": "Ready", "status": "True"}]})
+}
+
+fn samples(pods: &[(&str, f64, u64)]) -> ModelSamples {
+    ModelSamples {
+        namespace: "prod".into(),
+        model_id: "m".into(),
+        pods: pods
+            .iter()
+            .map(|(name, kv, queue)| {
+                (
+                    name.to_string(),
+                    PodSample {
+                        kv_cache_usage: Some(*kv),
+                        queue_length: Some(*queue),
+                        age_seconds: 5.0,
+                        stale: false,
+                    },
+                )
+            })
+            .collect(),
+        request_count: Some(3.0),
+    }
+}
+
+const NOW: i64 = 1_796_119_200 + 120;
+
+fn target(name: &str) -> Value {
+    json!({"scaleTargetRef": {"kind": "Deployment", "name": name}, "modelID": "m", "variantCost": "5"})
+}
+
+#[test]
+fn variants_carry_their_deployment_their_pods_metrics_and_stuck_pods() {
+    let vas = [
+        va(
+            "a100",
+            target("llama-a100"),
+            json!({"desiredOptimizedAlloc": {"numReplicas": 2, "accelerator": "A100"}}),
+        ),
+        va("l4", target("llama-l4"), json!({})),
+    ];
+    let deployments = [
+        deployment("llama-a100", 2, 2, Some("NVIDIA-A100-SXM4-80GB")),
+        deployment("llama-l4", 2, 1, None),
+    ];
+    let pods = [
+        pod("llama-a100", "llama-a100-1", ready()),
+        pod("llama-a100", "llama-a100-2", ready()),
+        pod("llama-l4", "llama-l4-1", ready()),
+        pod(
+            "llama-l4",
+            "llama-l4-2",
+            json!({"containerStatuses": [{"name": "vllm", "image": "i", "imageID": "",
+            "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ImagePullBackOff"}}}]}),
+        ),
+    ];
+    let metrics = [samples(&[
+        ("llama-a100-1", 0.5, 1),
+        ("llama-a100-2", 0.7, 0),
+        ("llama-l4-1", 0.9, 3),
+        ("gone-pod", 0.1, 0),
+    ])];
+    let built = build(
+        Cluster {
+            variant_autoscalings: &vas,
+            deployments: &deployments,
+            pods: &pods,
+        },
+        &metrics,
+        &SaturationConfigSet::default(),
+        &ScaleToZeroConfigSet::default(),
+        NOW,
+    );
+    let [a100, l4] = built.snapshot.variants.as_slice() else {
+        panic!("{:?}", built.snapshot.variants)
+    };
+    assert_eq!(
+        (a100.name.as_str(), a100.target_name.as_str()),
+        ("a100", "llama-a100")
+    );
+    assert_eq!(a100.accelerator, "NVIDIA-A100-SXM4-80GB");
+    assert_eq!(
+        (a100.cost, a100.previous_desired, a100.pods.len()),
+        (5.0, 2, 2)
+    );
+    assert_eq!(
+        (
+            l4.replicas,
+            l4.ready_replicas,
+            l4.pods.len(),
+            l4.stuck_replicas
+        ),
+        (2, 1, 1, 1)
+    );
+    assert_eq!(l4.accelerator, "unknown");
+    assert_eq!(built.notes[1].stuck[0].0, "llama-l4-2");
+    assert_eq!(
+        built.notes[1].stuck[0].1.to_string(),
+        "container \"vllm\" is in ImagePullBackOff"
+    );
+    assert_eq!(built.notes[0].accelerator_source, "nodeSelector");
+    assert_eq!(
+        built.snapshot.request_counts[&("prod".to_owned(), "m".to_owned())],
+        3.0
+    );
+    // The built snapshot is valid input for `wva analyze`.
+    let replayed = Snapshot::from_json(&built.snapshot.to_json()).unwrap();
+    assert_eq!(replayed, built.snapshot);
+}
+
+#[test]
+fn missing_invalid_and_shared_targets_are_noted_not_decided() {
+    let vas = [
+        va("a", target("shared"), json!({})),
+        va("b", target("shared"), json!({})),
+        va("c", target("nowhere"), json!({})),
+        va("d", json!({"modelID": "m"}), json!({})),
+        va(
+            "e",
+            json!({"scaleTargetRef": {"kind": "StatefulSet", "name": "x"}, "modelID": "m"}),
+            json!({}),
+        ),
+    ];
+    let deployments = [deployment("shared", 1, 1, None)];
+    let built = build(
+        Cluster {
+            variant_autoscalings: &vas,
+            deployments: &deployments,
+            pods: &[],
+        },
+        &[],
+        &SaturationConfigSet::default(),
+        &ScaleToZeroConfigSet::default(),
+        NOW,
+    );
+    assert_eq!(built.snapshot.variants.len(), 1);
+    let targets: BTreeMap<&str, &Target> = built
+        .notes
+        .iter()
+        .map(|n| (n.name.as_str(), &n.target))
+        .collect();
+    assert_eq!(targets["a"], &Target::Found);
+    assert_eq!(targets["b"], &Target::Duplicate("a".into()));
+    assert_eq!(targets["c"], &Target::NotFound("nowhere".into()));
+    assert!(matches!(targets["d"], Target::Invalid(m) if m.contains("scaleTargetRef.name")));
+    assert!(matches!(targets["e"], Target::Invalid(m) if m.contains("StatefulSet")));
+}
