@@ -9,9 +9,11 @@
 //!  (≤ 3 queries per cycle)
 //! ```
 //!
-//! Landed so far, both pure: [`pods`] (which pods belong to which variant, which of them are
-//! stuck, which accelerator a variant runs on) and [`snapshot`] (cached objects and a collection
-//! in, the core's snapshot and per-VA notes out). The cycle, actuation, status and events follow.
+//! Landed so far: [`pods`] (which pods belong to which variant, which of them are stuck, which
+//! accelerator a variant runs on) and [`snapshot`] (cached objects and a collection in, the
+//! core's snapshot and per-VA notes out), both pure; [`metrics`], upstream's four replica
+//! metrics, exact. The cycle, actuation, status and events follow.
 
+pub mod metrics;
 pub mod pods;
 pub mod snapshot;
