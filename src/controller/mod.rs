@@ -11,9 +11,11 @@
 //!
 //! Landed so far: [`pods`] (which pods belong to which variant, which of them are stuck, which
 //! accelerator a variant runs on) and [`snapshot`] (cached objects and a collection in, the
-//! core's snapshot and per-VA notes out), both pure; [`metrics`], upstream's four replica
-//! metrics, exact. The cycle, actuation, status and events follow.
+//! core's snapshot and per-VA notes out) and [`settings`] (the ConfigMaps in, the configuration
+//! in force out, last good kept), all pure; [`metrics`], upstream's four replica metrics, exact.
+//! The cycle, actuation, status and events follow.
 
 pub mod metrics;
 pub mod pods;
+pub mod settings;
 pub mod snapshot;
