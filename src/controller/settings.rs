@@ -56,6 +56,25 @@ impl Default for Settings {
     }
 }
 
+/// A valid parse replaces `current` (its warnings reported); an invalid one is reported and
+/// `current` stays.
+fn keep_if_valid<T>(
+    source: Source,
+    parsed: Result<crate::config::Parsed<T>, Vec<Problem>>,
+    current: &mut T,
+    outcome: &mut Outcome,
+) {
+    match parsed {
+        Ok(parsed) => {
+            *current = parsed.value;
+            outcome
+                .warnings
+                .extend(parsed.warnings.into_iter().map(|w| (source, w)));
+        }
+        Err(problems) => outcome.rejected.push((source, problems)),
+    }
+}
+
 fn name(source: Source) -> &'static str {
     match source {
         Source::Main => "main",
@@ -89,30 +108,27 @@ impl Settings {
                         ),
                     ));
                 }
-                Some(data) => match SaturationConfigSet::parse_config_map_data(data) {
-                    Ok(parsed) => {
-                        self.saturation = parsed.value;
-                        let warnings = parsed.warnings.into_iter();
-                        outcome
-                            .warnings
-                            .extend(warnings.map(|w| (Source::Saturation, w)));
-                    }
-                    Err(problems) => outcome.rejected.push((Source::Saturation, problems)),
-                },
+                Some(data) => {
+                    let parsed = SaturationConfigSet::parse_config_map_data(data);
+                    keep_if_valid(
+                        Source::Saturation,
+                        parsed,
+                        &mut self.saturation,
+                        &mut outcome,
+                    );
+                }
             }
         }
         if self.changed(Source::ScaleToZero, scale_to_zero) {
             let empty = BTreeMap::new();
-            match ScaleToZeroConfigSet::parse_config_map_data(scale_to_zero.unwrap_or(&empty)) {
-                Ok(parsed) => {
-                    self.scale_to_zero = parsed.value;
-                    let warnings = parsed.warnings.into_iter();
-                    outcome
-                        .warnings
-                        .extend(warnings.map(|w| (Source::ScaleToZero, w)));
-                }
-                Err(problems) => outcome.rejected.push((Source::ScaleToZero, problems)),
-            }
+            let parsed =
+                ScaleToZeroConfigSet::parse_config_map_data(scale_to_zero.unwrap_or(&empty));
+            keep_if_valid(
+                Source::ScaleToZero,
+                parsed,
+                &mut self.scale_to_zero,
+                &mut outcome,
+            );
         }
         outcome
     }

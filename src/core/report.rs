@@ -185,21 +185,18 @@ impl Report {
 /// Text for a terminal: control characters (escape sequences, newlines) shown escaped, so a
 /// hostile model ID cannot rewrite the screen.
 fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.chars().any(char::is_control) {
-        text.chars()
-            .flat_map(|c| {
-                let escaped: String = if c.is_control() {
-                    c.escape_default().collect()
-                } else {
-                    c.to_string()
-                };
-                escaped.chars().collect::<Vec<_>>()
-            })
-            .collect::<String>()
-            .into()
-    } else {
-        text.into()
+    if !text.chars().any(char::is_control) {
+        return text.into();
     }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
 }
 
 fn yes_no(b: bool) -> &'static str {
