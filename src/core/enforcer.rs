@@ -63,12 +63,8 @@ pub fn enforce(
     if targets.iter().any(|&t| t > 0) {
         return Enforcement::Untouched;
     }
-    let cheapest = (0..variants.len()).min_by(|&a, &b| {
-        variants[a]
-            .cost
-            .total_cmp(&variants[b].cost)
-            .then_with(|| variants[a].name.cmp(variants[b].name))
-    });
+    let cheapest = (0..variants.len())
+        .min_by(|&a, &b| super::planner::by_cost_then_name(&variants[a], &variants[b]));
     match cheapest {
         Some(i) => {
             targets[i] = 1;

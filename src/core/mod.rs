@@ -118,7 +118,8 @@ fn decide_model(
     let planned: Vec<PlannedVariant<'_>> = analysed
         .iter()
         .map(|(v, a)| PlannedVariant {
-            name: &v.name,
+            // Upstream's variant name is the Deployment's: ties break on it, notes name it.
+            name: &v.target_name,
             cost: v.cost,
             current: v.current_replicas(),
             desired: v.previous_desired,

@@ -8,6 +8,7 @@ use super::analyzer::ModelAnalysis;
 /// What the planner knows of one variant that reports metrics.
 #[derive(Clone, Debug)]
 pub struct PlannedVariant<'a> {
+    /// The target Deployment's name: ties between equally cheap variants break on it.
     pub name: &'a str,
     pub cost: f64,
     pub current: u32,
@@ -119,6 +120,12 @@ pub fn plan(
     Plan::Steady
 }
 
-fn by_cost_then_name(a: &PlannedVariant<'_>, b: &PlannedVariant<'_>) -> Ordering {
-    a.cost.total_cmp(&b.cost).then_with(|| a.name.cmp(b.name))
+/// Cheaper first, then the smaller name (the target Deployment's name, as upstream, whose variant
+/// name is the Deployment's). `-0.0` and `0.0` are equal costs: `total_cmp` alone would order
+/// them, and upstream's `<` does not.
+pub fn by_cost_then_name(a: &PlannedVariant<'_>, b: &PlannedVariant<'_>) -> Ordering {
+    let cost = |c: f64| if c == 0.0 { 0.0 } else { c };
+    cost(a.cost)
+        .total_cmp(&cost(b.cost))
+        .then_with(|| a.name.cmp(b.name))
 }

@@ -259,18 +259,34 @@ impl Reader {
         let before = self.errors.len();
         let mut variants = Vec::with_capacity(items.len());
         let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
+        let mut targets: BTreeMap<(String, String), usize> = BTreeMap::new();
         for (i, item) in items.iter().enumerate() {
             let path = format!("variants[{i}]");
             let Some(variant) = self.variant(item, &path) else {
                 continue;
             };
             let key = (variant.namespace.clone(), variant.name.clone());
+            let duplicate_name = seen.contains_key(&key);
             if let Some(first) = seen.insert(key, i) {
                 self.error(
                     format!("{path}.name"),
                     format!(
                         "duplicate variant {}/{}: variants[{first}] has the same namespace and name",
                         variant.namespace, variant.name
+                    ),
+                );
+            }
+            // Upstream keys decisions by namespace/Deployment: with two VAs on one Deployment
+            // it decides for only one of them. A cluster refuses this at admission.
+            let target = (variant.namespace.clone(), variant.target_name.clone());
+            if let Some(first) = targets.insert(target, i)
+                && !duplicate_name
+            {
+                self.error(
+                    format!("{path}.targetName"),
+                    format!(
+                        "variants[{first}] already targets Deployment {}/{}: at most one variant per Deployment",
+                        variant.namespace, variant.target_name
                     ),
                 );
             }

@@ -664,3 +664,42 @@ fn stuck_replicas_are_read_from_snapshots_and_checked() {
         "absent stays absent"
     );
 }
+
+// ---- fidelity with upstream (side-by-side runs) ----
+
+#[test]
+fn cost_ties_break_on_the_target_deployment_name_not_the_va_name() {
+    // VA "a" targets Deployment "z-decode", VA "b" targets "a-decode": upstream picks "a-decode".
+    let mut a = variant("a", 5.0, vec![pod("a1", 0.95, 0)]);
+    a.target_name = "z-decode".into();
+    let mut b = variant("b", 5.0, vec![pod("b1", 0.95, 0)]);
+    b.target_name = "a-decode".into();
+    let r = decide(&snapshot(vec![a, b]), Policy::WvaV050);
+    assert_eq!(decision(&r, "b").target_replicas, 2, "{}", r.to_table());
+    assert_eq!(decision(&r, "a").target_replicas, 1);
+}
+
+#[test]
+fn negative_zero_cost_equals_zero() {
+    // Equal costs (-0.0 == 0.0): the name decides, so "a" scales up although "b" is -0.0.
+    let a = variant("a", 0.0, vec![pod("a1", 0.95, 0)]);
+    let b = variant("b", -0.0, vec![pod("b1", 0.95, 0)]);
+    let r = decide(&snapshot(vec![a, b]), Policy::WvaV050);
+    assert_eq!(decision(&r, "a").target_replicas, 2, "{}", r.to_table());
+    assert_eq!(decision(&r, "b").target_replicas, 1);
+}
+
+#[test]
+fn a_snapshot_with_two_variants_on_one_deployment_is_rejected_with_the_path() {
+    let mut s = snapshot(vec![variant("a", 5.0, vec![]), variant("b", 5.0, vec![])]);
+    s.variants[1].target_name = "a".into();
+    let errors = Snapshot::from_json(&s.to_json()).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].path, "variants[1].targetName");
+    assert!(
+        errors[0]
+            .message
+            .contains("variants[0] already targets Deployment prod/a"),
+        "{errors:?}"
+    );
+}
