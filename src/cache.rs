@@ -1,17 +1,27 @@
-//! The process's shared caches: one watch per kind for the whole process (VariantAutoscalings
-//! now; Deployments, Pods and ConfigMaps join when the controller does), handed to every
-//! consumer. Objects are trimmed as they enter a store (no `managedFields`, no
-//! `last-applied-configuration`), and the lookups the rules use are plain functions over a
-//! store's objects, testable as data in → data out. Reads only; never writes to the cluster.
+//! The process's shared caches: one watch per kind for the whole process, handed to every
+//! consumer — VariantAutoscalings for the webhook and the controller; the controller's
+//! Deployments, Pods, HorizontalPodAutoscalers and its three ConfigMaps. Objects are trimmed as
+//! they enter a store (no `managedFields`, no `last-applied-configuration`; Pods and Deployments
+//! keep only what the rules read), so memory grows with what is watched, not with time. The
+//! lookups the rules use are plain functions over a store's objects, testable as data in → data
+//! out. Reads only; never writes to the cluster.
 
+use std::convert::Infallible;
+use std::fmt::Debug;
 use std::future::Future;
+use std::hash::Hash;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodSpec};
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
 
 use crate::runtime::{Check, Shutdown};
 
@@ -46,6 +56,129 @@ pub fn trim<K: Resource>(object: &mut K) {
     }
 }
 
+/// A Deployment as the controller reads it: metadata, selector, replicas, status, and of the pod
+/// template only the scheduling constraints the accelerator is derived from.
+pub fn trim_deployment(deployment: &mut Deployment) {
+    trim(deployment);
+    if let Some(template) = deployment.spec.as_mut().map(|s| &mut s.template) {
+        template.metadata = None;
+        if let Some(pod) = template.spec.take() {
+            template.spec = Some(PodSpec {
+                node_selector: pod.node_selector,
+                affinity: pod.affinity,
+                ..PodSpec::default()
+            });
+        }
+    }
+}
+
+/// A Pod as the controller reads it: metadata (labels, owners, times) and status; no spec.
+pub fn trim_pod(pod: &mut Pod) {
+    trim(pod);
+    pod.metadata.annotations = None;
+    pod.spec = None;
+}
+
+/// A future the runtime runs as one component.
+pub type Task = Pin<Box<dyn Future<Output = Result<(), Infallible>> + Send>>;
+
+/// One watch: its name (`cache/<plural>`), the task feeding its store, and a readiness check
+/// that passes once the first full list has arrived.
+pub struct Watch {
+    pub name: String,
+    pub task: Task,
+    pub synced: Check,
+}
+
+impl Watch {
+    /// Runs the watch as a runtime component and adds its readiness check.
+    pub fn start(self, runtime: &mut crate::runtime::Runtime) {
+        runtime.readiness().add(self.name.clone(), self.synced);
+        runtime.spawn(&self.name, self.task);
+    }
+}
+
+/// Which namespaces the caches see: every namespace, or one (`--watch-namespace`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub namespace: Option<String>,
+}
+
+impl Scope {
+    fn api<K>(&self, client: Client) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match &self.namespace {
+            Some(ns) => Api::namespaced(client, ns),
+            None => Api::all(client),
+        }
+    }
+}
+
+/// A reflector over `api` whose store holds objects as `modify` leaves them; the task returns
+/// when `shutdown` is requested and logs (then retries, with backoff) failed watches.
+fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    name: String,
+    dynamic: K::DynamicType,
+    modify: fn(&mut K),
+    shutdown: Shutdown,
+) -> (Store<K>, Watch)
+where
+    K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+{
+    let writer = reflector::store::Writer::new(dynamic);
+    let store = writer.as_reader();
+    let stream = reflector::reflector(writer, watcher(api, config).modify(modify))
+        .default_backoff()
+        .applied_objects();
+    let what = name.clone();
+    let task = async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            tokio::select! {
+                () = shutdown.requested() => return Ok(()),
+                event = stream.next() => match event {
+                    Some(Err(error)) => tracing::warn!(%error, watch = %what, "watch failed; retrying"),
+                    Some(Ok(_)) => {}
+                    // The backoff stream never ends; if it did, waiting is all that is left.
+                    None => shutdown.requested().await,
+                },
+            }
+        }
+    };
+    let synced = synced(&store, &name);
+    (
+        store,
+        Watch {
+            name,
+            task: Box::pin(task),
+            synced,
+        },
+    )
+}
+
+/// Ready once the store has received its first full list.
+fn synced<K>(store: &Store<K>, name: &str) -> Check
+where
+    K: Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+{
+    let store = store.clone();
+    let message = format!("{name} has not synced yet");
+    Arc::new(move || {
+        if futures::FutureExt::now_or_never(store.wait_until_ready()).is_some() {
+            Ok(())
+        } else {
+            Err(message.clone())
+        }
+    })
+}
+
 /// The stores of every watched kind; cheap to clone.
 #[derive(Clone)]
 pub struct Caches {
@@ -53,57 +186,141 @@ pub struct Caches {
 }
 
 impl Caches {
-    /// Starts nothing yet: returns the stores and the watch task, to be run as a runtime
-    /// component (it returns when `shutdown` is requested). Watches every namespace.
-    pub fn new(
-        client: Client,
-        shutdown: Shutdown,
-    ) -> (
-        Self,
-        impl Future<Output = Result<(), std::convert::Infallible>> + Send,
-    ) {
+    /// Starts nothing: returns the store and its watch, to be run as a runtime component.
+    pub fn new(client: Client, scope: &Scope, shutdown: Shutdown) -> (Self, Watch) {
         let resource = variant_autoscaling_resource();
-        let api: Api<DynamicObject> = Api::all_with(client, &resource);
-        let writer = reflector::store::Writer::new(resource);
-        let store = writer.as_reader();
-        let stream = reflector::reflector(
-            writer,
-            watcher(api, watcher::Config::default()).modify(trim),
-        )
-        .default_backoff()
-        .applied_objects();
-        let task = async move {
-            let mut stream = std::pin::pin!(stream);
-            loop {
-                tokio::select! {
-                    () = shutdown.requested() => return Ok(()),
-                    event = stream.next() => match event {
-                        Some(Err(error)) => tracing::warn!(%error, "VariantAutoscaling watch failed; retrying"),
-                        Some(Ok(_)) => {}
-                        // The backoff stream never ends; if it did, waiting is all that is left.
-                        None => shutdown.requested().await,
-                    },
-                }
-            }
+        let api: Api<DynamicObject> = match &scope.namespace {
+            Some(ns) => Api::namespaced_with(client, ns, &resource),
+            None => Api::all_with(client, &resource),
         };
+        let (store, watch) = reflect(
+            api,
+            watcher::Config::default(),
+            VARIANT_AUTOSCALINGS.into(),
+            resource,
+            trim,
+            shutdown,
+        );
         (
             Self {
                 variant_autoscalings: store,
             },
-            task,
+            watch,
         )
     }
+}
 
-    /// Ready once the first full list of VariantAutoscalings has arrived.
-    pub fn variant_autoscalings_synced(&self) -> Check {
-        let store = self.variant_autoscalings.clone();
-        Arc::new(move || {
-            if futures::FutureExt::now_or_never(store.wait_until_ready()).is_some() {
-                Ok(())
-            } else {
-                Err("the VariantAutoscaling cache has not synced yet".into())
-            }
-        })
+/// The controller's three ConfigMaps in its namespace, one store each (a store holds 0 or 1
+/// object: each watch selects one name).
+#[derive(Clone)]
+pub struct ConfigMapStores {
+    pub main: Store<ConfigMap>,
+    pub saturation: Store<ConfigMap>,
+    pub scale_to_zero: Store<ConfigMap>,
+}
+
+/// Where the controller's ConfigMaps live.
+#[derive(Clone, Debug)]
+pub struct ConfigMapNames {
+    pub namespace: String,
+    pub main: String,
+    pub saturation: String,
+    pub scale_to_zero: String,
+}
+
+impl ConfigMapStores {
+    /// The data of each ConfigMap as the cache holds it now (`None`: no such ConfigMap).
+    pub fn data(&self) -> [Option<std::collections::BTreeMap<String, String>>; 3] {
+        let data = |store: &Store<ConfigMap>| {
+            store
+                .state()
+                .first()
+                .map(|cm| cm.data.clone().unwrap_or_default())
+        };
+        [
+            data(&self.main),
+            data(&self.saturation),
+            data(&self.scale_to_zero),
+        ]
+    }
+}
+
+/// What the controller watches besides VariantAutoscalings.
+#[derive(Clone)]
+pub struct WorkloadCaches {
+    pub deployments: Store<Deployment>,
+    pub pods: Store<Pod>,
+    /// Watched in direct actuation only: an HPA on a target means wva must not fight it.
+    pub autoscalers: Option<Store<HorizontalPodAutoscaler>>,
+    pub config_maps: ConfigMapStores,
+}
+
+impl WorkloadCaches {
+    /// The stores and their watches (run each as a runtime component, add each check).
+    pub fn new(
+        client: Client,
+        scope: &Scope,
+        config_maps: &ConfigMapNames,
+        autoscalers: bool,
+        shutdown: Shutdown,
+    ) -> (Self, Vec<Watch>) {
+        let mut watches = Vec::new();
+        let (deployments, watch) = reflect(
+            scope.api(client.clone()),
+            watcher::Config::default(),
+            "cache/deployments".into(),
+            (),
+            trim_deployment,
+            shutdown.clone(),
+        );
+        watches.push(watch);
+        let (pods, watch) = reflect(
+            scope.api(client.clone()),
+            watcher::Config::default(),
+            "cache/pods".into(),
+            (),
+            trim_pod,
+            shutdown.clone(),
+        );
+        watches.push(watch);
+        let autoscalers = autoscalers.then(|| {
+            let (store, watch) = reflect(
+                scope.api(client.clone()),
+                watcher::Config::default(),
+                "cache/horizontalpodautoscalers".into(),
+                (),
+                trim,
+                shutdown.clone(),
+            );
+            watches.push(watch);
+            store
+        });
+        let mut config_map = |name: &str| {
+            let (store, watch) = reflect(
+                Api::<ConfigMap>::namespaced(client.clone(), &config_maps.namespace),
+                watcher::Config::default().fields(&format!("metadata.name={name}")),
+                format!("cache/configmaps/{name}"),
+                (),
+                trim,
+                shutdown.clone(),
+            );
+            watches.push(watch);
+            store
+        };
+        let config_maps = ConfigMapStores {
+            main: config_map(&config_maps.main),
+            saturation: config_map(&config_maps.saturation),
+            scale_to_zero: config_map(&config_maps.scale_to_zero),
+        };
+        (
+            Self {
+                deployments,
+                pods,
+                autoscalers,
+                config_maps,
+            },
+            watches,
+        )
     }
 }
 
@@ -168,6 +385,43 @@ mod tests {
             variant_autoscalings_targeting(&objects, "prod", "StatefulSet", "decode", "x")
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn workload_objects_keep_only_what_the_rules_read() {
+        let mut deployment: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "d", "namespace": "p", "managedFields": [{"manager": "m"}]},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "d"}},
+                     "template": {"metadata": {"labels": {"app": "d"}},
+                                  "spec": {"nodeSelector": {"nvidia.com/gpu.product": "H100"},
+                                           "containers": [{"name": "vllm", "image": "v", "env": [{"name": "A", "value": "b"}]}]}}},
+            "status": {"replicas": 2, "readyReplicas": 1}
+        }))
+        .unwrap();
+        trim_deployment(&mut deployment);
+        let spec = deployment.spec.as_ref().unwrap();
+        assert_eq!(spec.replicas, Some(2));
+        assert!(spec.selector.match_labels.is_some());
+        let template = spec.template.spec.as_ref().unwrap();
+        assert!(template.containers.is_empty());
+        assert_eq!(
+            template.node_selector.as_ref().unwrap()["nvidia.com/gpu.product"],
+            "H100"
+        );
+        assert_eq!(deployment.status.unwrap().ready_replicas, Some(1));
+        assert!(deployment.metadata.managed_fields.is_none());
+
+        let mut pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "d-1", "labels": {"app": "d"}, "annotations": {"big": "x"},
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "d-abc", "uid": "u"}]},
+            "spec": {"containers": [{"name": "vllm", "image": "v"}]},
+            "status": {"phase": "Running"}
+        }))
+        .unwrap();
+        trim_pod(&mut pod);
+        assert!(pod.spec.is_none() && pod.metadata.annotations.is_none());
+        assert!(pod.metadata.labels.is_some() && pod.metadata.owner_references.is_some());
+        assert_eq!(pod.status.unwrap().phase.as_deref(), Some("Running"));
     }
 
     #[test]

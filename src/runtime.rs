@@ -141,6 +141,7 @@ pub struct Runtime {
     names: HashMap<tokio::task::Id, String>,
     probe_listener: tokio::net::TcpListener,
     probe_addr: SocketAddr,
+    metrics_listener: Option<tokio::net::TcpListener>,
 }
 
 impl Runtime {
@@ -160,7 +161,21 @@ impl Runtime {
             names: HashMap::new(),
             probe_listener,
             probe_addr,
+            metrics_listener: None,
         })
+    }
+
+    /// Also serves `/metrics` alone on `listen` (plain HTTP, as `--metrics-bind-address`);
+    /// binds now and returns the bound address.
+    pub async fn bind_metrics(&mut self, listen: SocketAddr) -> Result<SocketAddr, RuntimeError> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| RuntimeError::Bind(listen, e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| RuntimeError::Bind(listen, e))?;
+        self.metrics_listener = Some(listener);
+        Ok(addr)
     }
 
     pub fn probe_addr(&self) -> SocketAddr {
@@ -202,15 +217,27 @@ impl Runtime {
         grace: Duration,
     ) -> Result<(), RuntimeError> {
         let registry = Arc::new(std::mem::take(&mut self.registry));
-        let probes = probe_router(registry, self.readiness.clone());
-        let (probe_stop, probe_stopped) = tokio::sync::oneshot::channel::<()>();
+        let probes = probe_router(registry.clone(), self.readiness.clone());
+        let (probe_stop, probe_stopped) = tokio::sync::watch::channel(false);
         let listener = self.probe_listener;
+        let stopped = probe_stopped.clone();
         let probe_server = tokio::spawn(async move {
             axum::serve(listener, probes)
-                .with_graceful_shutdown(async move {
-                    let _ = probe_stopped.await;
-                })
+                .with_graceful_shutdown(wait_true(stopped))
                 .await
+        });
+        let metrics_server = self.metrics_listener.take().map(|listener| {
+            let router = Router::new()
+                .route("/metrics", get(metrics_text))
+                .with_state(ProbeState {
+                    registry,
+                    readiness: self.readiness.clone(),
+                });
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(wait_true(probe_stopped))
+                    .await
+            })
         });
 
         tokio::pin!(signal);
@@ -245,10 +272,17 @@ impl Runtime {
                 outcome = Err(RuntimeError::DrainTimeout(left));
             }
         }
-        let _ = probe_stop.send(());
+        probe_stop.send_replace(true);
         let _ = probe_server.await;
+        if let Some(server) = metrics_server {
+            let _ = server.await;
+        }
         outcome
     }
+}
+
+async fn wait_true(mut flag: watch::Receiver<bool>) {
+    let _ = flag.wait_for(|&stop| stop).await;
 }
 
 /// The component's name and how it ended; forgets the task.

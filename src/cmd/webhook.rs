@@ -84,12 +84,9 @@ async fn serve(args: WebhookArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let cluster = match client {
         Some(client) => {
-            let (caches, watch) = Caches::new(client.clone(), runtime.shutdown());
-            runtime.spawn(cache::VARIANT_AUTOSCALINGS, watch);
-            runtime.readiness().add(
-                cache::VARIANT_AUTOSCALINGS,
-                caches.variant_autoscalings_synced(),
-            );
+            let (caches, watch) =
+                Caches::new(client.clone(), &cache::Scope::default(), runtime.shutdown());
+            watch.start(&mut runtime);
             Some(ClusterView::new(client, caches))
         }
         None => {
