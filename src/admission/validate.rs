@@ -128,7 +128,7 @@ fn rules(namespace: &str, object: &Value, facts: &ClusterFacts) -> Verdict {
         }
     } else {
         verdict.warnings.push(format!(
-            "metadata.labels[{ACCELERATOR_LABEL}] is not set: the accelerator in status.desiredOptimizedAlloc and in the wva_* metric labels stays empty (upstream WVA v0.5.0 does not scale such a variant)"
+            "metadata.labels[{ACCELERATOR_LABEL}] is not set: wva takes the accelerator from the target's pod template (a GPU product nodeSelector or node affinity), else reports it as \"unknown\" (upstream WVA v0.5.0 does not scale such a variant at all)"
         ));
     }
 

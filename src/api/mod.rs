@@ -5,7 +5,7 @@
 //! upstream CRD accepts is accepted here and vice versa; [`crd`] post-processes the derived schema
 //! where schemars and controller-gen differ (nullable markers, a required `spec`).
 
-mod conditions;
+pub mod conditions;
 pub mod names;
 mod schema;
 

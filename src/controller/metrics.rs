@@ -106,6 +106,17 @@ impl ReplicaMetrics {
             .retain(|(v, ns, _, _), _| !(v == variant_name && ns == namespace));
     }
 
+    /// Keeps the series of `live` only: a VA deleted or retargeted, or a variant whose
+    /// accelerator changed, loses its old series.
+    pub fn retain(&self, live: &std::collections::BTreeSet<VariantLabels>) {
+        let mut state = self.lock();
+        state.gauges.retain(|l, _| live.contains(l));
+        state.steps.retain(|(v, ns, _, _), _| {
+            live.iter()
+                .any(|l| &l.variant_name == v && &l.namespace == ns)
+        });
+    }
+
     /// The variants with series now.
     pub fn published(&self) -> Vec<VariantLabels> {
         self.lock().gauges.keys().cloned().collect()

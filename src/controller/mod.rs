@@ -15,7 +15,13 @@
 //! in force out, last good kept), all pure; [`metrics`], upstream's four replica metrics, exact.
 //! The cycle, actuation, status and events follow.
 
+pub mod actuate;
+pub mod cycle;
+pub mod events;
 pub mod metrics;
+#[cfg(test)]
+mod mock;
 pub mod pods;
 pub mod settings;
 pub mod snapshot;
+pub mod status;

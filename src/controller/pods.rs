@@ -89,8 +89,9 @@ pub enum StuckReason {
     Unschedulable(String),
     /// A container is waiting for a reason that does not clear by itself.
     ContainerWaiting { container: String, reason: String },
-    /// Not Ready after the saturation config's `maxPendingDuration`.
-    NotReadyFor { seconds: u64 },
+    /// Not Ready within the saturation config's `maxPendingDuration` (`limit`, in seconds: the
+    /// limit, not the age, so that the message does not change every cycle).
+    NotReadyWithin { limit: u64 },
 }
 
 impl std::fmt::Display for StuckReason {
@@ -100,7 +101,9 @@ impl std::fmt::Display for StuckReason {
             Self::ContainerWaiting { container, reason } => {
                 write!(f, "container {container:?} is in {reason}")
             }
-            Self::NotReadyFor { seconds } => write!(f, "not Ready after {seconds}s"),
+            Self::NotReadyWithin { limit } => {
+                write!(f, "not Ready within maxPendingDuration ({limit}s)")
+            }
         }
     }
 }
@@ -166,7 +169,9 @@ pub fn stuck_reason(pod: &Pod, now: i64, max_pending_seconds: u64) -> Option<Stu
     }
     let created = pod.metadata.creation_timestamp.as_ref().map(seconds)?;
     let age = now.saturating_sub(created).max(0) as u64;
-    (age > max_pending_seconds).then_some(StuckReason::NotReadyFor { seconds: age })
+    (age > max_pending_seconds).then_some(StuckReason::NotReadyWithin {
+        limit: max_pending_seconds,
+    })
 }
 
 /// The accelerator a variant runs on: the VA's `inference.optimization/acceleratorName` label

@@ -48,6 +48,10 @@ pub struct VariantNotes {
     pub stuck: Vec<(String, StuckReason)>,
     /// Pods of the target that report metrics (fresh ones).
     pub reporting: usize,
+    /// Pods whose latest samples are stale (older than the staleness limit).
+    pub stale: usize,
+    /// Pods of the target (as the cache holds them).
+    pub pods: usize,
 }
 
 /// A snapshot and its notes.
@@ -103,6 +107,8 @@ pub fn build(
             accelerator_source: "unknown",
             stuck: Vec::new(),
             reporting: 0,
+            stale: 0,
+            pods: 0,
         };
         let spec = va.data.get("spec");
         let target = spec.and_then(crate::api::target_ref);
@@ -163,10 +169,14 @@ pub fn build(
             .filter(|p| belongs_to(p, deployment))
             .collect();
         own.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        note.pods = own.len();
         for pod in own {
             let pod_name = pod.metadata.name.clone().unwrap_or_default();
-            let sample = model_samples
-                .and_then(|m| m.pods.get(&pod_name))
+            let sample = model_samples.and_then(|m| m.pods.get(&pod_name));
+            if sample.is_some_and(|s| s.stale) {
+                note.stale += 1;
+            }
+            let sample = sample
                 .filter(|s| !s.stale && (s.kv_cache_usage.is_some() || s.queue_length.is_some()));
             match sample {
                 // A missing one of the two counts as 0, as upstream's CollectReplicaMetrics.

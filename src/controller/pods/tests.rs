@@ -121,7 +121,7 @@ fn each_stuck_reason_is_told_apart_from_loading() {
     );
     assert_eq!(
         stuck_reason(&loading, CREATED + 16 * 60, max),
-        Some(StuckReason::NotReadyFor { seconds: 960 })
+        Some(StuckReason::NotReadyWithin { limit: 900 })
     );
     let unschedulable = pod(
         "u",

@@ -1,0 +1,604 @@
+//! The cycle: one decision round every `GLOBAL_OPT_INTERVAL`, never overlapping itself —
+//! configuration from the cached ConfigMaps, one batched Prometheus collection, the snapshot,
+//! `core::decide`, then per VA the gauges, actuation, status (only when it changed) and Events.
+//! The controller is one runtime component (the leader runs it); it returns only on shutdown,
+//! after finishing the cycle in flight (a collection still waiting on Prometheus is abandoned:
+//! nothing has been acted on yet).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::runtime::reflector::Store;
+use kube::{Api, Resource};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+use super::actuate::{self, FIELD_MANAGER, Mode, Plan};
+use super::events::Events;
+use super::metrics::{ReplicaMetrics, VariantLabels};
+use super::settings::{Outcome, Settings, Source};
+use super::snapshot::{self, Built, Cluster, Target};
+use super::status::{self, Collection, Observed};
+use crate::api::VariantAutoscalingStatus;
+use crate::cache::{ConfigMapNames, WorkloadCaches, variant_autoscaling_resource};
+use crate::core::{Decision, Policy, Report};
+use crate::prometheus::client::PrometheusClient;
+use crate::prometheus::collect::{ModelRequest, collect};
+use crate::prometheus::promql::ModelKey;
+use crate::runtime::Shutdown;
+
+/// How often the ConfigMaps are re-read between cycles.
+const CONFIG_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How many snapshot/report pairs `--dump-snapshots` keeps.
+pub const DUMPS_KEPT: usize = 20;
+
+/// What the command line decides about the controller.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub mode: Mode,
+    pub policy: Policy,
+    /// `CONTROLLER_INSTANCE`: only VAs labelled `wva.llmd.ai/controller-instance=<it>`.
+    pub controller_instance: Option<String>,
+    pub dump_dir: Option<PathBuf>,
+    pub config_maps: ConfigMapNames,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConfigMapLabel {
+    config_map: String,
+}
+
+/// The controller's own counters (beyond upstream's four replica metrics).
+#[derive(Clone, Default)]
+pub struct CycleMetrics {
+    cycles: Counter,
+    prometheus_failures: Counter,
+    config_rejections: Family<ConfigMapLabel, Counter>,
+    status_writes: Counter,
+    scale_writes: Counter,
+}
+
+impl CycleMetrics {
+    pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register("wva_cycles", "Decision cycles run", self.cycles.clone());
+        registry.register(
+            "wva_prometheus_failures",
+            "Cycles whose Prometheus collection failed (every variant held)",
+            self.prometheus_failures.clone(),
+        );
+        registry.register(
+            "wva_config_rejections",
+            "Invalid ConfigMap contents refused (the last valid configuration stays in force)",
+            self.config_rejections.clone(),
+        );
+        registry.register(
+            "wva_status_writes",
+            "VariantAutoscaling status writes",
+            self.status_writes.clone(),
+        );
+        registry.register(
+            "wva_scale_writes",
+            "Writes of a target's /scale subresource (direct actuation)",
+            self.scale_writes.clone(),
+        );
+    }
+}
+
+/// The controller.
+pub struct Controller {
+    client: kube::Client,
+    variant_autoscalings: Store<DynamicObject>,
+    workload: WorkloadCaches,
+    prometheus: PrometheusClient,
+    replica_metrics: ReplicaMetrics,
+    metrics: CycleMetrics,
+    events: Events,
+    settings: Settings,
+    options: Options,
+    /// Set once the first cycle has applied the configuration (the readiness check).
+    configured: Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn unix_now() -> (i64, f64) {
+    let since = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    (since.as_secs() as i64, since.as_secs_f64())
+}
+
+impl Controller {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: kube::Client,
+        variant_autoscalings: Store<DynamicObject>,
+        workload: WorkloadCaches,
+        prometheus: PrometheusClient,
+        replica_metrics: ReplicaMetrics,
+        metrics: CycleMetrics,
+        events: Events,
+        options: Options,
+    ) -> Self {
+        Self {
+            client,
+            variant_autoscalings,
+            workload,
+            prometheus,
+            replica_metrics,
+            metrics,
+            events,
+            settings: Settings::default(),
+            options,
+            configured: Arc::default(),
+        }
+    }
+
+    /// Ready once the configuration is loaded (the first cycle has applied the ConfigMaps).
+    pub fn configured(&self) -> crate::runtime::Check {
+        let flag = self.configured.clone();
+        Arc::new(move || {
+            if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                Ok(())
+            } else {
+                Err("the configuration has not been loaded yet (waiting for the caches)".into())
+            }
+        })
+    }
+
+    /// Runs cycles until shutdown: the first once every cache has synced, then one per
+    /// interval (measured start to start; a cycle longer than the interval is followed by the
+    /// next at once, never overlapped).
+    pub async fn run(mut self, shutdown: Shutdown) -> Result<(), Infallible> {
+        let synced = async {
+            let _ = self.variant_autoscalings.wait_until_ready().await;
+            let _ = self.workload.deployments.wait_until_ready().await;
+            let _ = self.workload.pods.wait_until_ready().await;
+            let stores = &self.workload.config_maps;
+            for store in [&stores.main, &stores.saturation, &stores.scale_to_zero] {
+                let _ = store.wait_until_ready().await;
+            }
+            if let Some(store) = &self.workload.autoscalers {
+                let _ = store.wait_until_ready().await;
+            }
+        };
+        tokio::select! {
+            () = shutdown.requested() => return Ok(()),
+            () = synced => {}
+        }
+        tracing::info!(
+            actuation = self.options.mode.name(),
+            policy = self.options.policy.name(),
+            "controller started"
+        );
+        loop {
+            let started = Instant::now();
+            self.cycle(&shutdown).await;
+            if shutdown.is_requested() {
+                return Ok(());
+            }
+            // Idle: re-read the ConfigMaps every second (only changed data is parsed), so that
+            // a shorter GLOBAL_OPT_INTERVAL takes effect now rather than after the old wait.
+            loop {
+                let next = started + self.settings.interval;
+                if Instant::now() >= next {
+                    break;
+                }
+                let tick = Instant::now() + CONFIG_CHECK;
+                tokio::select! {
+                    () = shutdown.requested() => return Ok(()),
+                    () = tokio::time::sleep_until(next.min(tick).into()) => {}
+                }
+                self.apply_settings().await;
+            }
+        }
+    }
+
+    /// Applies the cached ConfigMaps (only what changed is parsed and reported).
+    async fn apply_settings(&mut self) {
+        let [main, saturation, scale_to_zero] = self.workload.config_maps.data();
+        let outcome =
+            self.settings
+                .apply(main.as_ref(), saturation.as_ref(), scale_to_zero.as_ref());
+        self.report_settings(outcome).await;
+        self.configured
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// One cycle.
+    pub async fn cycle(&mut self, shutdown: &Shutdown) {
+        self.metrics.cycles.inc();
+        let (now, now_f) = unix_now();
+        self.apply_settings().await;
+
+        let vas: Vec<Arc<DynamicObject>> = self
+            .variant_autoscalings
+            .state()
+            .into_iter()
+            .filter(|va| self.selected(va))
+            .collect();
+        let models = self.model_requests(&vas);
+        let collection = if models.is_empty() {
+            Ok(Vec::new())
+        } else {
+            tokio::select! {
+                () = shutdown.requested() => return,
+                collected = collect(&self.prometheus, &models, now_f) => collected.map(|c| c.models),
+            }
+        };
+        let failure = match &collection {
+            Ok(_) => None,
+            Err(error) => {
+                self.metrics.prometheus_failures.inc();
+                tracing::warn!(%error, "Prometheus collection failed: every variant holds (no scale-down on missing data)");
+                Some(error.to_string())
+            }
+        };
+        let samples = collection.unwrap_or_default();
+        let deployments = self.workload.deployments.state();
+        let pods = self.workload.pods.state();
+        let built = snapshot::build(
+            Cluster {
+                variant_autoscalings: &vas,
+                deployments: &deployments,
+                pods: &pods,
+            },
+            &samples,
+            &self.settings.saturation,
+            &self.settings.scale_to_zero,
+            now,
+        );
+        let report = crate::core::decide(&built.snapshot, self.options.policy);
+        if let Some(dir) = &self.options.dump_dir {
+            dump(dir, &built, &report);
+        }
+        let collection = match &failure {
+            Some(error) => Collection::Failed(error),
+            None => Collection::Collected,
+        };
+        let live = self.act(&vas, &built, &report, collection).await;
+        self.replica_metrics.retain(&live);
+    }
+
+    fn selected(&self, va: &DynamicObject) -> bool {
+        match &self.options.controller_instance {
+            None => true,
+            Some(instance) => va
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(crate::api::CONTROLLER_INSTANCE_LABEL))
+                .is_some_and(|v| v == instance),
+        }
+    }
+
+    /// The models to collect: one per (namespace, modelID) of the VAs, with the request-count
+    /// period when scale-to-zero is on. Names Prometheus cannot be asked about safely are left
+    /// out (their VAs show MetricsMissing).
+    fn model_requests(&self, vas: &[Arc<DynamicObject>]) -> Vec<ModelRequest> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for va in vas {
+            let (Some(namespace), Some(model)) = (
+                va.metadata.namespace.as_deref(),
+                va.data
+                    .pointer("/spec/modelID")
+                    .and_then(serde_json::Value::as_str),
+            ) else {
+                continue;
+            };
+            if !seen.insert((namespace.to_owned(), model.to_owned())) {
+                continue;
+            }
+            let key = ModelKey::new(namespace, model);
+            if let Err(error) = key.check() {
+                tracing::warn!(%error, namespace, model, "model not collected");
+                continue;
+            }
+            let stz = &self.settings.scale_to_zero;
+            let retention = stz
+                .enabled(namespace, model)
+                .then(|| stz.retention_period(namespace, model));
+            out.push(ModelRequest { key, retention });
+        }
+        out
+    }
+
+    /// Logs what applying the ConfigMaps found; a rejection also gets a Warning Event on the
+    /// ConfigMap and counts in `wva_config_rejections_total`.
+    async fn report_settings(&self, outcome: Outcome) {
+        for (source, problem) in &outcome.warnings {
+            tracing::warn!(config_map = self.config_map_name(*source), %problem, "configuration warning");
+        }
+        for (source, problems) in &outcome.rejected {
+            let name = self.config_map_name(*source);
+            let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            let text = text.join("; ");
+            tracing::error!(config_map = name, problems = %text, "invalid configuration refused; the last valid configuration stays in force");
+            self.metrics
+                .config_rejections
+                .get_or_create(&ConfigMapLabel {
+                    config_map: name.to_owned(),
+                })
+                .inc();
+            let stores = &self.workload.config_maps;
+            let store = match source {
+                Source::Main => &stores.main,
+                Source::Saturation => &stores.saturation,
+                Source::ScaleToZero => &stores.scale_to_zero,
+            };
+            if let Some(cm) = store.state().first() {
+                self.events
+                    .warning(
+                        &cm.object_ref(&()),
+                        "InvalidConfiguration",
+                        &cm.metadata.resource_version.clone().unwrap_or_default(),
+                        format!("refused, the last valid configuration stays in force: {text}"),
+                    )
+                    .await;
+            }
+        }
+    }
+
+    fn config_map_name(&self, source: Source) -> &str {
+        let names = &self.options.config_maps;
+        match source {
+            Source::Main => &names.main,
+            Source::Saturation => &names.saturation,
+            Source::ScaleToZero => &names.scale_to_zero,
+        }
+    }
+
+    /// Gauges, actuation, status and Events for every VA; returns the gauge series published.
+    async fn act(
+        &self,
+        vas: &[Arc<DynamicObject>],
+        built: &Built,
+        report: &Report,
+        collection: Collection<'_>,
+    ) -> BTreeSet<VariantLabels> {
+        let decisions: BTreeMap<(&str, &str), &Decision> = report
+            .decisions
+            .iter()
+            .map(|d| ((d.namespace.as_str(), d.name.as_str()), d))
+            .collect();
+        let objects: BTreeMap<(&str, &str), &DynamicObject> = vas
+            .iter()
+            .filter_map(|va| {
+                Some((
+                    (
+                        va.metadata.namespace.as_deref()?,
+                        va.metadata.name.as_deref()?,
+                    ),
+                    va.as_ref(),
+                ))
+            })
+            .collect();
+        let deployments = self.workload.deployments.state();
+        let autoscalers = self
+            .workload
+            .autoscalers
+            .as_ref()
+            .map(Store::state)
+            .unwrap_or_default();
+        let resource = variant_autoscaling_resource();
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        let mut live = BTreeSet::new();
+        for notes in &built.notes {
+            let key = (notes.namespace.as_str(), notes.name.as_str());
+            let Some(va) = objects.get(&key) else {
+                continue;
+            };
+            let reference = va.object_ref(&resource);
+            let decision = decisions.get(&key).copied();
+            let mut desired = None;
+            let mut applied = None;
+            let mut held = None;
+            if let (Target::Found, Some(decision)) = (&notes.target, decision) {
+                let deployment = deployments.iter().find(|d| {
+                    d.metadata.namespace.as_deref() == Some(notes.namespace.as_str())
+                        && d.metadata.name.as_deref() == Some(decision.target_name.as_str())
+                });
+                let spec = deployment.map_or(0, |d| actuate::spec_replicas(d));
+                let hpa =
+                    actuate::autoscaler_of(&autoscalers, &notes.namespace, &decision.target_name);
+                let plan = actuate::plan(self.options.mode, decision, spec, hpa);
+                let target = decision.target_replicas;
+                desired = Some(target);
+                let labels = VariantLabels {
+                    variant_name: decision.target_name.clone(),
+                    namespace: notes.namespace.clone(),
+                    accelerator_type: decision.accelerator.clone(),
+                };
+                self.replica_metrics
+                    .publish(labels.clone(), decision.current_replicas, target);
+                live.insert(labels);
+                // A step: the decided count moved away from the one last recorded in status.
+                let stepped = decision.metrics_available
+                    && decision.previous_desired != 0
+                    && target != decision.previous_desired;
+                match &plan {
+                    Plan::Publish => {
+                        applied = Some(self.options.mode == Mode::Metrics || spec == target);
+                        if self.options.mode == Mode::Metrics && stepped {
+                            self.step(&reference, decision, decision.previous_desired)
+                                .await;
+                        }
+                    }
+                    Plan::Scale { from, to } => {
+                        match actuate::scale(
+                            &self.client,
+                            &notes.namespace,
+                            &decision.target_name,
+                            *to,
+                        )
+                        .await
+                        {
+                            Ok(()) => {
+                                self.metrics.scale_writes.inc();
+                                applied = Some(true);
+                                self.step(&reference, decision, *from).await;
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, deployment = %decision.target_name, namespace = %notes.namespace, "cannot scale");
+                                applied = Some(false);
+                            }
+                        }
+                    }
+                    Plan::Hold(why) => {
+                        applied = Some(false);
+                        held = Some(why.clone());
+                        self.events
+                            .warning(
+                                &reference,
+                                status::REASON_HPA_CONFLICT,
+                                hpa.unwrap_or_default(),
+                                why.clone(),
+                            )
+                            .await;
+                    }
+                }
+            }
+            for (pod, why) in &notes.stuck {
+                self.events
+                    .warning(
+                        &reference,
+                        "StuckPod",
+                        pod,
+                        format!("pod {pod} is stuck ({why}): it does not hold the model in transition; scale-up goes to other variants while it lasts"),
+                    )
+                    .await;
+            }
+            if let (Collection::Failed(error), Target::Found) = (collection, &notes.target) {
+                self.events
+                    .warning(
+                        &reference,
+                        crate::api::conditions::REASON_PROMETHEUS_ERROR,
+                        "",
+                        format!("Prometheus query failed, holding (no scale-down on missing data): {error}"),
+                    )
+                    .await;
+            }
+            let current: VariantAutoscalingStatus = va
+                .data
+                .get("status")
+                .and_then(|s| serde_json::from_value(s.clone()).ok())
+                .unwrap_or_default();
+            let observed = Observed {
+                generation: va.metadata.generation,
+                notes,
+                decision,
+                collection,
+                desired,
+                applied,
+                held: held.as_deref(),
+            };
+            if let Some(next) = status::desired_status(&current, &observed, &now) {
+                self.write_status(va, next).await;
+            }
+        }
+        live
+    }
+
+    /// An applied step: the counter and a Normal Event whose note is the decision's reason.
+    async fn step(&self, reference: &ObjectReference, decision: &Decision, from: u32) {
+        let to = decision.target_replicas;
+        let (direction, reason) = if to > from {
+            ("up", "ScaledUp")
+        } else {
+            ("down", "ScaledDown")
+        };
+        let rule = match decision.steps.last().map(|s| s.stage) {
+            Some("enforcer") => "enforcer",
+            _ => "saturation",
+        };
+        self.replica_metrics
+            .scaled(&decision.target_name, &decision.namespace, direction, rule);
+        self.events
+            .normal(
+                reference,
+                reason,
+                format!(
+                    "Deployment {} {from} -> {to} replicas: {}",
+                    decision.target_name, decision.reason
+                ),
+            )
+            .await;
+    }
+
+    async fn write_status(&self, va: &DynamicObject, status: VariantAutoscalingStatus) {
+        let (Some(namespace), Some(name)) = (
+            va.metadata.namespace.as_deref(),
+            va.metadata.name.as_deref(),
+        ) else {
+            return;
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.client.clone(),
+            namespace,
+            &variant_autoscaling_resource(),
+        );
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        let patch = serde_json::json!({ "status": status });
+        match api.patch_status(name, &params, &Patch::Merge(&patch)).await {
+            Ok(_) => {
+                self.metrics.status_writes.inc();
+            }
+            // Deleted meanwhile: nothing to say.
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(error) => {
+                tracing::warn!(%error, namespace, name, "cannot write the VariantAutoscaling status");
+            }
+        }
+    }
+}
+
+/// Writes `<unix-ms>-snapshot.json` and `<unix-ms>-report.json` into `dir` and keeps the last
+/// [`DUMPS_KEPT`] pairs. `wva analyze <snapshot file>` replays one to the same decisions.
+fn dump(dir: &std::path::Path, built: &Built, report: &Report) {
+    let stamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let write = |suffix: &str, text: String| {
+        let path = dir.join(format!("{stamp:013}-{suffix}.json"));
+        if let Err(error) = std::fs::write(&path, text) {
+            tracing::warn!(%error, path = %path.display(), "cannot write a snapshot dump");
+        }
+    };
+    write("snapshot", built.snapshot.to_json());
+    write(
+        "report",
+        serde_json::to_string_pretty(report).unwrap_or_default(),
+    );
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut snapshots: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with("-snapshot.json"))
+        })
+        .collect();
+    snapshots.sort();
+    let excess = snapshots.len().saturating_sub(DUMPS_KEPT);
+    for old in &snapshots[..excess] {
+        let _ = std::fs::remove_file(old);
+        let report = old
+            .to_string_lossy()
+            .replace("-snapshot.json", "-report.json");
+        let _ = std::fs::remove_file(report);
+    }
+}
