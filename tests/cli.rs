@@ -307,3 +307,48 @@ fn every_shipped_scenario_simulates() {
         assert!(out.status.success(), "{name}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn run_without_a_cluster_fails_naming_the_ways_to_give_one() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wva"))
+        .arg("run")
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("wva run needs a cluster: pass --kubeconfig, set KUBECONFIG"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn run_refuses_unknown_actuation_and_leader_election() {
+    let out = wva(&["run", "--actuation", "hpa"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown actuation \"hpa\"; known: metrics, direct"),
+        "{}",
+        stderr(&out)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_wva"))
+        .args(["run", "--leader-elect"])
+        .env("WVA_ACTUATION", "direct")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--leader-elect=true"),
+        "{}",
+        stderr(&out)
+    );
+    let out = wva(&["run", "--kubeconfig", "/nonexistent/kubeconfig"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/nonexistent/kubeconfig"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -8,6 +8,7 @@ mod check_config;
 mod check_prometheus;
 mod env;
 mod kube;
+mod run;
 mod simulate;
 mod webhook;
 
@@ -50,6 +51,9 @@ pub enum Command {
     CheckPrometheus(check_prometheus::CheckPrometheusArgs),
     /// Print the VariantAutoscaling CustomResourceDefinition as YAML.
     Crd,
+    /// Run the autoscaler: the controller (and the admission webhook with --webhook-cert) against
+    /// a cluster, until SIGTERM.
+    Run(run::RunArgs),
     /// Run a virtual cluster on a virtual clock and compare scaling policies on the same load
     /// (the built-in scenario when no file is given).
     Simulate(simulate::SimulateArgs),
@@ -125,6 +129,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig(args) => check_config::run(&args),
         Command::CheckPrometheus(args) => check_prometheus::run(&args),
         Command::Crd => print(&crate::api::crd_yaml()),
+        Command::Run(args) => run::run(args),
         Command::Webhook(args) => webhook::run(args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Version => print(&format!(

@@ -51,6 +51,16 @@ pub struct ControlPlane {
     reaper: Reaper,
 }
 
+/// One write request, as the API server's audit log records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditedWrite {
+    pub verb: String,
+    pub resource: String,
+    pub subresource: String,
+    pub name: String,
+    pub code: u64,
+}
+
 static CONTROL_PLANE: OnceLock<ControlPlane> = OnceLock::new();
 static NAMESPACES: AtomicUsize = AtomicUsize::new(0);
 
@@ -96,7 +106,13 @@ impl ControlPlane {
             http_ok(etcd_port, "/health")
         });
 
-        // kube-apiserver
+        // kube-apiserver, with an audit log of every write (tests count API writes with it).
+        let audit_policy = dir.join("audit-policy.yaml");
+        std::fs::write(
+            &audit_policy,
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n  verbs: [create, update, patch, delete, deletecollection]\n- level: None\n",
+        )
+        .unwrap();
         let api_port = free_port();
         let server = format!("https://127.0.0.1:{api_port}");
         let mut apiserver = Server::spawn(
@@ -120,6 +136,8 @@ impl ControlPlane {
                 "--allow-privileged=true".into(),
                 "--profiling=false".into(),
                 format!("--cert-dir={}", dir.join("apiserver-certs").display()),
+                format!("--audit-policy-file={}", audit_policy.display()),
+                format!("--audit-log-path={}", dir.join("audit.log").display()),
             ],
             &dir,
             &reaper,
@@ -194,6 +212,28 @@ impl ControlPlane {
             crd_installed: OnceLock::new(),
             reaper,
         }
+    }
+
+    /// Every write the API server answered in `namespace`, from its audit log, in order.
+    pub fn audited_writes(&self, namespace: &str) -> Vec<AuditedWrite> {
+        let text = std::fs::read_to_string(self.dir.join("audit.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["objectRef"]["namespace"] == namespace)
+            .map(|e| AuditedWrite {
+                verb: e["verb"].as_str().unwrap_or_default().into(),
+                resource: e["objectRef"]["resource"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .into(),
+                subresource: e["objectRef"]["subresource"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .into(),
+                name: e["objectRef"]["name"].as_str().unwrap_or_default().into(),
+                code: e["responseStatus"]["code"].as_u64().unwrap_or(0),
+            })
+            .collect()
     }
 
     /// Has the reaper stop `pid` too when the test binary ends (for processes a test starts).

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod control_plane;
+pub mod controller;
 pub mod https;
 pub mod pki;
 pub mod process;

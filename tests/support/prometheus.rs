@@ -40,7 +40,8 @@ fn binary(name: &str, candidates: &[&str], install: &str) -> PathBuf {
 }
 
 /// Serves a Prometheus text exposition that tests replace at will. Runs on its own thread, so
-/// it outlives any one test's runtime.
+/// it outlives any one test's runtime. Clones share the exposition.
+#[derive(Clone)]
 pub struct Exporter {
     pub addr: SocketAddr,
     text: Arc<Mutex<String>>,
@@ -102,6 +103,9 @@ pub struct Prometheus {
     pub port: u16,
     pub dir: PathBuf,
     pub server: Server,
+    bin: PathBuf,
+    args: Vec<String>,
+    tls: bool,
 }
 
 impl Prometheus {
@@ -139,16 +143,34 @@ impl Prometheus {
                 dir.join("web.yml").display()
             ));
         }
-        let mut server = Server::spawn("prometheus", &bin, &args, &dir, reaper);
-        let tls = web_config.is_some();
-        wait_until(&mut server, Duration::from_secs(30), || {
+        let server = Server::spawn("prometheus", &bin, &args, &dir, reaper);
+        let mut prometheus = Self {
+            port,
+            dir,
+            server,
+            bin,
+            args,
+            tls: web_config.is_some(),
+        };
+        prometheus.wait_ready();
+        prometheus
+    }
+
+    fn wait_ready(&mut self) {
+        let (port, tls) = (self.port, self.tls);
+        wait_until(&mut self.server, Duration::from_secs(30), || {
             if tls {
                 std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
             } else {
                 http_ok(port, "/-/ready")
             }
         });
-        Self { port, dir, server }
+    }
+
+    /// Starts it again after [`Self::stop`]: same port, configuration and data.
+    pub fn restart(&mut self) {
+        self.server = Server::spawn("prometheus", &self.bin, &self.args, &self.dir, &scratch().1);
+        self.wait_ready();
     }
 
     pub fn http_url(&self) -> String {

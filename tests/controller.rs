@@ -1,0 +1,540 @@
+//! Controller tier: `wva run` against the real control plane (etcd + kube-apiserver +
+//! kube-controller-manager) and a real Prometheus scraping a vLLM-shaped exporter that reports
+//! for the pods that exist. Each test is a scene with its own namespaces, Prometheus and wva
+//! process (`--watch-namespace`), so tests run side by side.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::control_plane::{set_pod_waiting, wait_for};
+use support::controller::Scene;
+
+const T: Duration = Duration::from_secs(40);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_va_gets_its_conditions_within_two_cycles_and_a_missing_target_recovers() {
+    let scene = Scene::new("ctl-target", "2s").await;
+    scene.variant("decode", 1, "10").await;
+    scene.va("orphan", "later", "10").await;
+    scene.wait_reported(1).await;
+    let mut wva = scene.wva("metrics", &[]);
+    scene
+        .wait_condition("decode", "TargetResolved", "True", "TargetFound", T)
+        .await;
+    let message = scene
+        .wait_condition("decode", "MetricsAvailable", "True", "MetricsFound", T)
+        .await;
+    assert!(wva.cycles() <= 2, "took {} cycles", wva.cycles());
+    assert_eq!(message, "1 of 1 pods report saturation metrics");
+    let message = scene
+        .wait_condition("orphan", "TargetResolved", "False", "TargetNotFound", T)
+        .await;
+    assert_eq!(message, "Scale target Deployment later not found");
+    let ready = support::controller::WvaRun::get(&wva.probes, "/readyz?verbose").unwrap();
+    assert!(
+        ready.contains("[+]controller/configuration ok") && ready.contains("[+]cache/pods ok"),
+        "{ready}"
+    );
+
+    scene.deployment("later", 1).await;
+    scene
+        .wait_condition("orphan", "TargetResolved", "True", "TargetFound", T)
+        .await;
+    let va = scene.va_object("decode").await;
+    let generation = va.metadata.generation.unwrap();
+    let conditions = va.data["status"]["conditions"].as_array().unwrap();
+    assert!(
+        conditions
+            .iter()
+            .all(|c| c["observedGeneration"] == generation),
+        "{conditions:?}"
+    );
+    assert_eq!(
+        va.data["status"]["desiredOptimizedAlloc"]["accelerator"],
+        "A100"
+    );
+
+    let started = Instant::now();
+    let status = wva.terminate();
+    assert!(status.success(), "{status:?}\n{}", wva.log_text());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_actuation_scales_the_cheaper_variant_through_scale_within_one_interval() {
+    let scene = Scene::new("ctl-direct", "5s").await;
+    scene.variant("cheap", 1, "5").await;
+    scene.variant("pricey", 1, "20").await;
+    scene.wait_reported(2).await;
+    let wva = scene.wva("direct", &[]);
+    scene
+        .wait_condition(
+            "cheap",
+            "OptimizationReady",
+            "True",
+            "OptimizationSucceeded",
+            T,
+        )
+        .await;
+
+    scene.load("cheap", 0.95);
+    scene.load("pricey", 0.95);
+    // Saturation is visible in Prometheus from here.
+    let visible = wait_for(T, "saturation in Prometheus", || async {
+        let series = scene.series(wva::prometheus::promql::KV_CACHE_METRIC);
+        (series.len() == 2 && series.iter().all(|(_, v)| *v > 0.9)).then(Instant::now)
+    })
+    .await;
+    scene.wait_spec_replicas("cheap", 2, T).await;
+    let latency = visible.elapsed();
+    eprintln!(
+        "saturation visible in Prometheus -> /scale patched: {:.2}s (interval 5s)",
+        latency.as_secs_f64()
+    );
+    assert!(latency < Duration::from_secs(11), "{latency:?}");
+    assert_eq!(scene.spec_replicas("pricey").await, 1);
+
+    let events = scene.events("VariantAutoscaling", "cheap", &scene.ns).await;
+    assert!(
+        events.iter().any(|(reason, note)| reason == "ScaledUp"
+            && note.starts_with("Deployment cheap 1 -> 2 replicas: ")),
+        "{events:?}"
+    );
+    let prefix = format!(
+        "wva_replica_scaling_total{{variant_name=\"cheap\",namespace=\"{}\",direction=\"up\",reason=\"saturation\"}}",
+        scene.ns
+    );
+    assert_eq!(wva.sample(&prefix), Some(1.0), "{}", wva.metrics_text());
+    let gauge = format!(
+        "wva_desired_replicas{{variant_name=\"cheap\",namespace=\"{}\",accelerator_type=\"A100\"}}",
+        scene.ns
+    );
+    assert_eq!(
+        wva.sample(&gauge),
+        Some(2.0),
+        "the gauges are published in direct mode too"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_actuation_publishes_the_desired_count_with_upstreams_labels_and_writes_no_scale() {
+    let scene = Scene::new("ctl-metrics", "2s").await;
+    scene.variant("cheap", 1, "5").await;
+    scene.variant("pricey", 1, "20").await;
+    scene.wait_reported(2).await;
+    let wva = scene.wva("metrics", &[]);
+    scene.load("cheap", 0.95);
+    scene.load("pricey", 0.95);
+    let gauge = format!(
+        "wva_desired_replicas{{variant_name=\"cheap\",namespace=\"{}\",accelerator_type=\"A100\"}}",
+        scene.ns
+    );
+    wait_for(T, "wva_desired_replicas 2 for cheap", || async {
+        (wva.sample(&gauge) == Some(2.0)).then_some(())
+    })
+    .await;
+    let text = wva.metrics_text();
+    assert!(
+        text.contains("# HELP wva_desired_replicas Desired number of replicas for each variant\n"),
+        "{text}"
+    );
+    let current = format!(
+        "wva_current_replicas{{variant_name=\"cheap\",namespace=\"{}\",accelerator_type=\"A100\"}}",
+        scene.ns
+    );
+    assert_eq!(wva.sample(&current), Some(1.0));
+    assert_eq!(
+        scene.spec_replicas("cheap").await,
+        1,
+        "metrics mode never writes /scale"
+    );
+    assert_eq!(
+        scene.deployment_object("cheap").await.metadata.generation,
+        Some(1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_held_not_ready_stops_the_cascade_and_the_model_ends_at_what_the_load_needs() {
+    let scene = Scene::new("ctl-cascade", "2s").await;
+    scene.variant("decode", 1, "10").await;
+    scene.wait_reported(1).await;
+    // 1.5 KV units: saturated on 1 replica, short of spare on 2, comfortable (and not safe to
+    // shrink) on 3.
+    scene.load("decode", 1.5);
+    scene.hold("decode", true);
+    let wva = scene.wva("direct", &[]);
+    scene.wait_spec_replicas("decode", 2, T).await;
+    wva.cycles_pass(4, T).await;
+    assert_eq!(
+        scene.spec_replicas("decode").await,
+        2,
+        "no new step while the new pod loads"
+    );
+    scene.hold("decode", false);
+    scene.wait_spec_replicas("decode", 3, T).await;
+    wva.cycles_pass(5, T).await;
+    assert_eq!(
+        scene.spec_replicas("decode").await,
+        3,
+        "the load needs 3, not more"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_pod_lets_scale_up_spill_to_the_other_variant() {
+    let scene = Scene::new("ctl-stuck", "2s").await;
+    scene.variant("cheap", 1, "5").await;
+    scene.variant("pricey", 1, "20").await;
+    scene.wait_reported(2).await;
+    scene.load("cheap", 0.95);
+    scene.load("pricey", 0.95);
+    scene.hold("cheap", true);
+    let wva = scene.wva("direct", &[]);
+    scene.wait_spec_replicas("cheap", 2, T).await;
+    let pod = wait_for(T, "cheap's new pod", || async {
+        scene.pods_of("cheap").await.into_iter().find(|p| {
+            !p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+    })
+    .await;
+    let pod = pod.metadata.name.unwrap();
+    set_pod_waiting(
+        &scene.client,
+        &scene.ns,
+        &pod,
+        "ImagePullBackOff",
+        "Back-off pulling image",
+    )
+    .await;
+    let detected = wva.cycles();
+    scene
+        .wait_spec_replicas("pricey", 2, Duration::from_secs(8))
+        .await;
+    assert!(
+        wva.cycles() <= detected + 2,
+        "spilled {} cycles after detection",
+        wva.cycles() - detected
+    );
+    assert_eq!(
+        scene.spec_replicas("cheap").await,
+        2,
+        "the stuck variant is not scaled further"
+    );
+    let message = scene
+        .wait_condition("cheap", "OptimizationReady", "True", "StuckReplicas", T)
+        .await;
+    assert!(
+        message.contains(&format!("pod {pod}")) && message.contains("ImagePullBackOff"),
+        "{message}"
+    );
+    let events = scene.events("VariantAutoscaling", "cheap", &scene.ns).await;
+    assert!(
+        events
+            .iter()
+            .any(|(r, n)| r == "StuckPod" && n.contains(&pod)),
+        "{events:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prometheus_outage_holds_and_recovers_without_a_restart() {
+    let mut scene = Scene::new("ctl-outage", "2s").await;
+    scene.variant("decode", 2, "10").await;
+    // 0.6 per pod: no scale-up, and one pod alone would be saturated (no scale-down).
+    scene.load("decode", 1.2);
+    scene.wait_reported(2).await;
+    let wva = scene.wva("direct", &[]);
+    scene
+        .wait_condition("decode", "MetricsAvailable", "True", "MetricsFound", T)
+        .await;
+    scene.prometheus.stop();
+    let message = scene
+        .wait_condition("decode", "MetricsAvailable", "False", "PrometheusError", T)
+        .await;
+    assert!(message.contains("holding at 2 replicas"), "{message}");
+    // Missing data, not low load: were it read as 0, one replica would be enough.
+    scene.load("decode", 0.0);
+    wva.cycles_pass(3, T).await;
+    assert_eq!(
+        scene.spec_replicas("decode").await,
+        2,
+        "no scale-down on missing data"
+    );
+    let events = scene
+        .events("VariantAutoscaling", "decode", &scene.ns)
+        .await;
+    assert!(
+        events.iter().any(|(r, _)| r == "PrometheusError"),
+        "{events:?}"
+    );
+    let pid = wva.child.id();
+    scene.load("decode", 1.2);
+    scene.prometheus.restart();
+    scene
+        .wait_condition("decode", "MetricsAvailable", "True", "MetricsFound", T)
+        .await;
+    assert_eq!(wva.child.id(), pid);
+    assert_eq!(scene.spec_replicas("decode").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_changes_apply_at_the_next_cycle_and_invalid_ones_keep_the_last_good() {
+    let scene = Scene::new("ctl-config", "30s").await;
+    scene.variant("decode", 1, "10").await;
+    scene.load("decode", 0.5);
+    scene.wait_reported(1).await;
+    let wva = scene.wva("direct", &[]);
+    wva.cycles_pass(1, T).await;
+    scene
+        .config_map(
+            wva::config::prometheus::MAIN_CONFIG_MAP_NAME,
+            serde_json::json!({"GLOBAL_OPT_INTERVAL": "2s"}),
+        )
+        .await;
+    wva.cycles_pass(3, Duration::from_secs(12)).await;
+
+    // Spare KV 0.3: below a 0.4 trigger.
+    let saturation = |text: &str| serde_json::json!({"default": text});
+    scene
+        .config_map(
+            wva::config::saturation::CONFIG_MAP_NAME,
+            saturation("kvCacheThreshold: 0.8\nkvSpareTrigger: 0.4\n"),
+        )
+        .await;
+    scene
+        .wait_spec_replicas("decode", 2, Duration::from_secs(10))
+        .await;
+
+    // Invalid: refused, reported on the ConfigMap, and the 0.4 trigger stays in force: at
+    // 0.5 per pod (spare 0.3) it asks for a third replica, where the defaults (0.1) would not.
+    scene
+        .config_map(
+            wva::config::saturation::CONFIG_MAP_NAME,
+            saturation("kvCacheThreshold: 2\n"),
+        )
+        .await;
+    let events = wait_for(T, "a Warning Event on the ConfigMap", || async {
+        let events = scene
+            .events(
+                "ConfigMap",
+                wva::config::saturation::CONFIG_MAP_NAME,
+                &scene.sys,
+            )
+            .await;
+        events
+            .iter()
+            .any(|(r, _)| r == "InvalidConfiguration")
+            .then_some(events)
+    })
+    .await;
+    assert!(
+        events.iter().any(|(_, n)| n.contains("kvCacheThreshold")),
+        "{events:?}"
+    );
+    scene.load("decode", 1.0);
+    scene.wait_spec_replicas("decode", 3, T).await;
+    assert!(
+        wva.sample("wva_config_rejections_total{config_map=\"saturation-scaling-config\"}")
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_changes_for_five_cycles_so_nothing_is_written() {
+    let scene = Scene::new("ctl-quiet", "2s").await;
+    scene.variant("decode", 1, "10").await;
+    scene.load("decode", 0.5);
+    scene.wait_reported(1).await;
+    let wva = scene.wva("direct", &[]);
+    scene
+        .wait_condition(
+            "decode",
+            "OptimizationReady",
+            "True",
+            "OptimizationSucceeded",
+            T,
+        )
+        .await;
+    wva.cycles_pass(2, T).await;
+    // wva's writes: VA status, the target's /scale, Events (the test's kubelet writes pods).
+    let wva_writes = || {
+        scene
+            .cp
+            .audited_writes(&scene.ns)
+            .into_iter()
+            .filter(|w| w.resource != "pods")
+            .collect::<Vec<_>>()
+    };
+    let before = wva_writes();
+    let va = scene.va_object("decode").await.metadata.resource_version;
+    let deployment = scene.deployment_object("decode").await.metadata.generation;
+    let events = scene
+        .events("VariantAutoscaling", "decode", &scene.ns)
+        .await
+        .len();
+    let writes = wva.sample("wva_status_writes_total");
+    wva.cycles_pass(5, T).await;
+    let after = wva_writes();
+    assert_eq!(
+        after[before.len()..],
+        [],
+        "API writes while nothing changed"
+    );
+    assert_eq!(
+        scene.va_object("decode").await.metadata.resource_version,
+        va,
+        "no VA status write"
+    );
+    assert_eq!(
+        scene.deployment_object("decode").await.metadata.generation,
+        deployment,
+        "no /scale write"
+    );
+    assert_eq!(
+        scene
+            .events("VariantAutoscaling", "decode", &scene.ns)
+            .await
+            .len(),
+        events
+    );
+    assert_eq!(wva.sample("wva_status_writes_total"), writes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dumped_snapshot_replays_to_the_live_decision() {
+    let scene = Scene::new("ctl-dump", "1s").await;
+    scene.variant("decode", 1, "10").await;
+    scene.load("decode", 0.95);
+    scene.wait_reported(1).await;
+    let dir = support::process::temp_dir("wva-dumps");
+    let wva = scene.wva("direct", &["--dump-snapshots", dir.to_str().unwrap()]);
+    scene.wait_spec_replicas("decode", 2, T).await;
+    wva.cycles_pass(1, T).await;
+    let mut snapshots: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with("-snapshot.json"))
+        .collect();
+    snapshots.sort();
+    let scaled = snapshots
+        .iter()
+        .find(|s| {
+            let report = std::fs::read_to_string(
+                s.to_string_lossy()
+                    .replace("-snapshot.json", "-report.json"),
+            )
+            .unwrap();
+            report.contains("\"scale-up\"")
+        })
+        .expect("a cycle that decided a scale-up");
+    let live: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            scaled
+                .to_string_lossy()
+                .replace("-snapshot.json", "-report.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wva"))
+        .args(["analyze", "--input"])
+        .arg(scaled)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replayed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(replayed, live);
+
+    // Only the last 20 pairs are kept.
+    wait_for(Duration::from_secs(60), "more than 20 cycles", || async {
+        (wva.cycles() > 22).then_some(())
+    })
+    .await;
+    let files = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(files, 40, "20 snapshot/report pairs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_serves_admission_and_the_controller() {
+    use base64::Engine as _;
+    let scene = Scene::new("ctl-hook", "2s").await;
+    let dir = support::process::temp_dir("wva-run-webhook");
+    let ca = support::pki::TestCa::new("run-webhook-ca");
+    let serving = ca.server_cert(&dir, "tls", &["127.0.0.1", "localhost"]);
+    let wva = scene.wva(
+        "metrics",
+        &[
+            "--webhook-cert",
+            serving.cert_path.to_str().unwrap(),
+            "--webhook-key",
+            serving.key_path.to_str().unwrap(),
+            "--webhook-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    assert!(
+        wva.admission.starts_with("https://127.0.0.1:"),
+        "{}",
+        wva.admission
+    );
+    // Register the VA webhook for this scene's namespace only, pointing at `wva run`.
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/webhooks/validating-webhook-configuration.yaml"
+    ))
+    .unwrap();
+    let mut config: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+    config["metadata"]["name"] = format!("wva-run-{}", scene.ns).into();
+    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(ca.cert_pem());
+    let hooks = config["webhooks"].as_array_mut().unwrap();
+    hooks.retain(|h| h["name"] == "vvariantautoscaling.llmd.ai");
+    let path = hooks[0]["clientConfig"]["service"]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    hooks[0]["clientConfig"] =
+        serde_json::json!({"url": format!("{}{path}", wva.admission), "caBundle": ca_bundle});
+    hooks[0]["namespaceSelector"] =
+        serde_json::json!({"matchLabels": {"kubernetes.io/metadata.name": scene.ns}});
+    scene
+        .cp
+        .kubectl_stdin_ok(&["apply", "-f", "-"], &config.to_string());
+
+    let invalid = format!(
+        "apiVersion: llmd.ai/v1alpha1\nkind: VariantAutoscaling\nmetadata:\n  name: bad\n  namespace: {}\nspec:\n  modelID: m\n  scaleTargetRef:\n    kind: Deployment\n    name: Not_A_Name\n",
+        scene.ns
+    );
+    // The API server may take a moment to call a new webhook configuration.
+    let deadline = Instant::now() + T;
+    let stderr = loop {
+        let out = scene.cp.kubectl_stdin(&["apply", "-f", "-"], &invalid);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "an invalid VA was stored");
+        // The webhook's message (the CRD schema has no pattern for the name).
+        if stderr.contains("RFC 1123") || Instant::now() > deadline {
+            break stderr;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(stderr.contains("spec.scaleTargetRef.name"), "{stderr}");
+
+    // The same process runs the controller.
+    scene.variant("decode", 1, "10").await;
+    scene
+        .wait_condition("decode", "TargetResolved", "True", "TargetFound", T)
+        .await;
+}

@@ -1,0 +1,525 @@
+//! The controller tier's scene: a namespace with vLLM-shaped Deployments and their VAs on the
+//! real control plane, a controller namespace with wva's ConfigMaps, a real Prometheus scraping
+//! an exporter that reports for the pods that exist, a "kubelet" that makes new pods Ready
+//! (unless a test holds them) and completes deletions, and `wva run` as a process watching only
+//! this scene's namespace (so that scenes run side by side).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+use super::control_plane::{ControlPlane, control_plane, set_pod_ready, wait_for};
+use super::process::temp_dir;
+use super::prometheus::{Exporter, Prometheus, line};
+
+pub const MODEL: &str = "meta/llama-3.1-8b";
+
+pub fn va_resource() -> ApiResource {
+    ApiResource {
+        group: "llmd.ai".into(),
+        version: "v1alpha1".into(),
+        api_version: "llmd.ai/v1alpha1".into(),
+        kind: "VariantAutoscaling".into(),
+        plural: "variantautoscalings".into(),
+    }
+}
+
+/// Load per Deployment, in KV-cache units: each Ready pod reports `min(1, load / ready pods)`.
+type Loads = Arc<Mutex<BTreeMap<String, f64>>>;
+
+pub struct Scene {
+    pub cp: &'static ControlPlane,
+    pub client: Client,
+    /// The workloads' namespace.
+    pub ns: String,
+    /// The controller namespace (POD_NAMESPACE) with the ConfigMaps.
+    pub sys: String,
+    pub exporter: Exporter,
+    pub prometheus: Prometheus,
+    loads: Loads,
+    /// Deployments (by `app` label) whose pods the kubelet does not make Ready: pods already
+    /// Ready stay so, new ones wait (not Ready, no metrics).
+    held: Arc<Mutex<BTreeSet<String>>>,
+    kubelet: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Scene {
+    fn drop(&mut self) {
+        self.kubelet.abort();
+    }
+}
+
+impl Scene {
+    /// A scene whose main ConfigMap sets `GLOBAL_OPT_INTERVAL` to `interval` (a Go duration).
+    pub async fn new(prefix: &str, interval: &str) -> Self {
+        let cp = control_plane();
+        cp.install_crd();
+        let client = cp.admin_client().await;
+        let ns = cp.fresh_namespace(&client, prefix).await;
+        let sys = cp.fresh_namespace(&client, &format!("{prefix}-sys")).await;
+        let exporter = Exporter::start();
+        let prometheus = Prometheus::start(&ns, &[exporter.addr], None);
+        let loads: Loads = Arc::default();
+        let held: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+        let shared = exporter.clone();
+        let kubelet = tokio::spawn(kubelet(
+            client.clone(),
+            ns.clone(),
+            loads.clone(),
+            held.clone(),
+            move |text: &str| shared.set(text),
+        ));
+        let scene = Self {
+            cp,
+            client,
+            ns,
+            sys,
+            exporter,
+            prometheus,
+            loads,
+            held,
+            kubelet,
+        };
+        scene
+            .config_map(
+                wva::config::prometheus::MAIN_CONFIG_MAP_NAME,
+                json!({"GLOBAL_OPT_INTERVAL": interval}),
+            )
+            .await;
+        scene
+            .config_map(
+                wva::config::saturation::CONFIG_MAP_NAME,
+                json!({"default": "kvCacheThreshold: 0.8\nqueueLengthThreshold: 5\nkvSpareTrigger: 0.1\nqueueSpareTrigger: 3\n"}),
+            )
+            .await;
+        scene
+    }
+
+    /// Creates or replaces a ConfigMap in the controller namespace.
+    pub async fn config_map(&self, name: &str, data: Value) {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.sys);
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": name}, "data": data})).unwrap();
+        api.patch(
+            name,
+            &PatchParams::apply("wva-test").force(),
+            &Patch::Apply(&cm),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// A Deployment `name` (pods labelled `app=<name>`) and its VA (same name) for [`MODEL`].
+    pub async fn variant(&self, name: &str, replicas: i32, cost: &str) {
+        self.deployment(name, replicas).await;
+        self.va(name, name, cost).await;
+    }
+
+    pub async fn deployment(&self, name: &str, replicas: i32) {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.ns);
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0"}]}}}
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &d).await.unwrap();
+    }
+
+    pub async fn va(&self, name: &str, target: &str, cost: &str) {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.ns, &va_resource());
+        let va: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "llmd.ai/v1alpha1", "kind": "VariantAutoscaling",
+            "metadata": {"name": name, "labels": {"inference.optimization/acceleratorName": "A100"}},
+            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": target}, "modelID": MODEL, "variantCost": cost}
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &va).await.unwrap();
+    }
+
+    /// Sets the load of Deployment `name`.
+    pub fn load(&self, name: &str, load: f64) {
+        self.loads.lock().unwrap().insert(name.into(), load);
+    }
+
+    /// Keeps (`true`) new pods of Deployment `name` from becoming Ready, or releases them.
+    pub fn hold(&self, name: &str, held: bool) {
+        let mut set = self.held.lock().unwrap();
+        if held {
+            set.insert(name.into());
+        } else {
+            set.remove(name);
+        }
+    }
+
+    /// How many series of `metric` Prometheus has for this scene's namespace, and their values.
+    pub fn series(&self, metric: &str) -> Vec<(String, f64)> {
+        let query = format!("{metric}{{namespace=\"{}\"}}", self.ns);
+        let encoded: String = query
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let Some(body) = WvaRun::get(
+            &self.prometheus.http_url(),
+            &format!("/api/v1/query?query={encoded}"),
+        ) else {
+            return Vec::new();
+        };
+        // The body may be chunked: take the JSON object.
+        let json = body
+            .find('{')
+            .and_then(|start| body.rfind('}').map(|end| &body[start..=end]));
+        let Some(value) = json.and_then(|j| serde_json::from_str::<Value>(j).ok()) else {
+            return Vec::new();
+        };
+        value["data"]["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r["metric"]["pod"].as_str().unwrap_or_default().to_owned(),
+                    r["value"][1]
+                        .as_str()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(f64::NAN),
+                )
+            })
+            .collect()
+    }
+
+    /// Waits until Prometheus reports KV-cache use for `pods` pods of the scene.
+    pub async fn wait_reported(&self, pods: usize) {
+        wait_for(
+            Duration::from_secs(30),
+            &format!("{pods} pods in Prometheus"),
+            || async {
+                (self.series(wva::prometheus::promql::KV_CACHE_METRIC).len() == pods).then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// The pods of Deployment `name` that are not being deleted.
+    pub async fn pods_of(&self, name: &str) -> Vec<Pod> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        let mut pods = api
+            .list(&ListParams::default().labels(&format!("app={name}")))
+            .await
+            .unwrap()
+            .items;
+        pods.retain(|p| p.metadata.deletion_timestamp.is_none());
+        pods
+    }
+
+    pub async fn spec_replicas(&self, name: &str) -> i32 {
+        self.deployment_object(name)
+            .await
+            .spec
+            .and_then(|s| s.replicas)
+            .unwrap_or(1)
+    }
+
+    pub async fn deployment_object(&self, name: &str) -> Deployment {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.ns);
+        api.get(name).await.unwrap()
+    }
+
+    pub async fn va_object(&self, name: &str) -> DynamicObject {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.ns, &va_resource());
+        api.get(name).await.unwrap()
+    }
+
+    /// (status, reason, message) of condition `type_` on VA `name`.
+    pub async fn condition(&self, name: &str, type_: &str) -> Option<(String, String, String)> {
+        let va = self.va_object(name).await;
+        let conditions = va.data.pointer("/status/conditions")?.as_array()?.clone();
+        conditions.iter().find(|c| c["type"] == type_).map(|c| {
+            (
+                c["status"].as_str().unwrap_or_default().to_owned(),
+                c["reason"].as_str().unwrap_or_default().to_owned(),
+                c["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+    }
+
+    /// Waits until condition `type_` of VA `name` has `status` and `reason`; returns the message.
+    pub async fn wait_condition(
+        &self,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: &str,
+        timeout: Duration,
+    ) -> String {
+        wait_for(
+            timeout,
+            &format!("{name}: {type_}={status}/{reason}"),
+            || async {
+                self.condition(name, type_)
+                    .await
+                    .filter(|(s, r, _)| s == status && r == reason)
+                    .map(|(_, _, m)| m)
+            },
+        )
+        .await
+    }
+
+    /// The (reason, note) of every events.k8s.io Event about object `name` of `kind`.
+    pub async fn events(&self, kind: &str, name: &str, ns: &str) -> Vec<(String, String)> {
+        let api: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), ns);
+        api.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.regarding.as_ref().is_some_and(|r| {
+                    r.kind.as_deref() == Some(kind) && r.name.as_deref() == Some(name)
+                })
+            })
+            .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+            .collect()
+    }
+
+    pub async fn wait_spec_replicas(&self, name: &str, replicas: i32, timeout: Duration) {
+        wait_for(
+            timeout,
+            &format!("Deployment {name} at {replicas} replicas"),
+            || async { (self.spec_replicas(name).await == replicas).then_some(()) },
+        )
+        .await;
+    }
+
+    /// Starts `wva run` on this scene (`--actuation mode`, plus `extra`).
+    pub fn wva(&self, mode: &str, extra: &[&str]) -> WvaRun {
+        WvaRun::spawn(self, mode, extra)
+    }
+}
+
+/// Plays the kubelet and the model servers: makes pods Ready (unless held), completes
+/// deletions, and exports `vllm:*` series for the Ready pods.
+async fn kubelet(
+    client: Client,
+    ns: String,
+    loads: Loads,
+    held: Arc<Mutex<BTreeSet<String>>>,
+    export: impl Fn(&str),
+) {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    loop {
+        if let Ok(list) = api.list(&ListParams::default()).await {
+            let mut ready: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for pod in list.items {
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                if pod.metadata.deletion_timestamp.is_some() {
+                    let _ = api
+                        .delete(&name, &DeleteParams::default().grace_period(0))
+                        .await;
+                    continue;
+                }
+                let app = pod
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("app"))
+                    .cloned()
+                    .unwrap_or_default();
+                let is_ready = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+                if !is_ready {
+                    if held.lock().unwrap().contains(&app) {
+                        continue;
+                    }
+                    // A pod deleted meanwhile makes the helper panic: contained in its own task.
+                    let (c, n, p) = (client.clone(), ns.clone(), name.clone());
+                    if tokio::spawn(async move { set_pod_ready(&c, &n, &p).await })
+                        .await
+                        .is_err()
+                    {
+                        continue;
+                    }
+                }
+                ready.entry(app).or_default().push(name);
+            }
+            let loads = loads.lock().unwrap().clone();
+            let mut text = String::new();
+            for (app, pods) in &ready {
+                let load = loads.get(app).copied().unwrap_or(0.5);
+                let kv = (load / pods.len() as f64).min(1.0);
+                for pod in pods {
+                    text.push_str(&line(
+                        wva::prometheus::promql::KV_CACHE_METRIC,
+                        &ns,
+                        MODEL,
+                        pod,
+                        kv,
+                    ));
+                    text.push_str(&line(
+                        wva::prometheus::promql::QUEUE_METRIC,
+                        &ns,
+                        MODEL,
+                        pod,
+                        0.0,
+                    ));
+                }
+            }
+            export(&text);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// `wva run` as a process.
+pub struct WvaRun {
+    pub child: Child,
+    pub probes: String,
+    pub metrics: String,
+    /// `https://…` when the webhook is on, else `off`.
+    pub admission: String,
+    pub log: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl WvaRun {
+    fn spawn(scene: &Scene, mode: &str, extra: &[&str]) -> Self {
+        let dir = temp_dir("wva-run");
+        let log = dir.join("wva.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wva"))
+            .args(["run", "--kubeconfig"])
+            .arg(&scene.cp.kubeconfig)
+            .args(["--actuation", mode, "--watch-namespace", &scene.ns])
+            .args([
+                "--health-probe-bind-address",
+                "127.0.0.1:0",
+                "--metrics-bind-address",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("KUBECONFIG")
+            .env("POD_NAMESPACE", &scene.sys)
+            .env("PROMETHEUS_BASE_URL", scene.prometheus.http_url())
+            .env("PROMETHEUS_ALLOW_HTTP", "true")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start wva run");
+        scene.cp.register_pid(child.id());
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let field = |key: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "no {key} in the first line of wva run: {line:?}\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    )
+                })
+                .to_owned()
+        };
+        Self {
+            probes: field("probes="),
+            metrics: field("metrics="),
+            admission: field("admission="),
+            child,
+            log,
+            dir,
+        }
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET `path` on `base` (`http://host:port`), the body.
+    pub fn get(base: &str, path: &str) -> Option<String> {
+        let addr = base.strip_prefix("http://")?;
+        let mut stream = std::net::TcpStream::connect(addr).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+    }
+
+    /// The /metrics text from the metrics port.
+    pub fn metrics_text(&self) -> String {
+        Self::get(&self.metrics, "/metrics").unwrap_or_default()
+    }
+
+    /// The value of the first sample line starting with `prefix` (`name{labels}`).
+    pub fn sample(&self, prefix: &str) -> Option<f64> {
+        self.metrics_text()
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// `wva_cycles_total`.
+    pub fn cycles(&self) -> u64 {
+        self.sample("wva_cycles_total").unwrap_or(0.0) as u64
+    }
+
+    /// Waits until `n` more cycles have run.
+    pub async fn cycles_pass(&self, n: u64, timeout: Duration) {
+        let start = self.cycles();
+        wait_for(timeout, &format!("{n} more cycles"), || async {
+            (self.cycles() >= start + n).then_some(())
+        })
+        .await;
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for WvaRun {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- wva run log ---\n{}", self.log_text());
+        }
+    }
+}
