@@ -538,3 +538,60 @@ async fn one_process_serves_admission_and_the_controller() {
         .wait_condition("decode", "TargetResolved", "True", "TargetFound", T)
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_actuation_holds_instead_of_fighting_an_hpa() {
+    let scene = Scene::new("ctl-hpa", "2s").await;
+    scene.variant("decode", 1, "10").await;
+    scene.load("decode", 0.95);
+    scene.wait_reported(1).await;
+    let hpa = serde_json::json!({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "decode-hpa", "namespace": scene.ns},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "decode"},
+                 "minReplicas": 1, "maxReplicas": 4,
+                 "metrics": [{"type": "External", "external": {
+                     "metric": {"name": "wva_desired_replicas", "selector": {"matchLabels": {"variant_name": "decode"}}},
+                     "target": {"type": "AverageValue", "averageValue": "1"}}}]}
+    });
+    scene
+        .cp
+        .kubectl_stdin_ok(&["apply", "-f", "-"], &hpa.to_string());
+    let wva = scene.wva("direct", &[]);
+    let message = scene
+        .wait_condition(
+            "decode",
+            "OptimizationReady",
+            "False",
+            "HorizontalPodAutoscalerConflict",
+            T,
+        )
+        .await;
+    assert!(message.contains("decode-hpa"), "{message}");
+    wva.cycles_pass(3, T).await;
+    assert_eq!(
+        scene.deployment_object("decode").await.metadata.generation,
+        Some(1),
+        "no /scale write"
+    );
+    let events = scene
+        .events("VariantAutoscaling", "decode", &scene.ns)
+        .await;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|(r, _)| r == "HorizontalPodAutoscalerConflict")
+            .count(),
+        1,
+        "one Warning, not one per cycle: {events:?}"
+    );
+    let gauge = format!(
+        "wva_desired_replicas{{variant_name=\"decode\",namespace=\"{}\",accelerator_type=\"A100\"}}",
+        scene.ns
+    );
+    assert_eq!(
+        wva.sample(&gauge),
+        Some(2.0),
+        "the HPA can still read the decision"
+    );
+}

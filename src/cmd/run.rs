@@ -219,6 +219,8 @@ async fn serve(args: RunArgs) -> Result<(), String> {
         controller_instance: env::lookup("CONTROLLER_INSTANCE"),
         dump_dir: args.dump_snapshots.clone(),
         config_maps,
+        scale_to_zero_default: env::lookup("WVA_SCALE_TO_ZERO")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true")),
     };
     if let Some(dir) = &options.dump_dir {
         std::fs::create_dir_all(dir)

@@ -152,9 +152,16 @@ impl ScaleToZeroConfigSet {
         super::manifest::parse_data(data, |values| Self::parse(values.iter()))
     }
 
-    /// Sets the lowest-priority default (`WVA_SCALE_TO_ZERO=true`).
+    /// Sets the lowest-priority default (`WVA_SCALE_TO_ZERO=true`). When enabled it is also
+    /// written into the `default` entry (where that entry does not decide), which means the same
+    /// for every model and makes a serialised snapshot carry it: `wva analyze` replays a
+    /// controller's dump to the same decisions whatever its environment.
     pub fn with_env_default(mut self, enabled: bool) -> Self {
         self.env_default_enabled = enabled;
+        if enabled {
+            let entry = self.entries.entry(DEFAULT_KEY.to_owned()).or_default();
+            entry.enable_scale_to_zero.get_or_insert(true);
+        }
         self
     }
 

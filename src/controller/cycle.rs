@@ -49,6 +49,8 @@ pub struct Options {
     pub controller_instance: Option<String>,
     pub dump_dir: Option<PathBuf>,
     pub config_maps: ConfigMapNames,
+    /// `WVA_SCALE_TO_ZERO=true`: scale-to-zero where the ConfigMap does not decide.
+    pub scale_to_zero_default: bool,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -134,7 +136,7 @@ impl Controller {
             replica_metrics,
             metrics,
             events,
-            settings: Settings::default(),
+            settings: Settings::new(options.scale_to_zero_default),
             options,
             configured: Arc::default(),
         }

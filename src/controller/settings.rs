@@ -40,6 +40,8 @@ pub struct Settings {
     pub saturation: SaturationConfigSet,
     pub scale_to_zero: ScaleToZeroConfigSet,
     pub interval: Duration,
+    /// `WVA_SCALE_TO_ZERO`: scale-to-zero for models the ConfigMap does not decide.
+    scale_to_zero_env: bool,
     /// The data last applied or rejected, per source, so that an unchanged ConfigMap is not
     /// parsed (and reported) again every cycle.
     seen: BTreeMap<&'static str, Option<BTreeMap<String, String>>>,
@@ -51,6 +53,7 @@ impl Default for Settings {
             saturation: SaturationConfigSet::default(),
             scale_to_zero: ScaleToZeroConfigSet::default(),
             interval: DEFAULT_INTERVAL,
+            scale_to_zero_env: false,
             seen: BTreeMap::new(),
         }
     }
@@ -84,6 +87,16 @@ fn name(source: Source) -> &'static str {
 }
 
 impl Settings {
+    /// The defaults, with `WVA_SCALE_TO_ZERO` (`true`, any case) as the lowest-priority
+    /// scale-to-zero setting.
+    pub fn new(scale_to_zero_env: bool) -> Self {
+        Self {
+            scale_to_zero: ScaleToZeroConfigSet::default().with_env_default(scale_to_zero_env),
+            scale_to_zero_env,
+            ..Self::default()
+        }
+    }
+
     /// Applies the ConfigMaps' data as the cache holds them now (`None`: no such ConfigMap).
     /// Only what changed since the last call is parsed and reported.
     pub fn apply(
@@ -125,7 +138,10 @@ impl Settings {
                 ScaleToZeroConfigSet::parse_config_map_data(scale_to_zero.unwrap_or(&empty));
             keep_if_valid(
                 Source::ScaleToZero,
-                parsed,
+                parsed.map(|mut p| {
+                    p.value = p.value.with_env_default(self.scale_to_zero_env);
+                    p
+                }),
                 &mut self.scale_to_zero,
                 &mut outcome,
             );
@@ -173,6 +189,24 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn the_environment_default_survives_config_map_changes_and_serialises() {
+        let mut settings = Settings::new(true);
+        assert!(settings.scale_to_zero.enabled("p", "m"));
+        let stz = data(&[("default", "retention_period: 5m")]);
+        settings.apply(None, None, Some(&stz));
+        assert!(settings.scale_to_zero.enabled("p", "m"));
+        let json = serde_json::to_value(&settings.scale_to_zero).unwrap();
+        assert_eq!(json["default"]["enable_scale_to_zero"], true, "{json}");
+        let off = data(&[("default", "enable_scale_to_zero: false")]);
+        settings.apply(None, None, Some(&off));
+        assert!(
+            !settings.scale_to_zero.enabled("p", "m"),
+            "the ConfigMap decides first"
+        );
+        assert!(!Settings::new(false).scale_to_zero.enabled("p", "m"));
     }
 
     #[test]

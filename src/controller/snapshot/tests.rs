@@ -169,6 +169,8 @@ fn missing_invalid_and_shared_targets_are_noted_not_decided() {
             json!({"scaleTargetRef": {"kind": "StatefulSet", "name": "x"}, "modelID": "m"}),
             json!({}),
         ),
+        // No spec at all (the CRD schema lets it through): noted, never a panic.
+        va("f", Value::Null, Value::Null),
     ];
     let deployments = [deployment("shared", 1, 1, None)];
     let built = build(
@@ -193,4 +195,5 @@ fn missing_invalid_and_shared_targets_are_noted_not_decided() {
     assert_eq!(targets["c"], &Target::NotFound("nowhere".into()));
     assert!(matches!(targets["d"], Target::Invalid(m) if m.contains("scaleTargetRef.name")));
     assert!(matches!(targets["e"], Target::Invalid(m) if m.contains("StatefulSet")));
+    assert!(matches!(targets["f"], Target::Invalid(m) if m.contains("spec.modelID")));
 }
