@@ -1,4 +1,4 @@
-//! The controller (`wva run`, issue in progress): one decision cycle a period, never
+//! The controller (`wva run`): one decision cycle a period, never
 //! overlapping itself. Each step is its own file; only the edges do IO.
 //!
 //! ```text
@@ -9,11 +9,13 @@
 //!  (≤ 3 queries per cycle)
 //! ```
 //!
-//! Landed so far: [`pods`] (which pods belong to which variant, which of them are stuck, which
-//! accelerator a variant runs on) and [`snapshot`] (cached objects and a collection in, the
-//! core's snapshot and per-VA notes out) and [`settings`] (the ConfigMaps in, the configuration
-//! in force out, last good kept), all pure; [`metrics`], upstream's four replica metrics, exact.
-//! The cycle, actuation, status and events follow.
+//! One file per job: [`pods`] (which pods belong to which variant, which are stuck, which
+//! accelerator a variant runs on), [`snapshot`] (cached objects and a collection in, the core's
+//! snapshot and per-VA notes out), [`settings`] (the ConfigMaps in, the configuration in force
+//! out, last good kept), [`status`] (the status a VA should have; written only when it changed),
+//! [`actuate`] (publish, or patch `/scale`, or hold for an HPA), [`events`] (Events, warnings
+//! throttled), [`metrics`] (upstream's four replica metrics, exact) — pure or a single API call —
+//! and [`cycle`], the loop that joins them and does the IO. Knows nothing of admission.
 
 pub mod actuate;
 pub mod cycle;
