@@ -169,7 +169,8 @@ where
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
 {
     let store = store.clone();
-    let message = format!("{name} has not synced yet");
+    let what = name.strip_prefix("cache/").unwrap_or(name);
+    let message = format!("the {what} cache has not synced yet (waiting for the first full list)");
     Arc::new(move || {
         if futures::FutureExt::now_or_never(store.wait_until_ready()).is_some() {
             Ok(())

@@ -641,7 +641,7 @@ fn readyz_waits_for_the_va_cache_to_sync() {
     assert!(body.contains("has not synced"), "{body}");
     assert!(
         body.contains(
-            "[-]cache/variantautoscalings failed: the VariantAutoscaling cache has not synced yet\n"
+            "[-]cache/variantautoscalings failed: the variantautoscalings cache has not synced yet (waiting for the first full list)\n"
         ),
         "the check is named: {body}"
     );
