@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod config;
 pub mod controller;
 pub mod core;
+pub mod leader;
 pub mod prometheus;
 pub mod runtime;
 pub mod sim;

@@ -325,7 +325,7 @@ fn run_without_a_cluster_fails_naming_the_ways_to_give_one() {
 }
 
 #[test]
-fn run_refuses_unknown_actuation_and_leader_election() {
+fn run_refuses_unknown_actuation_and_bad_leader_election_timing() {
     let out = wva(&["run", "--actuation", "hpa"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -333,14 +333,22 @@ fn run_refuses_unknown_actuation_and_leader_election() {
         "{}",
         stderr(&out)
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_wva"))
-        .args(["run", "--leader-elect"])
-        .env("WVA_ACTUATION", "direct")
-        .output()
-        .unwrap();
+    let out = wva(&[
+        "run",
+        "--leader-elect",
+        "--leader-election-renew-deadline",
+        "60s",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("--leader-elect=true"),
+        stderr(&out).contains("--leader-election-lease-duration (60s) must be longer than --leader-election-renew-deadline (60s)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = wva(&["run", "--leader-election-retry-period", "ten"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("is not a Go duration"),
         "{}",
         stderr(&out)
     );

@@ -20,6 +20,7 @@ use crate::controller::cycle::{Controller, CycleMetrics, Options};
 use crate::controller::events::Events;
 use crate::controller::metrics::ReplicaMetrics;
 use crate::core::Policy;
+use crate::leader::{self, Elector, LeaderMetrics, Leadership, Timing};
 use crate::prometheus::client::{ClientOptions, PrometheusClient};
 use crate::prometheus::connect::{ConfigSource, configuration};
 use crate::runtime::Runtime;
@@ -51,9 +52,19 @@ pub struct RunArgs {
     /// Address of the admission webhook (TLS).
     #[arg(long, default_value = ":9443", value_parser = listen_address)]
     pub webhook_listen: SocketAddr,
-    /// Leader election (several replicas, one controller): not available yet; `false` only.
+    /// Leader election on the Lease `72dd1cf1.llm-d.ai` in POD_NAMESPACE: only the leader runs
+    /// cycles and writes; every replica serves admissions and probes.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "false")]
     pub leader_elect: bool,
+    /// How long a Lease not renewed stays another replica's (Go duration).
+    #[arg(long, default_value = "60s", value_parser = go_duration)]
+    pub leader_election_lease_duration: Duration,
+    /// How long the leader keeps leading without a successful renewal (Go duration).
+    #[arg(long, default_value = "50s", value_parser = go_duration)]
+    pub leader_election_renew_deadline: Duration,
+    /// How often candidates try and the leader renews (Go duration).
+    #[arg(long, default_value = "10s", value_parser = go_duration)]
+    pub leader_election_retry_period: Duration,
     /// Watch one namespace only (VAs, Deployments, Pods); default every namespace.
     #[arg(long)]
     pub watch_namespace: Option<String>,
@@ -71,6 +82,14 @@ pub struct RunArgs {
     pub cert_reload_seconds: f64,
 }
 
+fn go_duration(text: &str) -> Result<Duration, String> {
+    match crate::config::duration::parse_go_duration(text) {
+        Ok(nanos) if nanos > 0 => Ok(Duration::from_nanos(nanos as u64)),
+        Ok(_) => Err(format!("{text:?} must be positive")),
+        Err(e) => Err(format!("{text:?} is not a Go duration such as 15s: {e}")),
+    }
+}
+
 fn actuation(name: &str) -> Result<Mode, String> {
     Mode::from_name(name)
         .ok_or_else(|| format!("unknown actuation {name:?}; known: metrics, direct"))
@@ -81,16 +100,19 @@ const STOP_MARGIN: Duration = Duration::from_secs(5);
 
 pub fn run(args: RunArgs) -> ExitCode {
     crate::telemetry::init_logging();
-    if args.leader_elect {
-        eprintln!(
-            "error: --leader-elect=true: leader election is not available in this version; run one replica with --leader-elect=false"
-        );
+    let timing = Timing {
+        lease_duration: args.leader_election_lease_duration,
+        renew_deadline: args.leader_election_renew_deadline,
+        retry_period: args.leader_election_retry_period,
+    };
+    if let Err(e) = timing.check() {
+        eprintln!("error: {e}");
         return ExitCode::from(EXIT_INVALID);
     }
     let Some(runtime) = super::runtime(true) else {
         return ExitCode::FAILURE;
     };
-    match runtime.block_on(serve(args)) {
+    match runtime.block_on(serve(args, timing)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");
@@ -99,7 +121,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-async fn serve(args: RunArgs) -> Result<(), String> {
+async fn serve(args: RunArgs, timing: Timing) -> Result<(), String> {
     let drain = super::seconds(args.drain_seconds, "--drain-seconds")?;
     let reload_interval = super::seconds(args.cert_reload_seconds, "--cert-reload-seconds")?;
     let client = super::kube::client(args.kubeconfig.as_deref())
@@ -227,6 +249,16 @@ async fn serve(args: RunArgs) -> Result<(), String> {
             .map_err(|e| format!("--dump-snapshots {}: {e}", dir.display()))?;
     }
     let events = Events::new(client.clone(), env::lookup("POD_NAME"));
+    let elector = args.leader_elect.then(|| {
+        let metrics = LeaderMetrics::default();
+        metrics.register(runtime.metrics());
+        let identity = leader::identity(env::lookup("POD_NAME"));
+        tracing::info!(%identity, lease = leader::LEASE_NAME, namespace = %namespace, "leader election on");
+        Elector::new(client.clone(), &namespace, identity, timing, metrics)
+    });
+    let leadership = elector
+        .as_ref()
+        .map_or_else(Leadership::always, |e| e.leadership());
     let controller = Controller::new(
         client,
         caches.variant_autoscalings.clone(),
@@ -236,11 +268,24 @@ async fn serve(args: RunArgs) -> Result<(), String> {
         cycle_metrics,
         events,
         options,
+        leadership,
     );
     runtime
         .readiness()
         .add("controller/configuration", controller.configured());
-    runtime.spawn("controller", controller.run(runtime.shutdown()));
+    let shutdown = runtime.shutdown();
+    runtime.spawn("controller", async move {
+        match elector {
+            None => controller.run(shutdown).await,
+            Some(elector) => {
+                // The Lease is released only once the cycle in flight has finished.
+                let (stopped, _) =
+                    tokio::join!(controller.run(shutdown.clone()), elector.run(shutdown));
+                elector.release().await;
+                stopped
+            }
+        }
+    });
 
     // One plain line on stdout so that scripts and tests learn the ports (port 0 = any free port).
     let shown = |addr: Option<SocketAddr>, scheme: &str| {

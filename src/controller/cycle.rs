@@ -29,6 +29,7 @@ use super::status::{self, Collection, Observed};
 use crate::api::VariantAutoscalingStatus;
 use crate::cache::{ConfigMapNames, WorkloadCaches, variant_autoscaling_resource};
 use crate::core::{Decision, Policy, Report};
+use crate::leader::Leadership;
 use crate::prometheus::client::PrometheusClient;
 use crate::prometheus::collect::{ModelRequest, collect};
 use crate::prometheus::promql::ModelKey;
@@ -105,8 +106,10 @@ pub struct Controller {
     events: Events,
     settings: Settings,
     options: Options,
-    /// Set once the first cycle has applied the configuration (the readiness check).
+    /// Set once the configuration has been applied (the readiness check).
     configured: Arc<std::sync::atomic::AtomicBool>,
+    /// Cycles run and writes happen only while this says so.
+    leadership: Leadership,
 }
 
 fn unix_now() -> (i64, f64) {
@@ -127,6 +130,7 @@ impl Controller {
         metrics: CycleMetrics,
         events: Events,
         options: Options,
+        leadership: Leadership,
     ) -> Self {
         Self {
             client,
@@ -139,6 +143,7 @@ impl Controller {
             settings: Settings::new(options.scale_to_zero_default),
             options,
             configured: Arc::default(),
+            leadership,
         }
     }
 
@@ -174,16 +179,38 @@ impl Controller {
             () = shutdown.requested() => return Ok(()),
             () = synced => {}
         }
-        tracing::info!(
-            actuation = self.options.mode.name(),
-            policy = self.options.policy.name(),
-            "controller started"
-        );
+        self.apply_settings().await;
         loop {
-            let started = Instant::now();
-            self.cycle(&shutdown).await;
+            // A follower keeps its configuration current (and its readiness true: every replica
+            // serves admissions) while it waits to lead.
+            while !self.leadership.is_leading() {
+                let mut leadership = self.leadership.clone();
+                tokio::select! {
+                    () = shutdown.requested() => return Ok(()),
+                    () = leadership.acquired() => {}
+                    () = tokio::time::sleep(CONFIG_CHECK) => self.apply_settings().await,
+                }
+            }
+            tracing::info!(
+                actuation = self.options.mode.name(),
+                policy = self.options.policy.name(),
+                "controller leading: cycles start"
+            );
+            self.lead(&shutdown).await;
             if shutdown.is_requested() {
                 return Ok(());
+            }
+            tracing::warn!("leadership lost: cycles stop until this process leads again");
+        }
+    }
+
+    /// Cycles while leading; returns on shutdown or when leadership is lost.
+    async fn lead(&mut self, shutdown: &Shutdown) {
+        loop {
+            let started = Instant::now();
+            self.cycle(shutdown).await;
+            if shutdown.is_requested() || !self.leadership.is_leading() {
+                return;
             }
             // Idle: re-read the ConfigMaps every second (only changed data is parsed), so that
             // a shorter GLOBAL_OPT_INTERVAL takes effect now rather than after the old wait.
@@ -193,8 +220,10 @@ impl Controller {
                     break;
                 }
                 let tick = Instant::now() + CONFIG_CHECK;
+                let mut leadership = self.leadership.clone();
                 tokio::select! {
-                    () = shutdown.requested() => return Ok(()),
+                    () = shutdown.requested() => return,
+                    () = leadership.lost() => return,
                     () = tokio::time::sleep_until(next.min(tick).into()) => {}
                 }
                 self.apply_settings().await;
@@ -229,8 +258,10 @@ impl Controller {
         let collection = if models.is_empty() {
             Ok(Vec::new())
         } else {
+            let mut leadership = self.leadership.clone();
             tokio::select! {
                 () = shutdown.requested() => return,
+                () = leadership.lost() => return,
                 collected = collect(&self.prometheus, &models, now_f) => collected.map(|c| c.models),
             }
         };
@@ -393,6 +424,10 @@ impl Controller {
         let now = Time(k8s_openapi::jiff::Timestamp::now());
         let mut live = BTreeSet::new();
         for notes in &built.notes {
+            // Leadership lost mid-cycle: no further write (the new leader's first cycle redoes it).
+            if !self.leadership.is_leading() {
+                break;
+            }
             let key = (notes.namespace.as_str(), notes.name.as_str());
             let Some(va) = objects.get(&key) else {
                 continue;
@@ -433,6 +468,7 @@ impl Controller {
                                 .await;
                         }
                     }
+                    Plan::Scale { .. } if !self.leadership.is_leading() => {}
                     Plan::Scale { from, to } => {
                         match actuate::scale(
                             &self.client,
@@ -535,6 +571,9 @@ impl Controller {
     }
 
     async fn write_status(&self, va: &DynamicObject, status: VariantAutoscalingStatus) {
+        if !self.leadership.is_leading() {
+            return;
+        }
         let (Some(namespace), Some(name)) = (
             va.metadata.namespace.as_deref(),
             va.metadata.name.as_deref(),
