@@ -595,3 +595,335 @@ async fn direct_actuation_holds_instead_of_fighting_an_hpa() {
         "the HPA can still read the decision"
     );
 }
+
+/// `config/rbac/controller.yaml` for the scene: the controller namespace is the scene's, the
+/// cluster-scoped names get the scene's suffix; with `namespaced`, the ClusterRole becomes a Role
+/// in the workloads' namespace (what `--watch-namespace` needs).
+fn rbac_for(scene: &Scene, namespaced: bool) -> String {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/rbac/controller.yaml"
+    ))
+    .unwrap();
+    let mut docs = Vec::new();
+    for doc in text.split("\n---\n") {
+        let mut object: serde_json::Value = serde_yaml_ng::from_str(doc).unwrap();
+        if object["metadata"]["namespace"] == "workload-variant-autoscaler-system" {
+            object["metadata"]["namespace"] = scene.sys.clone().into();
+        }
+        for subject in object["subjects"].as_array_mut().into_iter().flatten() {
+            subject["namespace"] = scene.sys.clone().into();
+        }
+        match object["kind"].as_str().unwrap() {
+            "ClusterRole" | "ClusterRoleBinding" if namespaced => {
+                let kind = if object["kind"] == "ClusterRole" {
+                    "Role"
+                } else {
+                    "RoleBinding"
+                };
+                object["kind"] = kind.into();
+                object["metadata"]["namespace"] = scene.ns.clone().into();
+                object["metadata"]["name"] = "wva-workloads".into();
+                if let Some(role) = object.get_mut("roleRef") {
+                    role["kind"] = "Role".into();
+                    role["name"] = "wva-workloads".into();
+                }
+            }
+            "ClusterRole" | "ClusterRoleBinding" => {
+                let name = format!("wva-controller-{}", scene.ns);
+                object["metadata"]["name"] = name.clone().into();
+                if let Some(role) = object.get_mut("roleRef") {
+                    role["name"] = name.into();
+                }
+            }
+            _ => {}
+        }
+        docs.push(object.to_string());
+    }
+    docs.join("\n---\n")
+}
+
+const CONTROLLER_SA: &str = "workload-variant-autoscaler-controller-manager";
+
+/// Runs a scale-up and the leader Lease as the controller's ServiceAccount; returns its requests.
+async fn scale_up_as_the_service_account(
+    scene: &Scene,
+    run: support::controller::Run,
+) -> Vec<support::control_plane::AuditedRequest> {
+    let wva = scene.wva_with(
+        "direct",
+        &[
+            "--leader-elect",
+            "--leader-election-lease-duration",
+            "6s",
+            "--leader-election-renew-deadline",
+            "4s",
+            "--leader-election-retry-period",
+            "1s",
+        ],
+        &run,
+    );
+    scene
+        .wait_condition(
+            "cheap",
+            "OptimizationReady",
+            "True",
+            "OptimizationSucceeded",
+            T,
+        )
+        .await;
+    scene.load("cheap", 0.95);
+    scene.load("pricey", 0.95);
+    scene.wait_spec_replicas("cheap", 2, T).await;
+    wait_for(T, "the ScaledUp Event", || async {
+        scene
+            .events("VariantAutoscaling", "cheap", &scene.ns)
+            .await
+            .iter()
+            .any(|(r, _)| r == "ScaledUp")
+            .then_some(())
+    })
+    .await;
+    wva.cycles_pass(2, T).await;
+    drop(wva);
+    scene.cp.audited_requests_of(&format!(
+        "system:serviceaccount:{}:{CONTROLLER_SA}",
+        scene.sys
+    ))
+}
+
+fn assert_no_403_and_every_kind_of_call(requests: &[support::control_plane::AuditedRequest]) {
+    let denied: Vec<_> = requests.iter().filter(|r| r.code == 403).collect();
+    assert!(denied.is_empty(), "403s: {denied:#?}");
+    let made = |verb: &str, resource: &str, subresource: &str| {
+        requests.iter().any(|r| {
+            r.verb == verb && r.resource == resource && r.subresource == subresource && r.code < 300
+        })
+    };
+    assert!(made("patch", "deployments", "scale"), "a /scale write");
+    assert!(
+        made("patch", "variantautoscalings", "status"),
+        "a status write"
+    );
+    assert!(made("create", "events", ""), "an Event");
+    assert!(
+        made("update", "leases", "") || made("create", "leases", ""),
+        "the Lease"
+    );
+    assert!(
+        made("watch", "pods", "") && made("watch", "configmaps", ""),
+        "the watches"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_cluster_role_is_enough_for_a_whole_scenario() {
+    let scene = Scene::new("ctl-rbac", "2s").await;
+    scene
+        .cp
+        .kubectl_stdin_ok(&["apply", "-f", "-"], &rbac_for(&scene, false));
+    let admin = scene.cp.admin_client().await;
+    let kubeconfig = scene
+        .cp
+        .service_account_kubeconfig(&admin, &scene.sys, CONTROLLER_SA)
+        .await;
+    // Every namespace is watched: the instance label keeps this controller to the scene's VAs.
+    let instance = scene.ns.clone();
+    scene.deployment("cheap", 1).await;
+    scene.deployment("pricey", 1).await;
+    scene.va_for_instance("cheap", "cheap", &instance).await;
+    scene.va_for_instance("pricey", "pricey", &instance).await;
+    scene.wait_reported(2).await;
+    let run = support::controller::Run {
+        kubeconfig: Some(kubeconfig),
+        env: vec![("CONTROLLER_INSTANCE".into(), instance)],
+        all_namespaces: true,
+    };
+    let requests = scale_up_as_the_service_account(&scene, run).await;
+    assert_no_403_and_every_kind_of_call(&requests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_watch_namespace_a_role_is_enough_and_nothing_cluster_wide_is_read() {
+    let scene = Scene::new("ctl-role", "2s").await;
+    scene
+        .cp
+        .kubectl_stdin_ok(&["apply", "-f", "-"], &rbac_for(&scene, true));
+    let admin = scene.cp.admin_client().await;
+    let kubeconfig = scene
+        .cp
+        .service_account_kubeconfig(&admin, &scene.sys, CONTROLLER_SA)
+        .await;
+    scene.variant("cheap", 1, "5").await;
+    scene.variant("pricey", 1, "20").await;
+    scene.wait_reported(2).await;
+    let run = support::controller::Run {
+        kubeconfig: Some(kubeconfig),
+        ..Default::default()
+    };
+    let requests = scale_up_as_the_service_account(&scene, run).await;
+    assert_no_403_and_every_kind_of_call(&requests);
+    let cluster_wide: Vec<_> = requests.iter().filter(|r| r.namespace.is_empty()).collect();
+    assert!(
+        cluster_wide.is_empty(),
+        "cluster-wide requests: {cluster_wide:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_controller_instances_scale_only_their_own_vas() {
+    let scene = Scene::new("ctl-instances", "2s").await;
+    scene.deployment("a", 1).await;
+    scene.deployment("b", 1).await;
+    scene.va_for_instance("a", "a", "blue").await;
+    scene.va_for_instance("b", "b", "green").await;
+    scene.wait_reported(2).await;
+    let blue = scene.wva_with(
+        "metrics",
+        &[],
+        &support::controller::Run {
+            env: vec![("CONTROLLER_INSTANCE".into(), "blue".into())],
+            ..Default::default()
+        },
+    );
+    let green = scene.wva_with(
+        "metrics",
+        &[],
+        &support::controller::Run {
+            env: vec![("CONTROLLER_INSTANCE".into(), "green".into())],
+            ..Default::default()
+        },
+    );
+    scene
+        .wait_condition("a", "MetricsAvailable", "True", "MetricsFound", T)
+        .await;
+    scene
+        .wait_condition("b", "MetricsAvailable", "True", "MetricsFound", T)
+        .await;
+    let gauge = |variant: &str, instance: &str| {
+        format!(
+            "wva_desired_replicas{{variant_name=\"{variant}\",namespace=\"{}\",accelerator_type=\"A100\",controller_instance=\"{instance}\"}}",
+            scene.ns
+        )
+    };
+    wait_for(T, "both gauges", || async {
+        (blue.sample(&gauge("a", "blue")).is_some() && green.sample(&gauge("b", "green")).is_some())
+            .then_some(())
+    })
+    .await;
+    let blue_text = blue.metrics_text();
+    assert!(
+        !blue_text.contains("variant_name=\"b\""),
+        "blue publishes only its VA:\n{blue_text}"
+    );
+    assert!(!green.metrics_text().contains("variant_name=\"a\""));
+    // Each VA's status was written by its own controller only: the other never touched it.
+    let writes = scene.cp.audited_writes(&scene.ns);
+    assert!(
+        writes
+            .iter()
+            .any(|w| w.resource == "variantautoscalings" && w.name == "a")
+    );
+    assert!(
+        writes
+            .iter()
+            .any(|w| w.resource == "variantautoscalings" && w.name == "b")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_leader_is_replaced_within_the_lease_and_no_decision_is_written_twice() {
+    let scene = Scene::new("ctl-leader", "2s").await;
+    scene.variant("decode", 1, "10").await;
+    scene.load("decode", 0.5);
+    scene.wait_reported(1).await;
+    let flags = [
+        "--leader-elect",
+        "--leader-election-lease-duration",
+        "6s",
+        "--leader-election-renew-deadline",
+        "4s",
+        "--leader-election-retry-period",
+        "1s",
+    ];
+    let mut one = scene.wva("direct", &flags);
+    let mut two = scene.wva("direct", &flags);
+    let leading =
+        |w: &support::controller::WvaRun| w.sample("wva_leader_election_leading") == Some(1.0);
+    wait_for(T, "a leader", || async {
+        (leading(&one) || leading(&two)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(leading(&one) ^ leading(&two), "exactly one leader");
+    if leading(&two) {
+        std::mem::swap(&mut one, &mut two);
+    }
+    // Both replicas are ready (both serve admissions); only the leader cycles.
+    for w in [&one, &two] {
+        let ready = support::controller::WvaRun::get(&w.probes, "/readyz").unwrap_or_default();
+        assert_eq!(ready, "ok", "{}", w.log_text());
+    }
+    assert!(
+        two.cycles() == 0,
+        "the follower ran {} cycles",
+        two.cycles()
+    );
+    let holder = one
+        .metrics_text()
+        .lines()
+        .find(|l| l.starts_with("wva_leader_election_holder{"))
+        .unwrap()
+        .to_owned();
+    assert!(
+        two.metrics_text().contains(&holder),
+        "the follower sees the same holder: {holder}"
+    );
+
+    scene.load("decode", 0.95);
+    scene.wait_spec_replicas("decode", 2, T).await;
+    one.child.kill().unwrap();
+    let killed = Instant::now();
+    wait_for(Duration::from_secs(15), "the follower to lead", || async {
+        leading(&two).then_some(())
+    })
+    .await;
+    let takeover = killed.elapsed();
+    eprintln!(
+        "takeover after SIGKILL: {:.1}s (lease 6s)",
+        takeover.as_secs_f64()
+    );
+    assert!(takeover < Duration::from_secs(6 + 3), "{takeover:?}");
+    // 0.95 over 2 pods is 0.475 each: the new leader keeps 2; more load needs a third.
+    scene.load("decode", 1.5);
+    scene.wait_spec_replicas("decode", 3, T).await;
+    two.cycles_pass(3, T).await;
+    let scales: Vec<i64> = scene
+        .cp
+        .audited_writes(&scene.ns)
+        .iter()
+        .filter(|w| w.resource == "deployments" && w.subresource == "scale")
+        .filter_map(|w| w.replicas)
+        .collect();
+    assert_eq!(scales, [2, 3], "one /scale write per decision");
+
+    // A graceful stop releases the Lease at once: a new candidate leads within a retry or two.
+    let three = scene.wva("direct", &flags);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = two.terminate();
+    assert!(status.success());
+    let stopped = Instant::now();
+    wait_for(Duration::from_secs(10), "the third to lead", || async {
+        leading(&three).then_some(())
+    })
+    .await;
+    eprintln!(
+        "takeover after SIGTERM: {:.1}s",
+        stopped.elapsed().as_secs_f64()
+    );
+    assert!(
+        stopped.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        stopped.elapsed()
+    );
+}

@@ -51,14 +51,40 @@ pub struct ControlPlane {
     reaper: Reaper,
 }
 
+fn audited(e: &serde_json::Value) -> AuditedRequest {
+    AuditedRequest {
+        verb: e["verb"].as_str().unwrap_or_default().into(),
+        resource: e["objectRef"]["resource"]
+            .as_str()
+            .unwrap_or_default()
+            .into(),
+        subresource: e["objectRef"]["subresource"]
+            .as_str()
+            .unwrap_or_default()
+            .into(),
+        name: e["objectRef"]["name"].as_str().unwrap_or_default().into(),
+        namespace: e["objectRef"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .into(),
+        code: e["responseStatus"]["code"].as_u64().unwrap_or(0),
+        replicas: e["requestObject"]["spec"]["replicas"].as_i64(),
+        user: e["user"]["username"].as_str().unwrap_or_default().into(),
+    }
+}
+
 /// One write request, as the API server's audit log records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuditedWrite {
+pub struct AuditedRequest {
     pub verb: String,
     pub resource: String,
     pub subresource: String,
     pub name: String,
+    pub namespace: String,
     pub code: u64,
+    /// `spec.replicas` of a `/scale` write (its request body is logged).
+    pub replicas: Option<i64>,
+    pub user: String,
 }
 
 static CONTROL_PLANE: OnceLock<ControlPlane> = OnceLock::new();
@@ -110,7 +136,7 @@ impl ControlPlane {
         let audit_policy = dir.join("audit-policy.yaml");
         std::fs::write(
             &audit_policy,
-            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n  verbs: [create, update, patch, delete, deletecollection]\n- level: None\n",
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Request\n  verbs: [update, patch]\n  resources: [{group: apps, resources: [deployments/scale]}]\n- level: Metadata\n  verbs: [create, update, patch, delete, deletecollection]\n- level: Metadata\n  userGroups: [system:serviceaccounts]\n- level: None\n",
         )
         .unwrap();
         let api_port = free_port();
@@ -215,24 +241,26 @@ impl ControlPlane {
     }
 
     /// Every write the API server answered in `namespace`, from its audit log, in order.
-    pub fn audited_writes(&self, namespace: &str) -> Vec<AuditedWrite> {
+    pub fn audited_writes(&self, namespace: &str) -> Vec<AuditedRequest> {
         let text = std::fs::read_to_string(self.dir.join("audit.log")).unwrap_or_default();
         text.lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|e| e["objectRef"]["namespace"] == namespace)
-            .map(|e| AuditedWrite {
-                verb: e["verb"].as_str().unwrap_or_default().into(),
-                resource: e["objectRef"]["resource"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .into(),
-                subresource: e["objectRef"]["subresource"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .into(),
-                name: e["objectRef"]["name"].as_str().unwrap_or_default().into(),
-                code: e["responseStatus"]["code"].as_u64().unwrap_or(0),
+            .filter(|e| {
+                ["create", "update", "patch", "delete", "deletecollection"]
+                    .contains(&e["verb"].as_str().unwrap_or_default())
             })
+            .map(|e| audited(&e))
+            .collect()
+    }
+
+    /// Every request of `user` (service accounts' requests are all logged), in order.
+    pub fn audited_requests_of(&self, user: &str) -> Vec<AuditedRequest> {
+        let text = std::fs::read_to_string(self.dir.join("audit.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["user"]["username"] == user)
+            .map(|e| audited(&e))
             .collect()
     }
 

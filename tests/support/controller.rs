@@ -311,9 +311,31 @@ impl Scene {
         .await;
     }
 
-    /// Starts `wva run` on this scene (`--actuation mode`, plus `extra`).
+    /// Starts `wva run` on this scene (`--actuation mode`, plus `extra`) as the admin, watching
+    /// this scene's namespace only.
     pub fn wva(&self, mode: &str, extra: &[&str]) -> WvaRun {
-        WvaRun::spawn(self, mode, extra)
+        self.wva_with(mode, extra, &Run::default())
+    }
+
+    /// Starts `wva run` with `run`'s identity, environment and scope.
+    pub fn wva_with(&self, mode: &str, extra: &[&str], run: &Run) -> WvaRun {
+        WvaRun::spawn(self, mode, extra, run)
+    }
+
+    /// A VA labelled for controller instance `instance`.
+    pub async fn va_for_instance(&self, name: &str, target: &str, instance: &str) {
+        self.va(name, target, "10").await;
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.ns, &va_resource());
+        api.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"labels": {"wva.llmd.ai/controller-instance": instance}}}),
+            ),
+        )
+        .await
+        .unwrap();
     }
 }
 
@@ -393,6 +415,17 @@ async fn kubelet(
     }
 }
 
+/// How a `wva run` process is started besides its flags.
+#[derive(Clone, Debug, Default)]
+pub struct Run {
+    /// Kubeconfig (default: the admin's).
+    pub kubeconfig: Option<PathBuf>,
+    /// Extra environment.
+    pub env: Vec<(String, String)>,
+    /// Watch every namespace (isolate with `CONTROLLER_INSTANCE` then) instead of the scene's.
+    pub all_namespaces: bool,
+}
+
 /// `wva run` as a process.
 pub struct WvaRun {
     pub child: Child,
@@ -405,13 +438,18 @@ pub struct WvaRun {
 }
 
 impl WvaRun {
-    fn spawn(scene: &Scene, mode: &str, extra: &[&str]) -> Self {
+    fn spawn(scene: &Scene, mode: &str, extra: &[&str], run: &Run) -> Self {
         let dir = temp_dir("wva-run");
         let log = dir.join("wva.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wva"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wva"));
+        command
             .args(["run", "--kubeconfig"])
-            .arg(&scene.cp.kubeconfig)
-            .args(["--actuation", mode, "--watch-namespace", &scene.ns])
+            .arg(run.kubeconfig.as_ref().unwrap_or(&scene.cp.kubeconfig))
+            .args(["--actuation", mode]);
+        if !run.all_namespaces {
+            command.args(["--watch-namespace", &scene.ns]);
+        }
+        command
             .args([
                 "--health-probe-bind-address",
                 "127.0.0.1:0",
@@ -426,9 +464,11 @@ impl WvaRun {
             .env("PROMETHEUS_ALLOW_HTTP", "true")
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start wva run");
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in &run.env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("start wva run");
         scene.cp.register_pid(child.id());
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
