@@ -47,6 +47,8 @@ pub struct ControlPlane {
     /// The cluster CA (PEM), also signs client certificates.
     pub ca: TestCa,
     processes: Mutex<Vec<Server>>,
+    apiserver_args: Vec<String>,
+    etcd_port: u16,
     crd_installed: OnceLock<()>,
     reaper: Reaper,
 }
@@ -141,30 +143,30 @@ impl ControlPlane {
         .unwrap();
         let api_port = free_port();
         let server = format!("https://127.0.0.1:{api_port}");
+        let apiserver_args: Vec<String> = vec![
+            format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={api_port}"),
+            format!("--tls-cert-file={}", serving.cert_path.display()),
+            format!("--tls-private-key-file={}", serving.key_path.display()),
+            format!("--client-ca-file={}", ca_path.display()),
+            "--authorization-mode=RBAC".into(),
+            "--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook".into(),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            format!("--service-account-key-file={}", sa_pub.display()),
+            format!("--service-account-signing-key-file={}", sa_key.display()),
+            "--service-cluster-ip-range=10.96.0.0/24".into(),
+            "--allow-privileged=true".into(),
+            "--profiling=false".into(),
+            format!("--cert-dir={}", dir.join("apiserver-certs").display()),
+            format!("--audit-policy-file={}", audit_policy.display()),
+            format!("--audit-log-path={}", dir.join("audit.log").display()),
+        ];
         let mut apiserver = Server::spawn(
             "kube-apiserver",
             &bin.join("kube-apiserver"),
-            &[
-                format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
-                "--bind-address=127.0.0.1".into(),
-                "--advertise-address=127.0.0.1".into(),
-                format!("--secure-port={api_port}"),
-                format!("--tls-cert-file={}", serving.cert_path.display()),
-                format!("--tls-private-key-file={}", serving.key_path.display()),
-                format!("--client-ca-file={}", ca_path.display()),
-                "--authorization-mode=RBAC".into(),
-                "--enable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionWebhook"
-                    .into(),
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-                format!("--service-account-key-file={}", sa_pub.display()),
-                format!("--service-account-signing-key-file={}", sa_key.display()),
-                "--service-cluster-ip-range=10.96.0.0/24".into(),
-                "--allow-privileged=true".into(),
-                "--profiling=false".into(),
-                format!("--cert-dir={}", dir.join("apiserver-certs").display()),
-                format!("--audit-policy-file={}", audit_policy.display()),
-                format!("--audit-log-path={}", dir.join("audit.log").display()),
-            ],
+            &apiserver_args,
             &dir,
             &reaper,
         );
@@ -235,6 +237,8 @@ impl ControlPlane {
             kubeconfig,
             ca,
             processes: Mutex::new(vec![etcd, apiserver, controller_manager]),
+            apiserver_args,
+            etcd_port,
             crd_installed: OnceLock::new(),
             reaper,
         }
@@ -262,6 +266,67 @@ impl ControlPlane {
             .filter(|e| e["user"]["username"] == user)
             .map(|e| audited(&e))
             .collect()
+    }
+
+    /// Stops kube-apiserver (every watch breaks), runs `between` while it is down, and starts it
+    /// again on the same port and data; returns once it answers `/readyz`.
+    pub fn restart_apiserver(&self, between: impl FnOnce()) {
+        let mut processes = self.processes.lock().unwrap();
+        processes[1].stop();
+        between();
+        processes[1] = Server::spawn(
+            "kube-apiserver",
+            &self.bin.join("kube-apiserver"),
+            &self.apiserver_args,
+            &self.dir,
+            &self.reaper,
+        );
+        let kubectl = self.bin.join("kubectl");
+        let kubeconfig = self.kubeconfig.clone();
+        wait_until(&mut processes[1], Duration::from_secs(90), || {
+            Command::new(&kubectl)
+                .args([
+                    "--kubeconfig",
+                    kubeconfig.to_str().unwrap(),
+                    "get",
+                    "--raw",
+                    "/readyz",
+                ])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    }
+
+    /// Compacts etcd's history past every resource version handed out so far (watches resuming
+    /// from one then get 410 Gone); returns the revision.
+    pub fn compact_etcd(&self) -> i64 {
+        let post = |path: &str, body: &str| -> serde_json::Value {
+            use std::io::{Read, Write};
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.etcd_port)).unwrap();
+            write!(
+                stream,
+                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            let mut text = String::new();
+            stream.read_to_string(&mut text).unwrap();
+            let json = &text[text.find('{').unwrap()..=text.rfind('}').unwrap()];
+            serde_json::from_str(json).unwrap()
+        };
+        // A write outside Kubernetes' keys moves the revision past every resource version a
+        // client has seen, so that after the compaction no watch can resume.
+        let put = post(
+            "/v3/kv/put",
+            r#"{"key": "d3ZhLXRlc3QtZHVtbXk=", "value": "eA=="}"#,
+        );
+        let revision: i64 = put["header"]["revision"].as_str().unwrap().parse().unwrap();
+        let compacted = post(
+            "/v3/kv/compaction",
+            &format!(r#"{{"revision": "{revision}", "physical": true}}"#),
+        );
+        assert!(compacted.get("error").is_none(), "{compacted}");
+        revision
     }
 
     /// Has the reaper stop `pid` too when the test binary ends (for processes a test starts).
