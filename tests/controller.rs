@@ -596,55 +596,6 @@ async fn direct_actuation_holds_instead_of_fighting_an_hpa() {
     );
 }
 
-/// `config/rbac/controller.yaml` for the scene: the controller namespace is the scene's, the
-/// cluster-scoped names get the scene's suffix; with `namespaced`, the ClusterRole becomes a Role
-/// in the workloads' namespace (what `--watch-namespace` needs).
-fn rbac_for(scene: &Scene, namespaced: bool) -> String {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/config/rbac/controller.yaml"
-    ))
-    .unwrap();
-    let mut docs = Vec::new();
-    for doc in text.split("\n---\n") {
-        let mut object: serde_json::Value = serde_yaml_ng::from_str(doc).unwrap();
-        if object["metadata"]["namespace"] == "workload-variant-autoscaler-system" {
-            object["metadata"]["namespace"] = scene.sys.clone().into();
-        }
-        for subject in object["subjects"].as_array_mut().into_iter().flatten() {
-            subject["namespace"] = scene.sys.clone().into();
-        }
-        match object["kind"].as_str().unwrap() {
-            "ClusterRole" | "ClusterRoleBinding" if namespaced => {
-                let kind = if object["kind"] == "ClusterRole" {
-                    "Role"
-                } else {
-                    "RoleBinding"
-                };
-                object["kind"] = kind.into();
-                object["metadata"]["namespace"] = scene.ns.clone().into();
-                object["metadata"]["name"] = "wva-workloads".into();
-                if let Some(role) = object.get_mut("roleRef") {
-                    role["kind"] = "Role".into();
-                    role["name"] = "wva-workloads".into();
-                }
-            }
-            "ClusterRole" | "ClusterRoleBinding" => {
-                let name = format!("wva-controller-{}", scene.ns);
-                object["metadata"]["name"] = name.clone().into();
-                if let Some(role) = object.get_mut("roleRef") {
-                    role["name"] = name.into();
-                }
-            }
-            _ => {}
-        }
-        docs.push(object.to_string());
-    }
-    docs.join("\n---\n")
-}
-
-const CONTROLLER_SA: &str = "workload-variant-autoscaler-controller-manager";
-
 /// Runs a scale-up and the leader Lease as the controller's ServiceAccount; returns its requests.
 async fn scale_up_as_the_service_account(
     scene: &Scene,
@@ -686,10 +637,7 @@ async fn scale_up_as_the_service_account(
     .await;
     wva.cycles_pass(2, T).await;
     drop(wva);
-    scene.cp.audited_requests_of(&format!(
-        "system:serviceaccount:{}:{CONTROLLER_SA}",
-        scene.sys
-    ))
+    scene.cp.audited_requests_of(&scene.controller_user())
 }
 
 fn assert_no_403_and_every_kind_of_call(requests: &[support::control_plane::AuditedRequest]) {
@@ -719,14 +667,7 @@ fn assert_no_403_and_every_kind_of_call(requests: &[support::control_plane::Audi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shipped_cluster_role_is_enough_for_a_whole_scenario() {
     let scene = Scene::new("ctl-rbac", "2s").await;
-    scene
-        .cp
-        .kubectl_stdin_ok(&["apply", "-f", "-"], &rbac_for(&scene, false));
-    let admin = scene.cp.admin_client().await;
-    let kubeconfig = scene
-        .cp
-        .service_account_kubeconfig(&admin, &scene.sys, CONTROLLER_SA)
-        .await;
+    let kubeconfig = scene.controller_service_account(false).await;
     // Every namespace is watched: the instance label keeps this controller to the scene's VAs.
     let instance = scene.ns.clone();
     scene.deployment("cheap", 1).await;
@@ -746,14 +687,7 @@ async fn the_shipped_cluster_role_is_enough_for_a_whole_scenario() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_watch_namespace_a_role_is_enough_and_nothing_cluster_wide_is_read() {
     let scene = Scene::new("ctl-role", "2s").await;
-    scene
-        .cp
-        .kubectl_stdin_ok(&["apply", "-f", "-"], &rbac_for(&scene, true));
-    let admin = scene.cp.admin_client().await;
-    let kubeconfig = scene
-        .cp
-        .service_account_kubeconfig(&admin, &scene.sys, CONTROLLER_SA)
-        .await;
+    let kubeconfig = scene.controller_service_account(true).await;
     scene.variant("cheap", 1, "5").await;
     scene.variant("pricey", 1, "20").await;
     scene.wait_reported(2).await;

@@ -13,54 +13,12 @@ use support::control_plane::wait_for;
 use support::controller::{Run, Scene, va_resource};
 
 const T: Duration = Duration::from_secs(60);
-const CONTROLLER_SA: &str = "workload-variant-autoscaler-controller-manager";
-
-/// The shipped RBAC as Roles: the controller namespace's, and the workloads' namespace's.
-fn namespaced_rbac(scene: &Scene) -> String {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/config/rbac/controller.yaml"
-    ))
-    .unwrap();
-    let mut docs = Vec::new();
-    for doc in text.split("\n---\n") {
-        let mut object: serde_json::Value = serde_yaml_ng::from_str(doc).unwrap();
-        if object["metadata"]["namespace"] == "workload-variant-autoscaler-system" {
-            object["metadata"]["namespace"] = scene.sys.clone().into();
-        }
-        for subject in object["subjects"].as_array_mut().into_iter().flatten() {
-            subject["namespace"] = scene.sys.clone().into();
-        }
-        if let Some(kind) = object["kind"]
-            .as_str()
-            .and_then(|k| k.strip_prefix("Cluster"))
-            .map(str::to_owned)
-        {
-            object["kind"] = kind.into();
-            object["metadata"]["namespace"] = scene.ns.clone().into();
-            object["metadata"]["name"] = "wva-workloads".into();
-            if let Some(role) = object.get_mut("roleRef") {
-                role["kind"] = "Role".into();
-                role["name"] = "wva-workloads".into();
-            }
-        }
-        docs.push(object.to_string());
-    }
-    docs.join("\n---\n")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_rides_out_an_api_server_restart_with_compacted_history() {
     let scene = Scene::new("fault", "2s").await;
-    scene
-        .cp
-        .kubectl_stdin_ok(&["apply", "-f", "-"], &namespaced_rbac(&scene));
-    let admin = scene.cp.admin_client().await;
-    let kubeconfig = scene
-        .cp
-        .service_account_kubeconfig(&admin, &scene.sys, CONTROLLER_SA)
-        .await;
-    let user = format!("system:serviceaccount:{}:{CONTROLLER_SA}", scene.sys);
+    let kubeconfig = scene.controller_service_account(true).await;
+    let user = scene.controller_user();
     scene.variant("decode", 1, "10").await;
     scene.variant("gone", 1, "10").await;
     scene.load("decode", 0.5);

@@ -19,6 +19,7 @@ use kube::{Api, Resource};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 
 use super::actuate::{self, FIELD_MANAGER, Mode, Plan};
 use super::events::Events;
@@ -60,13 +61,31 @@ struct ConfigMapLabel {
 }
 
 /// The controller's own counters (beyond upstream's four replica metrics).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct CycleMetrics {
     cycles: Counter,
     prometheus_failures: Counter,
     config_rejections: Family<ConfigMapLabel, Counter>,
     status_writes: Counter,
     scale_writes: Counter,
+    prometheus_queries: Counter,
+    duration: Histogram,
+}
+
+impl Default for CycleMetrics {
+    fn default() -> Self {
+        Self {
+            cycles: Counter::default(),
+            prometheus_failures: Counter::default(),
+            config_rejections: Family::default(),
+            status_writes: Counter::default(),
+            scale_writes: Counter::default(),
+            prometheus_queries: Counter::default(),
+            duration: Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+        }
+    }
 }
 
 impl CycleMetrics {
@@ -91,6 +110,16 @@ impl CycleMetrics {
             "wva_scale_writes",
             "Writes of a target's /scale subresource (direct actuation)",
             self.scale_writes.clone(),
+        );
+        registry.register(
+            "wva_prometheus_queries",
+            "PromQL queries sent (at most 3 per cycle, whatever the number of models)",
+            self.prometheus_queries.clone(),
+        );
+        registry.register(
+            "wva_cycle_duration_seconds",
+            "Time of one cycle: collection, snapshot, decision and writes",
+            self.duration.clone(),
         );
     }
 }
@@ -244,6 +273,14 @@ impl Controller {
 
     /// One cycle.
     pub async fn cycle(&mut self, shutdown: &Shutdown) {
+        let started = Instant::now();
+        self.cycle_steps(shutdown).await;
+        self.metrics
+            .duration
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    async fn cycle_steps(&mut self, shutdown: &Shutdown) {
         self.metrics.cycles.inc();
         let (now, now_f) = unix_now();
         self.apply_settings().await;
@@ -255,6 +292,12 @@ impl Controller {
             .filter(|va| self.selected(va))
             .collect();
         let models = self.model_requests(&vas);
+        if let (false, Ok(texts)) = (
+            models.is_empty(),
+            crate::prometheus::collect::queries(&models),
+        ) {
+            self.metrics.prometheus_queries.inc_by(texts.len() as u64);
+        }
         let collection = if models.is_empty() {
             Ok(Vec::new())
         } else {

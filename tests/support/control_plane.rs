@@ -205,6 +205,10 @@ impl ControlPlane {
                 format!("--root-ca-file={}", ca_path.display()),
                 "--leader-elect=false".into(),
                 "--use-service-account-credentials=false".into(),
+                // Scale benchmarks create thousands of pods: the default 20 QPS would take minutes.
+                "--kube-api-qps=500".into(),
+                "--kube-api-burst=1000".into(),
+                "--concurrent-replicaset-syncs=10".into(),
                 format!("--cert-dir={}", dir.join("kcm-certs").display()),
             ],
             &dir,

@@ -25,6 +25,9 @@ use super::prometheus::{Exporter, Prometheus, line};
 
 pub const MODEL: &str = "meta/llama-3.1-8b";
 
+/// The controller's ServiceAccount in `config/rbac/controller.yaml`.
+pub const CONTROLLER_SA: &str = "workload-variant-autoscaler-controller-manager";
+
 pub fn va_resource() -> ApiResource {
     ApiResource {
         group: "llmd.ai".into(),
@@ -37,6 +40,8 @@ pub fn va_resource() -> ApiResource {
 
 /// Load per Deployment, in KV-cache units: each Ready pod reports `min(1, load / ready pods)`.
 type Loads = Arc<Mutex<BTreeMap<String, f64>>>;
+/// The model each Deployment serves (default [`MODEL`]).
+type Models = Arc<Mutex<BTreeMap<String, String>>>;
 
 pub struct Scene {
     pub cp: &'static ControlPlane,
@@ -48,6 +53,7 @@ pub struct Scene {
     pub exporter: Exporter,
     pub prometheus: Prometheus,
     loads: Loads,
+    models: Models,
     /// Deployments (by `app` label) whose pods the kubelet does not make Ready: pods already
     /// Ready stay so, new ones wait (not Ready, no metrics).
     held: Arc<Mutex<BTreeSet<String>>>,
@@ -63,6 +69,11 @@ impl Drop for Scene {
 impl Scene {
     /// A scene whose main ConfigMap sets `GLOBAL_OPT_INTERVAL` to `interval` (a Go duration).
     pub async fn new(prefix: &str, interval: &str) -> Self {
+        Self::new_with(prefix, interval, Duration::from_millis(300)).await
+    }
+
+    /// [`Scene::new`] whose kubelet and exporter pass every `period` (larger scenes need longer).
+    pub async fn new_with(prefix: &str, interval: &str, period: Duration) -> Self {
         let cp = control_plane();
         cp.install_crd();
         let client = cp.admin_client().await;
@@ -71,13 +82,18 @@ impl Scene {
         let exporter = Exporter::start();
         let prometheus = Prometheus::start(&ns, &[exporter.addr], None);
         let loads: Loads = Arc::default();
+        let models: Models = Arc::default();
         let held: Arc<Mutex<BTreeSet<String>>> = Arc::default();
         let shared = exporter.clone();
         let kubelet = tokio::spawn(kubelet(
-            client.clone(),
-            ns.clone(),
-            loads.clone(),
-            held.clone(),
+            Kubelet {
+                client: client.clone(),
+                ns: ns.clone(),
+                loads: loads.clone(),
+                models: models.clone(),
+                held: held.clone(),
+                period,
+            },
             move |text: &str| shared.set(text),
         ));
         let scene = Self {
@@ -88,6 +104,7 @@ impl Scene {
             exporter,
             prometheus,
             loads,
+            models,
             held,
             kubelet,
         };
@@ -139,12 +156,21 @@ impl Scene {
     }
 
     pub async fn va(&self, name: &str, target: &str, cost: &str) {
+        self.va_for_model(name, target, cost, MODEL).await;
+    }
+
+    /// A VA for `model`; the exporter reports `target`'s pods under that model.
+    pub async fn va_for_model(&self, name: &str, target: &str, cost: &str, model: &str) {
+        self.models
+            .lock()
+            .unwrap()
+            .insert(target.into(), model.into());
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &self.ns, &va_resource());
         let va: DynamicObject = serde_json::from_value(json!({
             "apiVersion": "llmd.ai/v1alpha1", "kind": "VariantAutoscaling",
             "metadata": {"name": name, "labels": {"inference.optimization/acceleratorName": "A100"}},
-            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": target}, "modelID": MODEL, "variantCost": cost}
+            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": target}, "modelID": model, "variantCost": cost}
         }))
         .unwrap();
         api.create(&PostParams::default(), &va).await.unwrap();
@@ -322,6 +348,55 @@ impl Scene {
         WvaRun::spawn(self, mode, extra, run)
     }
 
+    /// Applies `config/rbac/controller.yaml` for this scene (the controller namespace is the
+    /// scene's; cluster-scoped names get the scene's suffix; with `namespaced` the ClusterRole
+    /// and its binding become a Role in the workloads' namespace, what `--watch-namespace`
+    /// needs) and returns a kubeconfig of its ServiceAccount.
+    pub async fn controller_service_account(&self, namespaced: bool) -> PathBuf {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/rbac/controller.yaml"
+        ))
+        .unwrap();
+        let mut docs = Vec::new();
+        for doc in text.split("\n---\n") {
+            let mut object: Value = serde_yaml_ng::from_str(doc).unwrap();
+            if object["metadata"]["namespace"] == "workload-variant-autoscaler-system" {
+                object["metadata"]["namespace"] = self.sys.clone().into();
+            }
+            for subject in object["subjects"].as_array_mut().into_iter().flatten() {
+                subject["namespace"] = self.sys.clone().into();
+            }
+            let kind = object["kind"].as_str().unwrap_or_default().to_owned();
+            if let Some(local) = kind.strip_prefix("Cluster") {
+                let name = if namespaced {
+                    object["kind"] = local.into();
+                    object["metadata"]["namespace"] = self.ns.clone().into();
+                    "wva-workloads".to_owned()
+                } else {
+                    format!("wva-controller-{}", self.ns)
+                };
+                object["metadata"]["name"] = name.clone().into();
+                if let Some(role) = object.get_mut("roleRef") {
+                    role["kind"] = if namespaced { "Role" } else { "ClusterRole" }.into();
+                    role["name"] = name.into();
+                }
+            }
+            docs.push(object.to_string());
+        }
+        self.cp
+            .kubectl_stdin_ok(&["apply", "-f", "-"], &docs.join("\n---\n"));
+        let admin = self.cp.admin_client().await;
+        self.cp
+            .service_account_kubeconfig(&admin, &self.sys, CONTROLLER_SA)
+            .await
+    }
+
+    /// The audit-log user name of the controller's ServiceAccount.
+    pub fn controller_user(&self) -> String {
+        format!("system:serviceaccount:{}:{CONTROLLER_SA}", self.sys)
+    }
+
     /// A VA labelled for controller instance `instance`.
     pub async fn va_for_instance(&self, name: &str, target: &str, instance: &str) {
         self.va(name, target, "10").await;
@@ -341,13 +416,24 @@ impl Scene {
 
 /// Plays the kubelet and the model servers: makes pods Ready (unless held), completes
 /// deletions, and exports `vllm:*` series for the Ready pods.
-async fn kubelet(
+struct Kubelet {
     client: Client,
     ns: String,
     loads: Loads,
+    models: Models,
     held: Arc<Mutex<BTreeSet<String>>>,
-    export: impl Fn(&str),
-) {
+    period: Duration,
+}
+
+async fn kubelet(kubelet: Kubelet, export: impl Fn(&str)) {
+    let Kubelet {
+        client,
+        ns,
+        loads,
+        models,
+        held,
+        period,
+    } = kubelet;
     let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
     loop {
         if let Ok(list) = api.list(&ListParams::default()).await {
@@ -388,22 +474,24 @@ async fn kubelet(
                 ready.entry(app).or_default().push(name);
             }
             let loads = loads.lock().unwrap().clone();
+            let models = models.lock().unwrap().clone();
             let mut text = String::new();
             for (app, pods) in &ready {
                 let load = loads.get(app).copied().unwrap_or(0.5);
                 let kv = (load / pods.len() as f64).min(1.0);
+                let model = models.get(app).map_or(MODEL, String::as_str);
                 for pod in pods {
                     text.push_str(&line(
                         wva::prometheus::promql::KV_CACHE_METRIC,
                         &ns,
-                        MODEL,
+                        model,
                         pod,
                         kv,
                     ));
                     text.push_str(&line(
                         wva::prometheus::promql::QUEUE_METRIC,
                         &ns,
-                        MODEL,
+                        model,
                         pod,
                         0.0,
                     ));
@@ -411,7 +499,7 @@ async fn kubelet(
             }
             export(&text);
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(period).await;
     }
 }
 
