@@ -129,6 +129,10 @@ async fn run(models: usize, pods: usize, minutes: usize) {
         &[],
         &Run {
             kubeconfig: Some(kubeconfig),
+            env: vec![(
+                "RUST_LOG".into(),
+                "info,wva::controller::cycle=debug".into(),
+            )],
             ..Run::default()
         },
     );
@@ -183,16 +187,31 @@ async fn run(models: usize, pods: usize, minutes: usize) {
         },
     )
     .await;
+    // The next complete cycle that starts after the data is visible makes the step; take the
+    // cycle in flight and that one.
     let (count2, sum2) = cycle_time(&wva);
     let (from, _) = by_verb(&scene, &user, 0);
-    wva.cycles_pass(1, Duration::from_secs(60)).await;
+    wait_for(Duration::from_secs(60), "two complete cycles", || async {
+        (cycle_time(&wva).0 >= count2 + 2.0).then_some(())
+    })
+    .await;
     let (count3, sum3) = cycle_time(&wva);
     let (_, scale_up) = by_verb(&scene, &user, from);
     println!(
-        "the scale-up cycle ({busy_models} models each get a replica): {:.1} ms, API requests: {scale_up:?}",
+        "the scale-up ({busy_models} models each get a replica), over the {} cycles around it: {:.1} ms per cycle, API requests: {scale_up:?}",
+        count3 - count2,
         (sum3 - sum2) / (count3 - count2).max(1.0) * 1000.0
     );
 
+    let phases: Vec<String> = wva
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("collect_ms"))
+        .map(str::to_owned)
+        .collect();
+    for line in phases.iter().rev().take(3).rev() {
+        println!("  {line}");
+    }
     let rss_start = memory_mib(pid);
     println!("controller memory: {rss_start:.1} MiB RSS");
     for minute in 1..=minutes {

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DynamicObject, Patch, PatchParams};
@@ -25,7 +26,7 @@ use super::actuate::{self, FIELD_MANAGER, Mode, Plan};
 use super::events::Events;
 use super::metrics::{ReplicaMetrics, VariantLabels};
 use super::settings::{Outcome, Settings, Source};
-use super::snapshot::{self, Built, Cluster, Target};
+use super::snapshot::{self, Built, Cluster, Target, VariantNotes};
 use super::status::{self, Collection, Observed};
 use crate::api::VariantAutoscalingStatus;
 use crate::cache::{ConfigMapNames, WorkloadCaches, variant_autoscaling_resource};
@@ -35,6 +36,9 @@ use crate::prometheus::client::PrometheusClient;
 use crate::prometheus::collect::{ModelRequest, collect};
 use crate::prometheus::promql::ModelKey;
 use crate::runtime::Shutdown;
+
+/// How many VAs' writes are in flight at once.
+const WRITE_CONCURRENCY: usize = 8;
 
 /// How often the ConfigMaps are re-read between cycles.
 const CONFIG_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
@@ -281,6 +285,7 @@ impl Controller {
     }
 
     async fn cycle_steps(&mut self, shutdown: &Shutdown) {
+        let started = Instant::now();
         self.metrics.cycles.inc();
         let (now, now_f) = unix_now();
         self.apply_settings().await;
@@ -308,6 +313,7 @@ impl Controller {
                 collected = collect(&self.prometheus, &models, now_f) => collected.map(|c| c.models),
             }
         };
+        let collected_at = Instant::now();
         let failure = match &collection {
             Ok(_) => None,
             Err(error) => {
@@ -330,7 +336,9 @@ impl Controller {
             &self.settings.scale_to_zero,
             now,
         );
+        let built_at = Instant::now();
         let report = crate::core::decide(&built.snapshot, self.options.policy);
+        let decided_at = Instant::now();
         if let Some(dir) = &self.options.dump_dir {
             dump(dir, &built, &report);
         }
@@ -339,6 +347,14 @@ impl Controller {
             None => Collection::Collected,
         };
         let live = self.act(&vas, &built, &report, collection).await;
+        tracing::debug!(
+            collect_ms = (collected_at - started).as_secs_f64() * 1e3,
+            snapshot_ms = (built_at - collected_at).as_secs_f64() * 1e3,
+            decide_ms = (decided_at - built_at).as_secs_f64() * 1e3,
+            act_ms = decided_at.elapsed().as_secs_f64() * 1e3,
+            variants = built.snapshot.variants.len(),
+            "cycle"
+        );
         self.replica_metrics.retain(&live);
     }
 
@@ -456,135 +472,174 @@ impl Controller {
                 ))
             })
             .collect();
-        let deployments = self.workload.deployments.state();
+        let cached = self.workload.deployments.state();
+        let deployments: BTreeMap<(&str, &str), &k8s_openapi::api::apps::v1::Deployment> = cached
+            .iter()
+            .filter_map(|d| {
+                Some((
+                    (
+                        d.metadata.namespace.as_deref()?,
+                        d.metadata.name.as_deref()?,
+                    ),
+                    d.as_ref(),
+                ))
+            })
+            .collect();
         let autoscalers = self
             .workload
             .autoscalers
             .as_ref()
             .map(Store::state)
             .unwrap_or_default();
-        let resource = variant_autoscaling_resource();
         let now = Time(k8s_openapi::jiff::Timestamp::now());
-        let mut live = BTreeSet::new();
-        for notes in &built.notes {
-            // Leadership lost mid-cycle: no further write (the new leader's first cycle redoes it).
-            if !self.leadership.is_leading() {
-                break;
-            }
+        // Each VA's writes are independent: a few at a time, so that a cycle with many steps
+        // is not a sequence of round trips.
+        let work = built.notes.iter().filter_map(|notes| {
             let key = (notes.namespace.as_str(), notes.name.as_str());
-            let Some(va) = objects.get(&key) else {
-                continue;
-            };
-            let reference = va.object_ref(&resource);
+            let va = objects.get(&key).copied()?;
             let decision = decisions.get(&key).copied();
-            let mut desired = None;
-            let mut applied = None;
-            let mut held = None;
-            if let (Target::Found, Some(decision)) = (&notes.target, decision) {
-                let deployment = deployments.iter().find(|d| {
-                    d.metadata.namespace.as_deref() == Some(notes.namespace.as_str())
-                        && d.metadata.name.as_deref() == Some(decision.target_name.as_str())
-                });
-                let spec = deployment.map_or(0, |d| actuate::spec_replicas(d));
-                let hpa =
-                    actuate::autoscaler_of(&autoscalers, &notes.namespace, &decision.target_name);
-                let plan = actuate::plan(self.options.mode, decision, spec, hpa);
-                let target = decision.target_replicas;
-                desired = Some(target);
-                let labels = VariantLabels {
-                    variant_name: decision.target_name.clone(),
-                    namespace: notes.namespace.clone(),
-                    accelerator_type: decision.accelerator.clone(),
-                };
-                self.replica_metrics
-                    .publish(labels.clone(), decision.current_replicas, target);
-                live.insert(labels);
-                // A step: the decided count moved away from the one last recorded in status.
-                let stepped = decision.metrics_available
-                    && decision.previous_desired != 0
-                    && target != decision.previous_desired;
-                match &plan {
-                    Plan::Publish => {
-                        applied = Some(self.options.mode == Mode::Metrics || spec == target);
-                        if self.options.mode == Mode::Metrics && stepped {
-                            self.step(&reference, decision, decision.previous_desired)
-                                .await;
-                        }
-                    }
-                    Plan::Scale { .. } if !self.leadership.is_leading() => {}
-                    Plan::Scale { from, to } => {
-                        match actuate::scale(
-                            &self.client,
-                            &notes.namespace,
-                            &decision.target_name,
-                            *to,
-                        )
-                        .await
-                        {
-                            Ok(()) => {
-                                self.metrics.scale_writes.inc();
-                                applied = Some(true);
-                                self.step(&reference, decision, *from).await;
-                            }
-                            Err(error) => {
-                                tracing::warn!(%error, deployment = %decision.target_name, namespace = %notes.namespace, "cannot scale");
-                                applied = Some(false);
-                            }
-                        }
-                    }
-                    Plan::Hold(why) => {
-                        applied = Some(false);
-                        held = Some(why.clone());
-                        self.events
-                            .warning(
-                                &reference,
-                                status::REASON_HPA_CONFLICT,
-                                hpa.unwrap_or_default(),
-                                why.clone(),
-                            )
+            let deployment = decision.and_then(|d| {
+                deployments
+                    .get(&(notes.namespace.as_str(), d.target_name.as_str()))
+                    .copied()
+            });
+            Some(self.act_one(
+                notes,
+                va,
+                decision,
+                deployment,
+                &autoscalers,
+                collection,
+                &now,
+            ))
+        });
+        let work: Vec<_> = work.collect();
+        let published: Vec<Option<VariantLabels>> = futures::stream::iter(work)
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .collect()
+            .await;
+        published.into_iter().flatten().collect()
+    }
+
+    /// Gauges, actuation, status and Events of one VA; the gauge series it published.
+    #[allow(clippy::too_many_arguments)]
+    async fn act_one(
+        &self,
+        notes: &VariantNotes,
+        va: &DynamicObject,
+        decision: Option<&Decision>,
+        deployment: Option<&k8s_openapi::api::apps::v1::Deployment>,
+        autoscalers: &[Arc<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>],
+        collection: Collection<'_>,
+        now: &Time,
+    ) -> Option<VariantLabels> {
+        // Leadership lost mid-cycle: no further write (the new leader's first cycle redoes it).
+        if !self.leadership.is_leading() {
+            return None;
+        }
+        let resource = variant_autoscaling_resource();
+        let mut published = None;
+        let reference = va.object_ref(&resource);
+        let mut desired = None;
+        let mut applied = None;
+        let mut held = None;
+        if let (Target::Found, Some(decision)) = (&notes.target, decision) {
+            let spec = deployment.map_or(0, actuate::spec_replicas);
+            let hpa = actuate::autoscaler_of(autoscalers, &notes.namespace, &decision.target_name);
+            let plan = actuate::plan(self.options.mode, decision, spec, hpa);
+            let target = decision.target_replicas;
+            desired = Some(target);
+            let labels = VariantLabels {
+                variant_name: decision.target_name.clone(),
+                namespace: notes.namespace.clone(),
+                accelerator_type: decision.accelerator.clone(),
+            };
+            self.replica_metrics
+                .publish(labels.clone(), decision.current_replicas, target);
+            published = Some(labels);
+            // A step: the decided count moved away from the one last recorded in status.
+            let stepped = decision.metrics_available
+                && decision.previous_desired != 0
+                && target != decision.previous_desired;
+            match &plan {
+                Plan::Publish => {
+                    applied = Some(self.options.mode == Mode::Metrics || spec == target);
+                    if self.options.mode == Mode::Metrics && stepped {
+                        self.step(&reference, decision, decision.previous_desired)
                             .await;
                     }
                 }
-            }
-            for (pod, why) in &notes.stuck {
-                self.events
-                    .warning(
-                        &reference,
-                        "StuckPod",
-                        pod,
-                        format!("pod {pod} is stuck ({why}): it does not hold the model in transition; scale-up goes to other variants while it lasts"),
-                    )
-                    .await;
-            }
-            if let (Collection::Failed(error), Target::Found) = (collection, &notes.target) {
-                self.events
-                    .warning(
-                        &reference,
-                        crate::api::conditions::REASON_PROMETHEUS_ERROR,
-                        "",
-                        format!("Prometheus query failed, holding (no scale-down on missing data): {error}"),
-                    )
-                    .await;
-            }
-            let current: VariantAutoscalingStatus = va
-                .data
-                .get("status")
-                .and_then(|s| serde_json::from_value(s.clone()).ok())
-                .unwrap_or_default();
-            let observed = Observed {
-                generation: va.metadata.generation,
-                notes,
-                decision,
-                collection,
-                desired,
-                applied,
-                held: held.as_deref(),
-            };
-            if let Some(next) = status::desired_status(&current, &observed, &now) {
-                self.write_status(va, next).await;
+                Plan::Scale { .. } if !self.leadership.is_leading() => {}
+                Plan::Scale { from, to } => {
+                    match actuate::scale(&self.client, &notes.namespace, &decision.target_name, *to)
+                        .await
+                    {
+                        Ok(()) => {
+                            self.metrics.scale_writes.inc();
+                            applied = Some(true);
+                            self.step(&reference, decision, *from).await;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, deployment = %decision.target_name, namespace = %notes.namespace, "cannot scale");
+                            applied = Some(false);
+                        }
+                    }
+                }
+                Plan::Hold(why) => {
+                    applied = Some(false);
+                    held = Some(why.clone());
+                    self.events
+                        .warning(
+                            &reference,
+                            status::REASON_HPA_CONFLICT,
+                            hpa.unwrap_or_default(),
+                            why.clone(),
+                        )
+                        .await;
+                }
             }
         }
-        live
+        for (pod, why) in &notes.stuck {
+            self.events
+                .warning(
+                    &reference,
+                    "StuckPod",
+                    pod,
+                    format!("pod {pod} is stuck ({why}): it does not hold the model in transition; scale-up goes to other variants while it lasts"),
+                )
+                .await;
+        }
+        if let (Collection::Failed(error), Target::Found) = (collection, &notes.target) {
+            self.events
+                .warning(
+                    &reference,
+                    crate::api::conditions::REASON_PROMETHEUS_ERROR,
+                    "",
+                    format!(
+                        "Prometheus query failed, holding (no scale-down on missing data): {error}"
+                    ),
+                )
+                .await;
+        }
+        let current: VariantAutoscalingStatus = va
+            .data
+            .get("status")
+            .and_then(|s| serde_json::from_value(s.clone()).ok())
+            .unwrap_or_default();
+        let observed = Observed {
+            generation: va.metadata.generation,
+            notes,
+            decision,
+            collection,
+            desired,
+            applied,
+            held: held.as_deref(),
+        };
+        if let Some(next) = status::desired_status(&current, &observed, now) {
+            self.write_status(va, next).await;
+        }
+
+        published
     }
 
     /// An applied step: the counter and a Normal Event whose note is the decision's reason.

@@ -3,7 +3,7 @@
 //! snapshot cannot carry (target missing, accelerator source, stuck pods and why) for conditions
 //! and events. No IO, no clock: the caller passes "now".
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -68,6 +68,59 @@ fn text<'a>(object: &'a DynamicObject, pointer: &str) -> Option<&'a str> {
         .and_then(serde_json::Value::as_str)
 }
 
+/// Pods by the Deployment their owner ReplicaSet's name points to (`<deployment>-<hash>`), and
+/// per namespace the pods without a controller owner (they may match any selector). Only
+/// candidates: [`belongs_to`] still decides.
+struct PodIndex<'a> {
+    owned: HashMap<&'a str, HashMap<&'a str, Vec<&'a Pod>>>,
+    unowned: HashMap<&'a str, Vec<&'a Pod>>,
+}
+
+impl<'a> PodIndex<'a> {
+    fn new(pods: &'a [Arc<Pod>]) -> Self {
+        let mut index = Self {
+            owned: HashMap::new(),
+            unowned: HashMap::new(),
+        };
+        for pod in pods.iter().map(Arc::as_ref) {
+            let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+            let owner = pod
+                .metadata
+                .owner_references
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .find(|o| o.controller == Some(true));
+            match owner {
+                None => index.unowned.entry(namespace).or_default().push(pod),
+                Some(owner) => {
+                    if let Some((deployment, _hash)) = owner.name.rsplit_once('-') {
+                        index
+                            .owned
+                            .entry(namespace)
+                            .or_default()
+                            .entry(deployment)
+                            .or_default()
+                            .push(pod);
+                    }
+                }
+            }
+        }
+        index
+    }
+
+    fn candidates(&self, namespace: &str, deployment: &str) -> Vec<&'a Pod> {
+        let owned = self.owned.get(namespace).and_then(|d| d.get(deployment));
+        let unowned = self.unowned.get(namespace);
+        owned
+            .into_iter()
+            .chain(unowned)
+            .flatten()
+            .copied()
+            .collect()
+    }
+}
+
 /// Builds the snapshot. VAs being deleted are left out; so is a VA whose target is missing,
 /// invalid or taken by another VA (its notes say which). `now` is Unix seconds.
 pub fn build(
@@ -94,6 +147,21 @@ pub fn build(
         .iter()
         .map(|m| ((m.namespace.as_str(), m.model_id.as_str()), m))
         .collect();
+    // Indexes built once per cycle: without them a cycle is O(VAs x pods).
+    let deployments: HashMap<(&str, &str), &Deployment> = cluster
+        .deployments
+        .iter()
+        .filter_map(|d| {
+            Some((
+                (
+                    d.metadata.namespace.as_deref()?,
+                    d.metadata.name.as_deref()?,
+                ),
+                d.as_ref(),
+            ))
+        })
+        .collect();
+    let pods_index = PodIndex::new(cluster.pods);
     let mut taken: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut variants = Vec::new();
     let mut notes = Vec::new();
@@ -138,10 +206,7 @@ pub fn build(
             notes.push(note);
             continue;
         }
-        let Some(deployment) = cluster.deployments.iter().find(|d| {
-            d.metadata.namespace.as_deref() == Some(namespace.as_str())
-                && d.metadata.name.as_deref() == Some(target_name)
-        }) else {
+        let Some(deployment) = deployments.get(&(namespace.as_str(), target_name)).copied() else {
             note.target = Target::NotFound(target_name.to_owned());
             notes.push(note);
             continue;
@@ -162,10 +227,9 @@ pub fn build(
         let mut pods = Vec::new();
         let mut reporting_names = BTreeSet::new();
         let mut stuck = Vec::new();
-        let mut own: Vec<&Pod> = cluster
-            .pods
-            .iter()
-            .map(Arc::as_ref)
+        let mut own: Vec<&Pod> = pods_index
+            .candidates(&namespace, target_name)
+            .into_iter()
             .filter(|p| belongs_to(p, deployment))
             .collect();
         own.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
