@@ -29,6 +29,7 @@ struct Setup {
     ca: TestCa,
     serving: CertFiles,
     server: RunningServer,
+    state: Arc<AdmissionState>,
 }
 
 fn temp(name: &str) -> PathBuf {
@@ -68,13 +69,14 @@ async fn setup_with(name: &str, client_ca: Option<&TestCa>, limits: ListenerLimi
         Default::default(),
         &limits,
     ));
-    let server = start(&options, state).await.unwrap();
+    let server = start(&options, state.clone()).await.unwrap();
     Setup {
         _guard: DirGuard(dir.clone()),
         dir,
         ca,
         serving,
         server,
+        state,
     }
 }
 
@@ -945,6 +947,7 @@ async fn the_body_budget_bounds_memory_held_by_unfinished_bodies() {
     let port = s.server.admission_addr.port();
     let ca = s.ca.cert_pem();
     let path = Route::ValidateConfig.path();
+    let state = s.state.clone();
     let (held, third) = tokio::task::spawn_blocking(move || {
         // Declares 800 KiB, sends 700 KiB of it, then stalls.
         let open = || {
@@ -960,7 +963,12 @@ async fn the_body_budget_bounds_memory_held_by_unfinished_bodies() {
             stream
         };
         let held = open();
-        std::thread::sleep(Duration::from_millis(300));
+        // The second body starts once the first one's bytes are counted (not after a guess).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while state.body_budget.available() > 1024 * 1024 - 700 * 1024 && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let mut second = open();
         let (answer, _) = read_until_closed(&mut second);
         (held, String::from_utf8_lossy(&answer).into_owned())

@@ -80,6 +80,11 @@ impl BodyBudget {
         }
     }
 
+    /// Bytes not reserved now.
+    pub fn available(&self) -> usize {
+        self.bytes.available_permits()
+    }
+
     /// Reserves `bytes` now, or `None` when the budget is spent (the caller answers 503).
     pub fn reserve(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let bytes = u32::try_from(bytes.min(self.total)).ok()?;
