@@ -60,15 +60,7 @@ async fn run(trials: usize) {
         scene.load("decode", 0.5);
         scene.wait_reported(1).await;
         let wva = scene.wva("direct", &[]);
-        scene
-            .wait_condition(
-                "decode",
-                "OptimizationReady",
-                "True",
-                "OptimizationSucceeded",
-                T,
-            )
-            .await;
+        scene.wait_optimized("decode").await;
         tokio::time::sleep(phase).await;
         scene.load("decode", 0.95);
         let visible = wait_for(T, "saturation in Prometheus", || async {
@@ -91,14 +83,7 @@ async fn run(trials: usize) {
             wva.cycles_pass(2, T).await;
             let pid = wva.child.id();
             let rss_before = memory_mib(pid);
-            let writes = || {
-                scene
-                    .cp
-                    .audited_writes(&scene.ns)
-                    .into_iter()
-                    .filter(|w| w.resource != "pods")
-                    .count()
-            };
+            let writes = || scene.controller_writes().len();
             let before = writes();
             let cycles = 10;
             wva.cycles_pass(cycles, Duration::from_secs(5 * cycles + 30))

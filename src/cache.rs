@@ -325,6 +325,20 @@ impl WorkloadCaches {
     }
 }
 
+/// A store's objects by (namespace, name), for lookups within one cycle.
+pub fn by_name<K: Resource>(objects: &[Arc<K>]) -> std::collections::HashMap<(&str, &str), &K> {
+    objects
+        .iter()
+        .filter_map(|o| {
+            let meta = o.meta();
+            Some((
+                (meta.namespace.as_deref()?, meta.name.as_deref()?),
+                o.as_ref(),
+            ))
+        })
+        .collect()
+}
+
 /// The names of the VAs in `namespace` other than `except` whose `spec.scaleTargetRef` is
 /// `kind`/`name`. Reads the objects in place; clones only the names it returns.
 pub fn variant_autoscalings_targeting(

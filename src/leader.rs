@@ -66,28 +66,46 @@ impl Timing {
 
 /// Whether this process leads; cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Leadership(watch::Receiver<bool>);
+pub enum Leadership {
+    /// No election (one replica): always leading, never lost.
+    Always,
+    /// As the elector says.
+    Elected(watch::Receiver<bool>),
+}
 
 impl Leadership {
-    /// Always leading (no election: one replica).
     pub fn always() -> Self {
-        let (tx, rx) = watch::channel(true);
-        std::mem::forget(tx);
-        Self(rx)
+        Self::Always
     }
 
     pub fn is_leading(&self) -> bool {
-        *self.0.borrow()
+        match self {
+            Self::Always => true,
+            Self::Elected(leading) => *leading.borrow(),
+        }
     }
 
     /// Resolves once this process leads.
     pub async fn acquired(&mut self) {
-        let _ = self.0.wait_for(|&leading| leading).await;
+        self.until(true).await;
     }
 
-    /// Resolves once this process no longer leads.
+    /// Resolves once this process no longer leads (never without an election).
     pub async fn lost(&mut self) {
-        let _ = self.0.wait_for(|&leading| !leading).await;
+        self.until(false).await;
+    }
+
+    async fn until(&mut self, wanted: bool) {
+        match self {
+            Self::Always if wanted => {}
+            Self::Always => std::future::pending().await,
+            Self::Elected(leading) => {
+                // The elector outlives its subscribers; if it were gone, nothing would change.
+                if leading.wait_for(|&l| l == wanted).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
     }
 }
 
@@ -220,7 +238,7 @@ impl Elector {
     }
 
     pub fn leadership(&self) -> Leadership {
-        Leadership(self.leading.subscribe())
+        Leadership::Elected(self.leading.subscribe())
     }
 
     fn set_leading(&self, leading: bool) {
@@ -501,6 +519,20 @@ mod tests {
             ..Timing::default()
         };
         assert!(bad.check().unwrap_err().contains("1.2 x"));
+    }
+
+    #[tokio::test]
+    async fn without_an_election_leadership_is_never_lost() {
+        let mut always = Leadership::always();
+        assert!(always.is_leading());
+        always.acquired().await;
+        let lost = tokio::time::timeout(Duration::from_millis(50), always.lost()).await;
+        assert!(lost.is_err(), "never resolves");
+        let (tx, rx) = watch::channel(true);
+        let mut elected = Leadership::Elected(rx);
+        tx.send_replace(false);
+        elected.lost().await;
+        assert!(!elected.is_leading());
     }
 
     #[test]

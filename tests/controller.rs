@@ -12,6 +12,14 @@ use support::controller::Scene;
 
 const T: Duration = Duration::from_secs(40);
 
+/// One model on two variants, `cheap` (cost 5) and `pricey` (cost 20), one replica each,
+/// both reporting in Prometheus.
+async fn cheap_and_pricey(scene: &Scene) {
+    scene.variant("cheap", 1, "5").await;
+    scene.variant("pricey", 1, "20").await;
+    scene.wait_reported(2).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_va_gets_its_conditions_within_two_cycles_and_a_missing_target_recovers() {
     let scene = Scene::new("ctl-target", "2s").await;
@@ -68,19 +76,9 @@ async fn a_va_gets_its_conditions_within_two_cycles_and_a_missing_target_recover
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_actuation_scales_the_cheaper_variant_through_scale_within_one_interval() {
     let scene = Scene::new("ctl-direct", "5s").await;
-    scene.variant("cheap", 1, "5").await;
-    scene.variant("pricey", 1, "20").await;
-    scene.wait_reported(2).await;
+    cheap_and_pricey(&scene).await;
     let wva = scene.wva("direct", &[]);
-    scene
-        .wait_condition(
-            "cheap",
-            "OptimizationReady",
-            "True",
-            "OptimizationSucceeded",
-            T,
-        )
-        .await;
+    scene.wait_optimized("cheap").await;
 
     scene.load("cheap", 0.95);
     scene.load("pricey", 0.95);
@@ -124,9 +122,7 @@ async fn direct_actuation_scales_the_cheaper_variant_through_scale_within_one_in
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_actuation_publishes_the_desired_count_with_upstreams_labels_and_writes_no_scale() {
     let scene = Scene::new("ctl-metrics", "2s").await;
-    scene.variant("cheap", 1, "5").await;
-    scene.variant("pricey", 1, "20").await;
-    scene.wait_reported(2).await;
+    cheap_and_pricey(&scene).await;
     let wva = scene.wva("metrics", &[]);
     scene.load("cheap", 0.95);
     scene.load("pricey", 0.95);
@@ -189,9 +185,7 @@ async fn a_pod_held_not_ready_stops_the_cascade_and_the_model_ends_at_what_the_l
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_pod_lets_scale_up_spill_to_the_other_variant() {
     let scene = Scene::new("ctl-stuck", "2s").await;
-    scene.variant("cheap", 1, "5").await;
-    scene.variant("pricey", 1, "20").await;
-    scene.wait_reported(2).await;
+    cheap_and_pricey(&scene).await;
     scene.load("cheap", 0.95);
     scene.load("pricey", 0.95);
     scene.hold("cheap", true);
@@ -356,26 +350,9 @@ async fn nothing_changes_for_five_cycles_so_nothing_is_written() {
     scene.load("decode", 0.5);
     scene.wait_reported(1).await;
     let wva = scene.wva("direct", &[]);
-    scene
-        .wait_condition(
-            "decode",
-            "OptimizationReady",
-            "True",
-            "OptimizationSucceeded",
-            T,
-        )
-        .await;
+    scene.wait_optimized("decode").await;
     wva.cycles_pass(2, T).await;
-    // wva's writes: VA status, the target's /scale, Events (the test's kubelet writes pods).
-    let wva_writes = || {
-        scene
-            .cp
-            .audited_writes(&scene.ns)
-            .into_iter()
-            .filter(|w| w.resource != "pods")
-            .collect::<Vec<_>>()
-    };
-    let before = wva_writes();
+    let before = scene.controller_writes();
     let va = scene.va_object("decode").await.metadata.resource_version;
     let deployment = scene.deployment_object("decode").await.metadata.generation;
     let events = scene
@@ -384,7 +361,7 @@ async fn nothing_changes_for_five_cycles_so_nothing_is_written() {
         .len();
     let writes = wva.sample("wva_status_writes_total");
     wva.cycles_pass(5, T).await;
-    let after = wva_writes();
+    let after = scene.controller_writes();
     assert_eq!(
         after[before.len()..],
         [],
@@ -614,15 +591,7 @@ async fn scale_up_as_the_service_account(
         ],
         &run,
     );
-    scene
-        .wait_condition(
-            "cheap",
-            "OptimizationReady",
-            "True",
-            "OptimizationSucceeded",
-            T,
-        )
-        .await;
+    scene.wait_optimized("cheap").await;
     scene.load("cheap", 0.95);
     scene.load("pricey", 0.95);
     scene.wait_spec_replicas("cheap", 2, T).await;
@@ -688,9 +657,7 @@ async fn the_shipped_cluster_role_is_enough_for_a_whole_scenario() {
 async fn with_watch_namespace_a_role_is_enough_and_nothing_cluster_wide_is_read() {
     let scene = Scene::new("ctl-role", "2s").await;
     let kubeconfig = scene.controller_service_account(true).await;
-    scene.variant("cheap", 1, "5").await;
-    scene.variant("pricey", 1, "20").await;
-    scene.wait_reported(2).await;
+    cheap_and_pricey(&scene).await;
     let run = support::controller::Run {
         kubeconfig: Some(kubeconfig),
         ..Default::default()
@@ -832,13 +799,7 @@ async fn a_killed_leader_is_replaced_within_the_lease_and_no_decision_is_written
     scene.load("decode", 1.5);
     scene.wait_spec_replicas("decode", 3, T).await;
     two.cycles_pass(3, T).await;
-    let scales: Vec<i64> = scene
-        .cp
-        .audited_writes(&scene.ns)
-        .iter()
-        .filter(|w| w.resource == "deployments" && w.subresource == "scale")
-        .filter_map(|w| w.replicas)
-        .collect();
+    let scales = scene.scale_writes();
     assert_eq!(scales, [2, 3], "one /scale write per decision");
 
     // A graceful stop releases the Lease at once: a new candidate leads within a retry or two.

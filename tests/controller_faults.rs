@@ -32,24 +32,8 @@ async fn the_controller_rides_out_an_api_server_restart_with_compacted_history()
             ..Default::default()
         },
     );
-    scene
-        .wait_condition(
-            "decode",
-            "OptimizationReady",
-            "True",
-            "OptimizationSucceeded",
-            T,
-        )
-        .await;
-    scene
-        .wait_condition(
-            "gone",
-            "OptimizationReady",
-            "True",
-            "OptimizationSucceeded",
-            T,
-        )
-        .await;
+    scene.wait_optimized("decode").await;
+    scene.wait_optimized("gone").await;
     let resolved_since = |va: &DynamicObject| {
         va.data["status"]["conditions"]
             .as_array()
@@ -104,13 +88,7 @@ async fn the_controller_rides_out_an_api_server_restart_with_compacted_history()
         before,
         "TargetResolved never flipped"
     );
-    let scales: Vec<i64> = scene
-        .cp
-        .audited_writes(&scene.ns)
-        .iter()
-        .filter(|w| w.resource == "deployments" && w.subresource == "scale")
-        .filter_map(|w| w.replicas)
-        .collect();
+    let scales = scene.scale_writes();
     assert_eq!(scales, [2], "one scale-up, no scale-down: {scales:?}");
     let log = wva.log_text();
     assert!(

@@ -460,31 +460,9 @@ impl Controller {
             .iter()
             .map(|d| ((d.namespace.as_str(), d.name.as_str()), d))
             .collect();
-        let objects: BTreeMap<(&str, &str), &DynamicObject> = vas
-            .iter()
-            .filter_map(|va| {
-                Some((
-                    (
-                        va.metadata.namespace.as_deref()?,
-                        va.metadata.name.as_deref()?,
-                    ),
-                    va.as_ref(),
-                ))
-            })
-            .collect();
+        let objects = crate::cache::by_name(vas);
         let cached = self.workload.deployments.state();
-        let deployments: BTreeMap<(&str, &str), &k8s_openapi::api::apps::v1::Deployment> = cached
-            .iter()
-            .filter_map(|d| {
-                Some((
-                    (
-                        d.metadata.namespace.as_deref()?,
-                        d.metadata.name.as_deref()?,
-                    ),
-                    d.as_ref(),
-                ))
-            })
-            .collect();
+        let deployments = crate::cache::by_name(&cached);
         let autoscalers = self
             .workload
             .autoscalers

@@ -1,6 +1,7 @@
 //! A recording stand-in for the API server, for unit tests of request sequences (the real
 //! control plane tests the behaviour): every request's method, path and query, and body are
-//! kept; each answer is the next canned (status, JSON body).
+//! kept; each answer is the next canned (status, JSON body). Also the decision the unit tests
+//! of the controller's pure parts share.
 
 use std::sync::{Arc, Mutex};
 
@@ -59,4 +60,32 @@ pub fn client(answers: Vec<(u16, serde_json::Value)>) -> (kube::Client, Arc<Mute
         }
     });
     (kube::Client::new(service, "default"), recorded)
+}
+
+/// A decision with metrics for VA `prod/va` on Deployment `decode` (2 replicas, A100, cost 10),
+/// target `target`, for the pure functions that take one.
+pub fn decision(target: u32, reason: &str) -> crate::core::Decision {
+    use crate::core::{Action, Decision, Step};
+    Decision {
+        namespace: "prod".into(),
+        name: "va".into(),
+        target_name: "decode".into(),
+        model_id: "m".into(),
+        accelerator: "A100".into(),
+        cost: 10.0,
+        action: Action::from_replicas(2, target),
+        current_replicas: 2,
+        target_replicas: target,
+        metrics_available: true,
+        reason: reason.into(),
+        steps: vec![Step {
+            stage: "planner",
+            target_replicas: target,
+            note: reason.into(),
+        }],
+        ready_replicas: 2,
+        pending_replicas: 0,
+        previous_desired: 2,
+        analysis: None,
+    }
 }

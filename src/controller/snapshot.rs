@@ -148,19 +148,7 @@ pub fn build(
         .map(|m| ((m.namespace.as_str(), m.model_id.as_str()), m))
         .collect();
     // Indexes built once per cycle: without them a cycle is O(VAs x pods).
-    let deployments: HashMap<(&str, &str), &Deployment> = cluster
-        .deployments
-        .iter()
-        .filter_map(|d| {
-            Some((
-                (
-                    d.metadata.namespace.as_deref()?,
-                    d.metadata.name.as_deref()?,
-                ),
-                d.as_ref(),
-            ))
-        })
-        .collect();
+    let deployments = crate::cache::by_name(cluster.deployments);
     let pods_index = PodIndex::new(cluster.pods);
     let mut taken: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut variants = Vec::new();

@@ -53,6 +53,22 @@ pub struct ControlPlane {
     reaper: Reaper,
 }
 
+/// Waits until kube-apiserver answers `/readyz` (checking that it is still running).
+fn wait_apiserver(apiserver: &mut Server, kubectl: &Path, kubeconfig: &Path) {
+    wait_until(apiserver, Duration::from_secs(90), || {
+        Command::new(kubectl)
+            .args([
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+                "get",
+                "--raw",
+                "/readyz",
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+}
+
 fn audited(e: &serde_json::Value) -> AuditedRequest {
     AuditedRequest {
         verb: e["verb"].as_str().unwrap_or_default().into(),
@@ -179,18 +195,7 @@ impl ControlPlane {
             &admin.key_path,
         );
         let kubectl = bin.join("kubectl");
-        wait_until(&mut apiserver, Duration::from_secs(90), || {
-            Command::new(&kubectl)
-                .args([
-                    "--kubeconfig",
-                    kubeconfig.to_str().unwrap(),
-                    "get",
-                    "--raw",
-                    "/readyz",
-                ])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
+        wait_apiserver(&mut apiserver, &kubectl, &kubeconfig);
 
         // kube-controller-manager
         let mut controller_manager = Server::spawn(
@@ -285,20 +290,11 @@ impl ControlPlane {
             &self.dir,
             &self.reaper,
         );
-        let kubectl = self.bin.join("kubectl");
-        let kubeconfig = self.kubeconfig.clone();
-        wait_until(&mut processes[1], Duration::from_secs(90), || {
-            Command::new(&kubectl)
-                .args([
-                    "--kubeconfig",
-                    kubeconfig.to_str().unwrap(),
-                    "get",
-                    "--raw",
-                    "/readyz",
-                ])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
+        wait_apiserver(
+            &mut processes[1],
+            &self.bin.join("kubectl"),
+            &self.kubeconfig,
+        );
     }
 
     /// Compacts etcd's history past every resource version handed out so far (watches resuming

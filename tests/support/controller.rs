@@ -19,7 +19,7 @@ use kube::api::{
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-use super::control_plane::{ControlPlane, control_plane, set_pod_ready, wait_for};
+use super::control_plane::{AuditedRequest, ControlPlane, control_plane, set_pod_ready, wait_for};
 use super::process::temp_dir;
 use super::prometheus::{Exporter, Prometheus, line};
 
@@ -308,6 +308,39 @@ impl Scene {
             },
         )
         .await
+    }
+
+    /// Waits until VA `name` has a decision made with metrics (`OptimizationReady=True`,
+    /// `OptimizationSucceeded`).
+    pub async fn wait_optimized(&self, name: &str) {
+        self.wait_condition(
+            name,
+            "OptimizationReady",
+            "True",
+            "OptimizationSucceeded",
+            Duration::from_secs(60),
+        )
+        .await;
+    }
+
+    /// The controller's writes in the workloads' namespace, from the audit log: VA status,
+    /// `/scale`, Events — everything but the test kubelet's pod updates.
+    pub fn controller_writes(&self) -> Vec<AuditedRequest> {
+        self.cp
+            .audited_writes(&self.ns)
+            .into_iter()
+            .filter(|w| w.resource != "pods")
+            .collect()
+    }
+
+    /// The replica counts of every `/scale` write in the workloads' namespace, in order.
+    pub fn scale_writes(&self) -> Vec<i64> {
+        self.cp
+            .audited_writes(&self.ns)
+            .iter()
+            .filter(|w| w.resource == "deployments" && w.subresource == "scale")
+            .filter_map(|w| w.replicas)
+            .collect()
     }
 
     /// The (reason, note) of every events.k8s.io Event about object `name` of `kind`.

@@ -1,30 +1,11 @@
 use super::*;
 use crate::controller::mock;
-use crate::core::{Action, Step};
 use serde_json::json;
 
 fn decision(target: u32, metrics: bool) -> Decision {
     Decision {
-        namespace: "prod".into(),
-        name: "va".into(),
-        target_name: "decode".into(),
-        model_id: "m".into(),
-        accelerator: "A100".into(),
-        cost: 10.0,
-        action: Action::from_replicas(2, target),
-        current_replicas: 2,
-        target_replicas: target,
         metrics_available: metrics,
-        reason: "r".into(),
-        steps: vec![Step {
-            stage: "planner",
-            target_replicas: target,
-            note: "r".into(),
-        }],
-        ready_replicas: 2,
-        pending_replicas: 0,
-        previous_desired: 2,
-        analysis: None,
+        ..mock::decision(target, "r")
     }
 }
 

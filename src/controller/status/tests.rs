@@ -1,6 +1,5 @@
 use super::*;
 use crate::controller::pods::StuckReason;
-use crate::core::{Action, Step};
 
 fn at(seconds: i64) -> Time {
     Time(k8s_openapi::jiff::Timestamp::from_second(seconds).unwrap())
@@ -20,28 +19,7 @@ fn notes(target: Target) -> VariantNotes {
 }
 
 fn decision(target: u32, reason: &str) -> Decision {
-    Decision {
-        namespace: "prod".into(),
-        name: "va".into(),
-        target_name: "decode".into(),
-        model_id: "m".into(),
-        accelerator: "A100".into(),
-        cost: 10.0,
-        action: Action::from_replicas(2, target),
-        current_replicas: 2,
-        target_replicas: target,
-        metrics_available: true,
-        reason: reason.into(),
-        steps: vec![Step {
-            stage: "planner",
-            target_replicas: target,
-            note: reason.into(),
-        }],
-        ready_replicas: 2,
-        pending_replicas: 0,
-        previous_desired: 2,
-        analysis: None,
-    }
+    crate::controller::mock::decision(target, reason)
 }
 
 fn observed<'a>(notes: &'a VariantNotes, decision: Option<&'a Decision>) -> Observed<'a> {
