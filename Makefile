@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build test tools lint unit fmt bench demo crd clean-tools
+.PHONY: all build test tools lint unit fmt bench demo crd manifests clean-tools
 
 all: build
 
@@ -11,10 +11,14 @@ build:
 	$(CARGO) build --release
 
 ## Control-plane binaries (etcd, kube-apiserver, kube-controller-manager, kubectl) from tools/go.mod,
-## and the Debian packages the integration tests run (prometheus, nginx, openssl).
+## the ecosystem the chart tests run (helm, cert-manager, prometheus-adapter, third-party CRDs) from
+## tools/<name>/go.mod, and the Debian packages the integration tests run (prometheus, nginx, openssl).
+## Each is cached by version outside the work tree: a second run builds nothing.
+ECOSYSTEM := helm cert-manager prometheus-adapter crds
 tools:
-	bash scripts/tools.sh
 	bash scripts/test-deps.sh
+	bash scripts/tools.sh
+	for name in $(ECOSYSTEM); do bash scripts/ecosystem.sh $$name >/dev/null; done
 
 ## Formatting and lints, as CI checks them.
 lint:
@@ -39,6 +43,11 @@ bench:
 demo:
 	$(CARGO) run --release -- simulate
 
-## Regenerate the committed CRD.
+## Re-render the plain manifests (config/rbac, certs, webhooks) from the chart, their one source.
+manifests:
+	bash scripts/manifests.sh
+
+## Regenerate the committed CRD (and the chart's byte-identical copy).
 crd:
 	$(CARGO) run --quiet -- crd > crds/llmd.ai_variantautoscalings.yaml
+	cp crds/llmd.ai_variantautoscalings.yaml charts/wva/crds/

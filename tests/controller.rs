@@ -822,3 +822,66 @@ async fn a_killed_leader_is_replaced_within_the_lease_and_no_decision_is_written
         stopped.elapsed()
     );
 }
+
+/// A leader that loses its Lease (another holder took it) stops cycling and withdraws its
+/// `wva_desired_replicas`: an HPA never sums a stale old leader's figure with the new one's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_loses_the_lease_withdraws_its_desired_replicas() {
+    let scene = Scene::new("ctl-withdraw", "1s").await;
+    scene.variant("decode", 1, "10").await;
+    scene.wait_reported(1).await;
+    let wva = scene.wva(
+        "metrics",
+        &[
+            "--leader-elect",
+            "--leader-election-lease-duration",
+            "6s",
+            "--leader-election-renew-deadline",
+            "4s",
+            "--leader-election-retry-period",
+            "1s",
+        ],
+    );
+    wait_for(T, "wva_desired_replicas from the leader", || async {
+        wva.sample("wva_desired_replicas{").map(|_| ())
+    })
+    .await;
+    let now = String::from_utf8(
+        std::process::Command::new("date")
+            .args(["-u", "+%Y-%m-%dT%H:%M:%S.000000Z"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let patch = serde_json::json!({"spec": {"holderIdentity": "intruder",
+        "renewTime": now.trim(), "acquireTime": now.trim(), "leaseDurationSeconds": 600}});
+    scene.cp.kubectl_ok(&[
+        "-n",
+        &scene.sys,
+        "patch",
+        "lease",
+        "72dd1cf1.llm-d.ai",
+        "--type=merge",
+        "-p",
+        &patch.to_string(),
+    ]);
+    wait_for(
+        Duration::from_secs(15),
+        "the gauges to be withdrawn",
+        || async {
+            (wva.sample("wva_leader_election_leading") == Some(0.0)
+                && wva.sample("wva_desired_replicas{").is_none())
+            .then_some(())
+        },
+    )
+    .await;
+    let cycles = wva.cycles();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(wva.cycles(), cycles, "a follower does not cycle");
+    assert!(
+        wva.sample("wva_desired_replicas{").is_none(),
+        "{}",
+        wva.metrics_text()
+    );
+}

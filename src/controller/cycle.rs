@@ -233,7 +233,10 @@ impl Controller {
             if shutdown.is_requested() {
                 return Ok(());
             }
-            tracing::warn!("leadership lost: cycles stop until this process leads again");
+            self.replica_metrics.withdraw();
+            tracing::warn!(
+                "leadership lost: cycles stop and the replica gauges are withdrawn until this process leads again"
+            );
         }
     }
 

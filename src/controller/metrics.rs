@@ -106,6 +106,13 @@ impl ReplicaMetrics {
             .retain(|(v, ns, _, _), _| !(v == variant_name && ns == namespace));
     }
 
+    /// Drops every desired/current gauge (the step counters stay: they count what this process
+    /// did). A replica that stops leading withdraws its figures, so that an HPA never sums the
+    /// old leader's stale `wva_desired_replicas` with the new leader's.
+    pub fn withdraw(&self) {
+        self.lock().gauges.clear();
+    }
+
     /// Keeps the series of `live` only: a VA deleted or retargeted, or a variant whose
     /// accelerator changed, loses its old series.
     pub fn retain(&self, live: &std::collections::BTreeSet<VariantLabels>) {

@@ -329,6 +329,12 @@ impl ControlPlane {
         revision
     }
 
+    /// Spawns a component of the test tier (logging to `<name>.log` in the control plane's
+    /// directory), stopped by the reaper when the test binary ends.
+    pub fn spawn(&self, name: &'static str, program: &Path, args: &[String]) -> Server {
+        Server::spawn(name, program, args, &self.dir, &self.reaper)
+    }
+
     /// Has the reaper stop `pid` too when the test binary ends (for processes a test starts).
     pub fn register_pid(&self, pid: u32) {
         self.reaper.register(pid);

@@ -394,6 +394,9 @@ impl Scene {
         let mut docs = Vec::new();
         for doc in text.split("\n---\n") {
             let mut object: Value = serde_yaml_ng::from_str(doc).unwrap();
+            if object.is_null() {
+                continue; // the header comment
+            }
             if object["metadata"]["namespace"] == "workload-variant-autoscaler-system" {
                 object["metadata"]["namespace"] = self.sys.clone().into();
             }

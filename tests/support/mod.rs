@@ -6,6 +6,7 @@
 
 pub mod control_plane;
 pub mod controller;
+pub mod ecosystem;
 pub mod https;
 pub mod pki;
 pub mod process;

@@ -1,0 +1,166 @@
+//! The ecosystem the chart tier runs for real, built by `make tools` (scripts/ecosystem.sh):
+//! helm against the test API server (its own config and cache dirs), cert-manager's controller
+//! and cainjector (one pair per test binary, with cert-manager's CRDs), and a look at the
+//! certificate a TLS server presents.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::{Arc, OnceLock};
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+use super::control_plane::{ControlPlane, control_plane};
+use super::process::Server;
+
+/// The bin folder of an ecosystem component, or a panic that says how to build it.
+pub fn ecosystem_dir(name: &str) -> PathBuf {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/ecosystem.sh");
+    let out = Command::new("bash")
+        .args([script, "--check", name])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
+        Ok(o) => panic!(
+            "{name} is not built.\nInstall it with: make tools   (or: bash scripts/ecosystem.sh {name})\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!("cannot run {script}: {e}"),
+    }
+}
+
+pub const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/wva");
+
+/// Runs helm against the test API server; its config, cache and data live in the control
+/// plane's directory, never in the user's home.
+pub fn helm(cp: &ControlPlane, args: &[&str]) -> Output {
+    let home = cp.dir.join("helm");
+    Command::new(ecosystem_dir("helm").join("helm"))
+        .args(args)
+        .env("KUBECONFIG", &cp.kubeconfig)
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .output()
+        .expect("run helm")
+}
+
+/// [`helm`] that must succeed; returns standard output.
+pub fn helm_ok(cp: &ControlPlane, args: &[&str]) -> String {
+    let out = helm(cp, args);
+    assert!(
+        out.status.success(),
+        "helm {}:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// cert-manager's controller and cainjector, running against the control plane.
+pub struct CertManager {
+    _controller: Server,
+    _cainjector: Server,
+}
+
+static CERT_MANAGER: OnceLock<CertManager> = OnceLock::new();
+
+/// cert-manager for this test binary: its CRDs installed, controller and cainjector started
+/// on first use (stopped by the reaper).
+pub fn cert_manager() -> &'static CertManager {
+    CERT_MANAGER.get_or_init(|| {
+        let cp = control_plane();
+        let bin = ecosystem_dir("cert-manager");
+        let crds = bin.join("cert-manager.crds.yaml");
+        cp.kubectl_ok(&["apply", "--server-side", "-f", crds.to_str().unwrap()]);
+        for crd in [
+            "certificates",
+            "certificaterequests",
+            "issuers",
+            "clusterissuers",
+        ] {
+            cp.wait_established(&format!("{crd}.cert-manager.io"));
+        }
+        let _ = cp.kubectl(&["create", "namespace", "cert-manager"]);
+        let kubeconfig = format!("--kubeconfig={}", cp.kubeconfig.display());
+        let controller = cp.spawn(
+            "cert-manager-controller",
+            &bin.join("cert-manager-controller"),
+            &[kubeconfig.clone(), "--v=1".into()],
+        );
+        let cainjector = cp.spawn(
+            "cert-manager-cainjector",
+            &bin.join("cert-manager-cainjector"),
+            &[kubeconfig, "--v=1".into()],
+        );
+        CertManager {
+            _controller: controller,
+            _cainjector: cainjector,
+        }
+    })
+}
+
+/// The leaf certificate (DER) the TLS server on 127.0.0.1:`port` presents for `server_name`,
+/// verified against `ca_pem`; `None` while it does not answer or does not verify.
+pub fn served_certificate(port: u16, ca_pem: &str, server_name: &str) -> Option<Vec<u8>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.ok()?).ok()?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .ok()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_owned()).ok()?;
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).ok()?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).ok()?;
+    }
+    conn.peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|c| c.to_vec())
+}
+
+/// The first certificate of a PEM text, as DER.
+pub fn first_der(pem: &str) -> Vec<u8> {
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()
+        .expect("a certificate in the PEM text")
+        .unwrap()
+        .to_vec()
+}
+
+/// Writes `files` into `dir` the way the kubelet updates a Secret volume: a new timestamped
+/// directory, then one atomic swap of the `..data` link, so a reader never sees a new
+/// certificate with an old key.
+pub fn write_secret_volume(dir: &std::path::Path, files: &[(&str, &[u8])]) {
+    use std::os::unix::fs::symlink;
+    std::fs::create_dir_all(dir).unwrap();
+    let stamp = format!(
+        "..{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let version = dir.join(&stamp);
+    std::fs::create_dir(&version).unwrap();
+    for (name, data) in files {
+        std::fs::write(version.join(name), data).unwrap();
+        let link = dir.join(name);
+        if !link.exists() {
+            symlink(format!("..data/{name}"), &link).unwrap();
+        }
+    }
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    symlink(&stamp, &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+}
