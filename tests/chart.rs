@@ -20,13 +20,14 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use serde_json::{Value, json};
 
-use support::control_plane::{ControlPlane, control_plane, wait_for};
+use support::control_plane::{ControlPlane, control_plane_with_autoscaling, wait_for};
 use support::controller::{Run, Scene};
 use support::ecosystem::{
-    CHART, cert_manager, ecosystem_dir, first_der, helm, helm_ok, served_certificate,
-    write_secret_volume,
+    CHART, PrometheusAdapter, cert_manager, ecosystem_dir, first_der, helm, helm_ok,
+    served_certificate, write_secret_volume,
 };
 use support::process::free_port;
+use support::prometheus::Prometheus;
 
 const KUBE_VERSION: &str = "1.36.3";
 const T: Duration = Duration::from_secs(60);
@@ -87,7 +88,7 @@ fn install_crds(cp: &ControlPlane) {
 
 #[test]
 fn the_chart_lints_strictly_and_is_the_one_source_of_the_plain_manifests() {
-    let cp = control_plane();
+    let cp = control_plane_with_autoscaling();
     let out = helm_ok(
         cp,
         &["lint", "--strict", CHART, "--kube-version", KUBE_VERSION],
@@ -149,7 +150,7 @@ fn the_dockerfile_builds_from_paths_that_exist() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_values_set_renders_objects_the_api_server_accepts() {
-    let cp = control_plane();
+    let cp = control_plane_with_autoscaling();
     install_crds(cp);
     let admin = cp.admin_client().await;
     let release_ns = cp.fresh_namespace(&admin, "chart-dry").await;
@@ -291,7 +292,7 @@ async fn every_values_set_renders_objects_the_api_server_accepts() {
 /// `variant_name` and `exported_namespace`, target `AverageValue` 1.
 #[test]
 fn the_hpa_and_scaled_object_read_wva_desired_replicas_as_upstream() {
-    let cp = control_plane();
+    let cp = control_plane_with_autoscaling();
     let rendered = render(
         cp,
         "wva",
@@ -345,7 +346,7 @@ fn the_hpa_and_scaled_object_read_wva_desired_replicas_as_upstream() {
 
 #[test]
 fn bad_values_are_refused_naming_the_value() {
-    let cp = control_plane();
+    let cp = control_plane_with_autoscaling();
     let cases: &[(&[&str], &str)] = &[
         (&["--set", "replicaCount=two"], "replicaCount"),
         (&["--set-string", "resources.limits.memory=lots"], "memory"),
@@ -452,6 +453,7 @@ async fn chart_container(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn helm_install_with_cert_manager_serves_admissions_follows_renewal_and_scales_without_a_403()
 {
+    control_plane_with_autoscaling();
     let scene = Scene::new("chart-install", "1s").await;
     let cp = scene.cp;
     install_crds(cp);
@@ -852,5 +854,111 @@ fn the_configuration_reference_is_complete() {
     assert!(
         missing.is_empty(),
         "docs/configuration.md (or prometheus.md) lacks: {missing:#?}"
+    );
+}
+
+/// The drop-in path: wva publishes `wva_desired_replicas`, Prometheus scrapes wva as a pod of its
+/// namespace (so the label becomes `exported_namespace`), prometheus-adapter serves it with
+/// upstream's rule, and the chart's HPA (upstream's metric, selector and target) moves the
+/// Deployment — kube-controller-manager's HPA controller, not wva, writes `/scale`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_hpa_path_scales_through_prometheus_adapter_with_upstreams_rule() {
+    let cp = control_plane_with_autoscaling();
+    let scene = Scene::new("chart-hpa", "1s").await;
+    scene.variant("llama", 1, "10").await;
+    scene.wait_reported(1).await;
+    let wva = scene.wva("metrics", &[]);
+    let target = wva.metrics.trim_start_matches("http://").to_owned();
+    let prometheus =
+        Prometheus::start_pod_scrape(&format!("{}-wva", scene.sys), &target, &scene.sys);
+    let started = std::time::Instant::now();
+    let _adapter = PrometheusAdapter::start(cp, &prometheus.http_url());
+    eprintln!(
+        "prometheus-adapter Available in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    // The chart's HPA; only its behaviour is shortened for the test (upstream's waits 240 s).
+    let hpa = render(
+        cp,
+        "wva",
+        &scene.sys,
+        &[
+            "--show-only",
+            "templates/autoscalers.yaml",
+            "--set",
+            "hpa.enabled=true",
+            "--set",
+            "hpa.variants[0].name=llama",
+            "--set",
+            &format!("hpa.variants[0].namespace={}", scene.ns),
+            "--set-json",
+            r#"hpa.behavior={"scaleUp":{"stabilizationWindowSeconds":0,"policies":[{"type":"Pods","value":4,"periodSeconds":1}]},"scaleDown":{"stabilizationWindowSeconds":0,"policies":[{"type":"Pods","value":4,"periodSeconds":1}]}}"#,
+        ],
+    )
+    .unwrap();
+    cp.kubectl_stdin_ok(&["apply", "-f", "-"], &hpa);
+    let path = format!(
+        "/apis/external.metrics.k8s.io/v1beta1/namespaces/{}/wva_desired_replicas",
+        scene.ns
+    );
+    wait_for(
+        T,
+        "the adapter to serve wva_desired_replicas = 1",
+        || async {
+            let out = cp.kubectl(&["get", "--raw", &path]);
+            String::from_utf8_lossy(&out.stdout)
+                .contains(r#""value":"1""#)
+                .then_some(())
+        },
+    )
+    .await;
+    eprintln!(
+        "adapter serving wva_desired_replicas {:.1}s after start",
+        started.elapsed().as_secs_f64()
+    );
+
+    // One saturated replica (KV 1.0): wva wants 2; at 0.6 each two replicas are enough.
+    let started = std::time::Instant::now();
+    scene.load("llama", 1.2);
+    scene
+        .wait_spec_replicas("llama", 2, Duration::from_secs(90))
+        .await;
+    eprintln!(
+        "HPA path: load to spec.replicas 2 in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let raw = cp.kubectl_ok(&["get", "--raw", &path]);
+    assert!(raw.contains(r#""value":"2""#), "{raw}");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        scene.spec_replicas("llama").await,
+        2,
+        "the HPA holds what wva publishes"
+    );
+    let hpa_status = cp.kubectl_ok(&[
+        "-n",
+        &scene.ns,
+        "get",
+        "hpa",
+        "llama",
+        "-o",
+        "jsonpath={.status.currentMetrics[0].external.current.averageValue}",
+    ]);
+    assert_eq!(hpa_status.trim(), "1", "2 desired over 2 replicas");
+    assert_eq!(
+        wva.sample("wva_scale_writes_total").unwrap_or(0.0),
+        0.0,
+        "metrics mode: wva writes no /scale"
+    );
+
+    // Back down: the load gone, wva publishes 1 and the HPA follows.
+    let started = std::time::Instant::now();
+    scene.load("llama", 0.1);
+    scene
+        .wait_spec_replicas("llama", 1, Duration::from_secs(90))
+        .await;
+    eprintln!(
+        "HPA path: idle to spec.replicas 1 in {:.1}s",
+        started.elapsed().as_secs_f64()
     );
 }

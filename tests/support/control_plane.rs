@@ -51,6 +51,8 @@ pub struct ControlPlane {
     etcd_port: u16,
     crd_installed: OnceLock<()>,
     reaper: Reaper,
+    /// kube-controller-manager runs the HPA controller.
+    pub autoscaling: bool,
 }
 
 /// Waits until kube-apiserver answers `/readyz` (checking that it is still running).
@@ -110,11 +112,22 @@ static NAMESPACES: AtomicUsize = AtomicUsize::new(0);
 
 /// The control plane of this test binary, started on first use.
 pub fn control_plane() -> &'static ControlPlane {
-    CONTROL_PLANE.get_or_init(ControlPlane::start)
+    CONTROL_PLANE.get_or_init(|| ControlPlane::start(false))
+}
+
+/// The control plane with kube-controller-manager's HPA controller too (2 s sync, no downscale
+/// stabilization), for the binaries that test the HPA path. A binary uses one or the other.
+pub fn control_plane_with_autoscaling() -> &'static ControlPlane {
+    let cp = CONTROL_PLANE.get_or_init(|| ControlPlane::start(true));
+    assert!(
+        cp.autoscaling,
+        "this binary started its control plane without the HPA controller"
+    );
+    cp
 }
 
 impl ControlPlane {
-    fn start() -> Self {
+    fn start(autoscaling: bool) -> Self {
         let started = Instant::now();
         let bin = tools_dir();
         let dir = temp_dir("wva-control-plane");
@@ -126,6 +139,12 @@ impl ControlPlane {
         let serving = ca.server_cert(&pki, "apiserver", &["127.0.0.1", "localhost"]);
         let admin = ca.client_cert(&pki, "admin", "wva-admin", &["system:masters"]);
         let (sa_key, sa_pub) = signing_key(&pki, "service-account");
+        // The aggregation layer (prometheus-adapter, KEDA) needs a front-proxy CA and a client
+        // certificate the API server presents to aggregated servers.
+        let front_proxy = TestCa::new("wva-test-front-proxy-ca");
+        let front_proxy_ca = front_proxy.write_cert(&pki, "front-proxy-ca.crt");
+        let proxy_client =
+            front_proxy.client_cert(&pki, "front-proxy-client", "front-proxy-client", &[]);
 
         // etcd
         let etcd_port = free_port();
@@ -178,6 +197,22 @@ impl ControlPlane {
             format!("--cert-dir={}", dir.join("apiserver-certs").display()),
             format!("--audit-policy-file={}", audit_policy.display()),
             format!("--audit-log-path={}", dir.join("audit.log").display()),
+            format!(
+                "--requestheader-client-ca-file={}",
+                front_proxy_ca.display()
+            ),
+            "--requestheader-allowed-names=front-proxy-client".into(),
+            "--requestheader-username-headers=X-Remote-User".into(),
+            "--requestheader-group-headers=X-Remote-Group".into(),
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-".into(),
+            format!(
+                "--proxy-client-cert-file={}",
+                proxy_client.cert_path.display()
+            ),
+            format!(
+                "--proxy-client-key-file={}",
+                proxy_client.key_path.display()
+            ),
         ];
         let mut apiserver = Server::spawn(
             "kube-apiserver",
@@ -198,24 +233,37 @@ impl ControlPlane {
         wait_apiserver(&mut apiserver, &kubectl, &kubeconfig);
 
         // kube-controller-manager
+        let mut controllers = "deployment-controller,replicaset-controller,serviceaccount-controller,serviceaccount-token-controller,namespace-controller,garbage-collector-controller".to_owned();
+        let mut extra: Vec<String> = Vec::new();
+        if autoscaling {
+            controllers.push_str(",horizontal-pod-autoscaler-controller");
+            extra.extend([
+                "--horizontal-pod-autoscaler-sync-period=2s".into(),
+                "--horizontal-pod-autoscaler-downscale-stabilization=0s".into(),
+            ]);
+        }
         let mut controller_manager = Server::spawn(
             "kube-controller-manager",
             &bin.join("kube-controller-manager"),
             &[
-                format!("--kubeconfig={}", kubeconfig.display()),
-                "--bind-address=127.0.0.1".into(),
-                format!("--secure-port={}", free_port()),
-                "--controllers=deployment-controller,replicaset-controller,serviceaccount-controller,serviceaccount-token-controller,namespace-controller,garbage-collector-controller".into(),
-                format!("--service-account-private-key-file={}", sa_key.display()),
-                format!("--root-ca-file={}", ca_path.display()),
-                "--leader-elect=false".into(),
-                "--use-service-account-credentials=false".into(),
-                // Scale benchmarks create thousands of pods: the default 20 QPS would take minutes.
-                "--kube-api-qps=500".into(),
-                "--kube-api-burst=1000".into(),
-                "--concurrent-replicaset-syncs=10".into(),
-                format!("--cert-dir={}", dir.join("kcm-certs").display()),
-            ],
+                vec![
+                    format!("--kubeconfig={}", kubeconfig.display()),
+                    "--bind-address=127.0.0.1".into(),
+                    format!("--secure-port={}", free_port()),
+                    format!("--controllers={controllers}"),
+                    format!("--service-account-private-key-file={}", sa_key.display()),
+                    format!("--root-ca-file={}", ca_path.display()),
+                    "--leader-elect=false".into(),
+                    "--use-service-account-credentials=false".into(),
+                    // Scale benchmarks create thousands of pods: the default 20 QPS would take minutes.
+                    "--kube-api-qps=500".into(),
+                    "--kube-api-burst=1000".into(),
+                    "--concurrent-replicaset-syncs=10".into(),
+                    format!("--cert-dir={}", dir.join("kcm-certs").display()),
+                ],
+                extra,
+            ]
+            .concat(),
             &dir,
             &reaper,
         );
@@ -250,6 +298,7 @@ impl ControlPlane {
             etcd_port,
             crd_installed: OnceLock::new(),
             reaper,
+            autoscaling,
         }
     }
 

@@ -164,3 +164,75 @@ pub fn write_secret_volume(dir: &std::path::Path, files: &[(&str, &[u8])]) {
     symlink(&stamp, &tmp).unwrap();
     std::fs::rename(&tmp, dir.join("..data")).unwrap();
 }
+
+/// prometheus-adapter as the aggregated `external.metrics.k8s.io` server, with upstream's
+/// external rule for `wva_desired_replicas` (WVA's `config/samples/prometheus-adapter-values.yaml`,
+/// unchanged), reached by the API server through an ExternalName Service to localhost.
+pub struct PrometheusAdapter {
+    pub server: Server,
+}
+
+/// Upstream's prometheus-adapter rule, as its sample values ship it.
+pub const UPSTREAM_ADAPTER_RULES: &str = r#"externalRules:
+- seriesQuery: 'wva_desired_replicas{variant_name!="",exported_namespace!=""}'
+  resources:
+    overrides:
+      exported_namespace: {resource: "namespace"}
+      variant_name: {resource: "deployment"}
+  name: {matches: "^wva_desired_replicas", as: "wva_desired_replicas"}
+  metricsQuery: 'wva_desired_replicas{<<.LabelMatchers>>}'
+"#;
+
+impl PrometheusAdapter {
+    /// Starts the adapter on `prometheus_url` and registers it for `v1beta1.external.metrics.k8s.io`
+    /// (one provider per cluster: one adapter per test binary at a time).
+    pub fn start(cp: &ControlPlane, prometheus_url: &str) -> Self {
+        let bin = ecosystem_dir("prometheus-adapter").join("prometheus-adapter");
+        let dir = cp.dir.join("prometheus-adapter");
+        std::fs::create_dir_all(&dir).unwrap();
+        let ns = "wva-metrics-adapter";
+        let service = "prometheus-adapter";
+        let _ = cp.kubectl(&["create", "namespace", ns]);
+        let ca = super::pki::TestCa::new("prometheus-adapter-ca");
+        let host = format!("{service}.{ns}.svc");
+        let serving = ca.server_cert(&dir, "serving", &[&host, "localhost", "127.0.0.1"]);
+        std::fs::write(dir.join("config.yaml"), UPSTREAM_ADAPTER_RULES).unwrap();
+        let port = super::process::free_port();
+        let kubeconfig = cp.kubeconfig.display().to_string();
+        let server = cp.spawn(
+            "prometheus-adapter",
+            &bin,
+            &[
+                format!("--prometheus-url={prometheus_url}"),
+                format!("--config={}", dir.join("config.yaml").display()),
+                format!("--lister-kubeconfig={kubeconfig}"),
+                format!("--authentication-kubeconfig={kubeconfig}"),
+                format!("--authorization-kubeconfig={kubeconfig}"),
+                format!("--secure-port={port}"),
+                "--bind-address=127.0.0.1".into(),
+                format!("--tls-cert-file={}", serving.cert_path.display()),
+                format!("--tls-private-key-file={}", serving.key_path.display()),
+                "--metrics-relist-interval=2s".into(),
+                "--v=1".into(),
+            ],
+        );
+        use base64::Engine;
+        let bundle = base64::engine::general_purpose::STANDARD.encode(ca.cert_pem());
+        let objects = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": service, "namespace": ns},
+             "spec": {"type": "ExternalName", "externalName": "localhost", "ports": [{"port": port}]}},
+            {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+             "metadata": {"name": "v1beta1.external.metrics.k8s.io"},
+             "spec": {"group": "external.metrics.k8s.io", "version": "v1beta1",
+                      "service": {"name": service, "namespace": ns, "port": port},
+                      "caBundle": bundle, "groupPriorityMinimum": 100, "versionPriority": 100}}]});
+        cp.kubectl_stdin_ok(&["apply", "-f", "-"], &objects.to_string());
+        cp.kubectl_ok(&[
+            "wait",
+            "--for=condition=Available",
+            "--timeout=60s",
+            "apiservice/v1beta1.external.metrics.k8s.io",
+        ]);
+        Self { server }
+    }
+}

@@ -111,6 +111,25 @@ pub struct Prometheus {
 impl Prometheus {
     /// Starts Prometheus scraping `targets` every second. `web_config` (YAML) turns on TLS.
     pub fn start(name: &str, targets: &[SocketAddr], web_config: Option<&str>) -> Self {
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let jobs = format!(
+            "- job_name: vllm\n  honor_labels: true\n  static_configs:\n  - targets: [{}]\n",
+            targets.join(", ")
+        );
+        Self::start_jobs(name, &jobs, web_config)
+    }
+
+    /// Starts Prometheus scraping `target` every second as a pod in `namespace` would be
+    /// scraped through Kubernetes service discovery: the target's own `namespace` label loses
+    /// to the target label and becomes `exported_namespace` (what upstream's HPA selects on).
+    pub fn start_pod_scrape(name: &str, target: &str, namespace: &str) -> Self {
+        let jobs = format!(
+            "- job_name: wva\n  static_configs:\n  - targets: ['{target}']\n    labels: {{namespace: '{namespace}'}}\n"
+        );
+        Self::start_jobs(name, &jobs, None)
+    }
+
+    fn start_jobs(name: &str, jobs: &str, web_config: Option<&str>) -> Self {
         let bin = binary(
             "prometheus",
             &["/usr/bin/prometheus"],
@@ -120,12 +139,10 @@ impl Prometheus {
         let dir = scratch_dir.join(format!("prometheus-{name}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
         std::fs::write(
             dir.join("prometheus.yml"),
             format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n- job_name: vllm\n  honor_labels: true\n  static_configs:\n  - targets: [{}]\n",
-                targets.join(", ")
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{jobs}"
             ),
         )
         .unwrap();
