@@ -11,10 +11,10 @@ build:
 	$(CARGO) build --release
 
 ## Control-plane binaries (etcd, kube-apiserver, kube-controller-manager, kubectl) from tools/go.mod,
-## the ecosystem the chart tests run (helm, cert-manager, prometheus-adapter, third-party CRDs) from
+## the ecosystem the chart tests run (helm, cert-manager, prometheus-adapter, third-party CRDs, KEDA) from
 ## tools/<name>/go.mod, and the Debian packages the integration tests run (prometheus, nginx, openssl).
 ## Each is cached by version outside the work tree: a second run builds nothing.
-ECOSYSTEM := helm cert-manager prometheus-adapter crds
+ECOSYSTEM := helm cert-manager prometheus-adapter crds keda
 tools:
 	bash scripts/test-deps.sh
 	bash scripts/tools.sh

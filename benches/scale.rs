@@ -213,7 +213,11 @@ async fn run(models: usize, pods: usize, minutes: usize) {
         println!("  {line}");
     }
     let rss_start = memory_mib(pid);
-    println!("controller memory: {rss_start:.1} MiB RSS");
+    println!(
+        "controller memory: {rss_start:.1} MiB RSS ({:.1} MiB anonymous, {:.1} MiB file-backed)",
+        support::process::status_kib(pid, "RssAnon:") as f64 / 1024.0,
+        support::process::status_kib(pid, "RssFile:") as f64 / 1024.0
+    );
     for minute in 1..=minutes {
         tokio::time::sleep(Duration::from_secs(60)).await;
         let (count, sum) = cycle_time(&wva);

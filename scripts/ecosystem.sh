@@ -11,13 +11,14 @@
 # Binaries per NAME: helm -> helm; cert-manager -> cert-manager-controller, cert-manager-cainjector
 # (small mains of ours over cert-manager's public packages, tools/cert-manager/*/main.go);
 # prometheus-adapter -> prometheus-adapter; crds -> the ScaledObject and ServiceMonitor CRDs (YAML
-# from the pinned KEDA and prometheus-operator modules, nothing built).
+# from the pinned KEDA and prometheus-operator modules, nothing built); keda -> keda-operator,
+# keda-adapter (the costliest build: about 15 minutes and 3 GB of memory on 2 cores).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 check=""
 if [ "${1:-}" = "--check" ]; then check=1; shift; fi
-name=${1:?usage: ecosystem.sh [--check] helm|cert-manager|prometheus-adapter|crds}
+name=${1:?usage: ecosystem.sh [--check] helm|cert-manager|prometheus-adapter|crds|keda}
 dir="$here/tools/$name"
 [ -f "$dir/go.mod" ] || { echo "ecosystem.sh: unknown component $name (no tools/$name/go.mod)" >&2; exit 2; }
 
@@ -26,6 +27,7 @@ case "$name" in
   cert-manager) module=github.com/cert-manager/cert-manager; bins=(cert-manager-controller cert-manager-cainjector) ;;
   prometheus-adapter) module=sigs.k8s.io/prometheus-adapter; bins=(prometheus-adapter) ;;
   crds) module=github.com/kedacore/keda/v2; bins=() ;;
+  keda) module=github.com/kedacore/keda/v2; bins=(keda-operator keda-adapter) ;;
   *) echo "ecosystem.sh: no build recipe for $name" >&2; exit 2 ;;
 esac
 
@@ -67,6 +69,9 @@ start=$(date +%s)
       go build "${flags[@]}" -ldflags='-s -w' -o "$out.partial/cert-manager-cainjector" ./cainjector ;;
     prometheus-adapter)
       go build "${flags[@]}" -ldflags='-s -w' -o "$out.partial/prometheus-adapter" sigs.k8s.io/prometheus-adapter/cmd/adapter ;;
+    keda)
+      go build "${flags[@]}" -ldflags='-s -w' -o "$out.partial/keda-operator" github.com/kedacore/keda/v2/cmd/operator
+      go build "${flags[@]}" -ldflags='-s -w' -o "$out.partial/keda-adapter" github.com/kedacore/keda/v2/cmd/adapter ;;
     crds)
       dir_of() { go mod download -json "$1@$(awk -v m="$1" '$1==m {print $2}' go.mod)" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'; }
       keda=$(dir_of github.com/kedacore/keda/v2)

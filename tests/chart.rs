@@ -24,10 +24,9 @@ use support::control_plane::{ControlPlane, control_plane_with_autoscaling, wait_
 use support::controller::{Run, Scene};
 use support::ecosystem::{
     CHART, PrometheusAdapter, cert_manager, ecosystem_dir, first_der, helm, helm_ok,
-    served_certificate, write_secret_volume,
+    metrics_path_scene, served_certificate, write_secret_volume,
 };
 use support::process::free_port;
-use support::prometheus::Prometheus;
 
 const KUBE_VERSION: &str = "1.36.3";
 const T: Duration = Duration::from_secs(60);
@@ -460,6 +459,7 @@ async fn helm_install_with_cert_manager_serves_admissions_follows_renewal_and_sc
     let release = scene.sys.clone();
     let port = free_port();
     let prometheus = scene.prometheus.http_url();
+    let installed = std::time::Instant::now();
     helm_ok(
         cp,
         &[
@@ -516,6 +516,10 @@ async fn helm_install_with_cert_manager_serves_admissions_follows_renewal_and_sc
         })
         .await;
     }
+    eprintln!(
+        "helm install to Secret issued and CA injected into both configurations: {:.1}s",
+        installed.elapsed().as_secs_f64()
+    );
     let data = secret.data.unwrap();
     let ca_pem = String::from_utf8(data["ca.crt"].0.clone()).unwrap();
 
@@ -622,8 +626,6 @@ async fn helm_install_with_cert_manager_serves_admissions_follows_renewal_and_sc
     let stream = {
         let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
         let ns = scene.ns.clone();
-        let kubeconfig = cp.kubeconfig.clone();
-        let kubectl = cp.bin.join("kubectl");
         std::thread::spawn(move || {
             let mut errors = Vec::new();
             while !stop.load(Ordering::SeqCst) {
@@ -632,28 +634,8 @@ async fn helm_install_with_cert_manager_serves_admissions_follows_renewal_and_sc
                                              "labels": {"inference.optimization/acceleratorName": "A100"}},
                                 "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "probe-target"},
                                          "modelID": "meta/llama-3.1-8b", "variantCost": "10"}});
-                let mut child = Command::new(&kubectl)
-                    .args([
-                        "--kubeconfig",
-                        kubeconfig.to_str().unwrap(),
-                        "create",
-                        "--dry-run=server",
-                        "-f",
-                        "-",
-                    ])
-                    .stdin(std::process::Stdio::piped())
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                use std::io::Write;
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(va.to_string().as_bytes())
-                    .unwrap();
-                let out = child.wait_with_output().unwrap();
+                let out =
+                    cp.kubectl_stdin(&["create", "--dry-run=server", "-f", "-"], &va.to_string());
                 sent.fetch_add(1, Ordering::SeqCst);
                 if !out.status.success() {
                     failed.fetch_add(1, Ordering::SeqCst);
@@ -681,12 +663,18 @@ async fn helm_install_with_cert_manager_serves_admissions_follows_renewal_and_sc
         "-p",
         &patch.to_string(),
     ]);
+    let renewal = std::time::Instant::now();
     let renewed = wait_for(T, "cert-manager to renew the serving Secret", || async {
         let s = secrets.get(&secret_name).await.ok()?;
         let d = s.data?;
         (first_der(std::str::from_utf8(&d["tls.crt"].0).ok()?) != first).then_some(d)
     })
     .await;
+    eprintln!(
+        "renewal: new Secret {:.1}s after the request",
+        renewal.elapsed().as_secs_f64()
+    );
+    let swapped = std::time::Instant::now();
     write(&files(&renewed));
     let second = first_der(std::str::from_utf8(&renewed["tls.crt"].0).unwrap());
     wait_for(
@@ -697,11 +685,16 @@ async fn helm_install_with_cert_manager_serves_admissions_follows_renewal_and_sc
         },
     )
     .await;
+    eprintln!(
+        "renewal: served by wva {:.1}s after the volume swap",
+        swapped.elapsed().as_secs_f64()
+    );
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::SeqCst);
     let errors = stream.join().unwrap();
     let (sent, failed) = (sent.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
     assert!(sent >= 10, "only {sent} reviews were sent");
+    eprintln!("renewal: {sent} reviews through the API server, {failed} failed");
     assert_eq!(
         failed,
         0,
@@ -864,13 +857,7 @@ fn the_configuration_reference_is_complete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_hpa_path_scales_through_prometheus_adapter_with_upstreams_rule() {
     let cp = control_plane_with_autoscaling();
-    let scene = Scene::new("chart-hpa", "1s").await;
-    scene.variant("llama", 1, "10").await;
-    scene.wait_reported(1).await;
-    let wva = scene.wva("metrics", &[]);
-    let target = wva.metrics.trim_start_matches("http://").to_owned();
-    let prometheus =
-        Prometheus::start_pod_scrape(&format!("{}-wva", scene.sys), &target, &scene.sys);
+    let (scene, wva, prometheus) = metrics_path_scene("chart-hpa").await;
     let started = std::time::Instant::now();
     let _adapter = PrometheusAdapter::start(cp, &prometheus.http_url());
     eprintln!(

@@ -37,8 +37,9 @@ use crate::prometheus::collect::{ModelRequest, collect};
 use crate::prometheus::promql::ModelKey;
 use crate::runtime::Shutdown;
 
-/// How many VAs' writes are in flight at once.
-const WRITE_CONCURRENCY: usize = 8;
+/// How many VAs' writes are in flight at once: a scale-up of many models at once is bounded by
+/// the API server's latency, not by ours (docs/performance.md#controller-at-scale).
+const WRITE_CONCURRENCY: usize = 32;
 
 /// How often the ConfigMaps are re-read between cycles.
 const CONFIG_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
@@ -521,6 +522,8 @@ impl Controller {
         let resource = variant_autoscaling_resource();
         let mut published = None;
         let reference = va.object_ref(&resource);
+        // Events go out beside the status write: neither waits for the other.
+        let mut events: Vec<futures::future::BoxFuture<'_, ()>> = Vec::new();
         let mut desired = None;
         let mut applied = None;
         let mut held = None;
@@ -546,8 +549,11 @@ impl Controller {
                 Plan::Publish => {
                     applied = Some(self.options.mode == Mode::Metrics || spec == target);
                     if self.options.mode == Mode::Metrics && stepped {
-                        self.step(&reference, decision, decision.previous_desired)
-                            .await;
+                        events.push(Box::pin(self.step(
+                            &reference,
+                            decision,
+                            decision.previous_desired,
+                        )));
                     }
                 }
                 Plan::Scale { .. } if !self.leadership.is_leading() => {}
@@ -558,7 +564,7 @@ impl Controller {
                         Ok(()) => {
                             self.metrics.scale_writes.inc();
                             applied = Some(true);
-                            self.step(&reference, decision, *from).await;
+                            events.push(Box::pin(self.step(&reference, decision, *from)));
                         }
                         Err(error) => {
                             tracing::warn!(%error, deployment = %decision.target_name, namespace = %notes.namespace, "cannot scale");
@@ -569,38 +575,32 @@ impl Controller {
                 Plan::Hold(why) => {
                     applied = Some(false);
                     held = Some(why.clone());
-                    self.events
-                        .warning(
-                            &reference,
-                            status::REASON_HPA_CONFLICT,
-                            hpa.unwrap_or_default(),
-                            why.clone(),
-                        )
-                        .await;
+                    events.push(Box::pin(self.events.warning(
+                        &reference,
+                        status::REASON_HPA_CONFLICT,
+                        hpa.unwrap_or_default(),
+                        why.clone(),
+                    )));
                 }
             }
         }
         for (pod, why) in &notes.stuck {
-            self.events
-                .warning(
-                    &reference,
-                    "StuckPod",
-                    pod,
-                    format!("pod {pod} is stuck ({why}): it does not hold the model in transition; scale-up goes to other variants while it lasts"),
-                )
-                .await;
+            events.push(Box::pin(self.events.warning(
+                &reference,
+                "StuckPod",
+                pod,
+                format!("pod {pod} is stuck ({why}): it does not hold the model in transition; scale-up goes to other variants while it lasts"),
+            )));
         }
         if let (Collection::Failed(error), Target::Found) = (collection, &notes.target) {
-            self.events
-                .warning(
-                    &reference,
-                    crate::api::conditions::REASON_PROMETHEUS_ERROR,
-                    "",
-                    format!(
-                        "Prometheus query failed, holding (no scale-down on missing data): {error}"
-                    ),
-                )
-                .await;
+            events.push(Box::pin(self.events.warning(
+                &reference,
+                crate::api::conditions::REASON_PROMETHEUS_ERROR,
+                "",
+                format!(
+                    "Prometheus query failed, holding (no scale-down on missing data): {error}"
+                ),
+            )));
         }
         let current: VariantAutoscalingStatus = va
             .data
@@ -616,10 +616,13 @@ impl Controller {
             applied,
             held: held.as_deref(),
         };
-        if let Some(next) = status::desired_status(&current, &observed, now) {
-            self.write_status(va, next).await;
-        }
-
+        let next = status::desired_status(&current, &observed, now);
+        let write = async {
+            if let Some(next) = next {
+                self.write_status(va, next).await;
+            }
+        };
+        futures::future::join(futures::future::join_all(events), write).await;
         published
     }
 

@@ -384,6 +384,17 @@ impl ControlPlane {
         Server::spawn(name, program, args, &self.dir, &self.reaper)
     }
 
+    /// [`Self::spawn`] with extra environment variables.
+    pub fn spawn_with_env(
+        &self,
+        name: &'static str,
+        program: &Path,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> Server {
+        Server::spawn_with_env(name, program, args, env, &self.dir, &self.reaper)
+    }
+
     /// Has the reaper stop `pid` too when the test binary ends (for processes a test starts).
     pub fn register_pid(&self, pid: u32) {
         self.reaper.register(pid);

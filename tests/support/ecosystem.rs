@@ -11,7 +11,9 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 use super::control_plane::{ControlPlane, control_plane};
+use super::controller::{Scene, WvaRun};
 use super::process::Server;
+use super::prometheus::Prometheus;
 
 /// The bin folder of an ecosystem component, or a panic that says how to build it.
 pub fn ecosystem_dir(name: &str) -> PathBuf {
@@ -216,23 +218,129 @@ impl PrometheusAdapter {
                 "--v=1".into(),
             ],
         );
-        use base64::Engine;
-        let bundle = base64::engine::general_purpose::STANDARD.encode(ca.cert_pem());
-        let objects = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
-            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": service, "namespace": ns},
-             "spec": {"type": "ExternalName", "externalName": "localhost", "ports": [{"port": port}]}},
-            {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
-             "metadata": {"name": "v1beta1.external.metrics.k8s.io"},
-             "spec": {"group": "external.metrics.k8s.io", "version": "v1beta1",
-                      "service": {"name": service, "namespace": ns, "port": port},
-                      "caBundle": bundle, "groupPriorityMinimum": 100, "versionPriority": 100}}]});
-        cp.kubectl_stdin_ok(&["apply", "-f", "-"], &objects.to_string());
-        cp.kubectl_ok(&[
-            "wait",
-            "--for=condition=Available",
-            "--timeout=60s",
-            "apiservice/v1beta1.external.metrics.k8s.io",
-        ]);
+        register_external_metrics(cp, ns, service, port, &ca.cert_pem());
         Self { server }
     }
+}
+
+/// KEDA's operator and metrics adapter out of cluster: the adapter is the aggregated
+/// `external.metrics.k8s.io` server (ExternalName Service to localhost), both share one cert dir
+/// for their gRPC link, and KEDA's CRDs are installed from its module.
+pub struct Keda {
+    pub operator: Server,
+    pub adapter: Server,
+}
+
+impl Keda {
+    pub fn start(cp: &ControlPlane) -> Self {
+        let bin = ecosystem_dir("keda");
+        let crds = ecosystem_dir("crds");
+        cp.kubectl_ok(&[
+            "apply",
+            "--server-side",
+            "-f",
+            crds.join("keda.sh_scaledobjects.yaml").to_str().unwrap(),
+        ]);
+        cp.wait_established("scaledobjects.keda.sh");
+        let ns = "keda";
+        let _ = cp.kubectl(&["create", "namespace", ns]);
+        let dir = cp.dir.join("keda-certs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = super::pki::TestCa::new("keda-test-ca");
+        ca.write_cert(&dir, "ca.crt");
+        let service = "keda-metrics-apiserver";
+        let cert = ca.server_and_client_cert(
+            &dir,
+            "tls",
+            &[
+                &format!("{service}.{ns}.svc"),
+                "keda-operator.keda.svc.cluster.local",
+                "localhost",
+                "127.0.0.1",
+            ],
+        );
+        // rcgen writes <name>.crt / <name>.key: KEDA reads tls.crt / tls.key.
+        assert!(cert.cert_path.ends_with("tls.crt") && cert.key_path.ends_with("tls.key"));
+        let free = super::process::free_port;
+        let (grpc, secure) = (free(), free());
+        let operator = cp.spawn_with_env(
+            "keda-operator",
+            &bin.join("keda-operator"),
+            &[
+                "--leader-elect=false".into(),
+                "--enable-cert-rotation=false".into(),
+                "--enable-webhook-patching=false".into(),
+                "--enable-apiservice-patching=false".into(),
+                format!("--cert-dir={}", dir.display()),
+                format!("--metrics-bind-address=127.0.0.1:{}", free()),
+                format!("--health-probe-bind-address=127.0.0.1:{}", free()),
+                format!("--metrics-service-bind-address=127.0.0.1:{grpc}"),
+            ],
+            &keda_env(cp, ns),
+        );
+        let adapter = cp.spawn_with_env(
+            "keda-adapter",
+            &bin.join("keda-adapter"),
+            &[
+                format!("--secure-port={secure}"),
+                "--bind-address=127.0.0.1".into(),
+                format!("--cert-dir={}", dir.display()),
+                format!("--tls-cert-file={}", cert.cert_path.display()),
+                format!("--tls-private-key-file={}", cert.key_path.display()),
+                format!("--port={}", free()),
+                format!("--metrics-service-address=localhost:{grpc}"),
+                format!("--lister-kubeconfig={}", cp.kubeconfig.display()),
+                format!("--authentication-kubeconfig={}", cp.kubeconfig.display()),
+                format!("--authorization-kubeconfig={}", cp.kubeconfig.display()),
+            ],
+            &keda_env(cp, ns),
+        );
+        register_external_metrics(cp, ns, service, secure, &ca.cert_pem());
+        Self { operator, adapter }
+    }
+}
+
+fn keda_env(cp: &ControlPlane, ns: &str) -> Vec<(String, String)> {
+    vec![
+        ("KUBECONFIG".into(), cp.kubeconfig.display().to_string()),
+        ("POD_NAMESPACE".into(), ns.into()),
+        ("KEDA_CLUSTER_OBJECT_NAMESPACE".into(), ns.into()),
+        ("WATCH_NAMESPACE".into(), String::new()),
+    ]
+}
+
+/// Registers the server on 127.0.0.1:`port` (serving a certificate signed by `ca_pem` for
+/// `<service>.<ns>.svc`) as `v1beta1.external.metrics.k8s.io`, through an ExternalName Service to
+/// localhost, and waits until the API server reports it Available.
+fn register_external_metrics(cp: &ControlPlane, ns: &str, service: &str, port: u16, ca_pem: &str) {
+    use base64::Engine;
+    let bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    let objects = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": service, "namespace": ns},
+         "spec": {"type": "ExternalName", "externalName": "localhost", "ports": [{"port": port}]}},
+        {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+         "metadata": {"name": "v1beta1.external.metrics.k8s.io"},
+         "spec": {"group": "external.metrics.k8s.io", "version": "v1beta1",
+                  "service": {"name": service, "namespace": ns, "port": port},
+                  "caBundle": bundle, "groupPriorityMinimum": 100, "versionPriority": 100}}]});
+    cp.kubectl_stdin_ok(&["apply", "-f", "-"], &objects.to_string());
+    cp.kubectl_ok(&[
+        "wait",
+        "--for=condition=Available",
+        "--timeout=90s",
+        "apiservice/v1beta1.external.metrics.k8s.io",
+    ]);
+}
+
+/// The metrics-path scene: one variant `llama` at one replica reporting, `wva run` in metrics
+/// mode, and a Prometheus scraping wva as a pod of the controller namespace.
+pub async fn metrics_path_scene(prefix: &str) -> (Scene, WvaRun, Prometheus) {
+    let scene = Scene::new(prefix, "1s").await;
+    scene.variant("llama", 1, "10").await;
+    scene.wait_reported(1).await;
+    let wva = scene.wva("metrics", &[]);
+    let target = wva.metrics.trim_start_matches("http://").to_owned();
+    let prometheus =
+        Prometheus::start_pod_scrape(&format!("{}-wva", scene.sys), &target, &scene.sys);
+    (scene, wva, prometheus)
 }

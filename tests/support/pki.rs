@@ -58,6 +58,19 @@ impl TestCa {
         self.sign(dir, name, params)
     }
 
+    /// A certificate that serves the given names and also authenticates as a client (mTLS
+    /// between two servers that share it, as KEDA's operator and metrics adapter do).
+    pub fn server_and_client_cert(&self, dir: &Path, name: &str, sans: &[&str]) -> CertFiles {
+        let mut params =
+            CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, sans[0]);
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        self.sign(dir, name, params)
+    }
+
     /// A client certificate: the API server reads the user from CN and the groups from O.
     pub fn client_cert(&self, dir: &Path, name: &str, user: &str, groups: &[&str]) -> CertFiles {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();

@@ -88,10 +88,23 @@ impl Server {
         dir: &Path,
         reaper: &Reaper,
     ) -> Self {
+        Self::spawn_with_env(name, program, args, &[], dir, reaper)
+    }
+
+    /// [`Server::spawn`] with extra environment variables.
+    pub fn spawn_with_env(
+        name: &'static str,
+        program: &Path,
+        args: &[String],
+        env: &[(String, String)],
+        dir: &Path,
+        reaper: &Reaper,
+    ) -> Self {
         let log = dir.join(format!("{name}.log"));
         let out = File::create(&log).unwrap();
         let child = Command::new(program)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
