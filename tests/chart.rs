@@ -247,6 +247,7 @@ async fn every_values_set_renders_objects_the_api_server_accepts() {
                     "Certificate",
                     "MutatingWebhookConfiguration",
                     "ValidatingWebhookConfiguration",
+                    "Lease",
                 ] {
                     assert!(
                         kinds.iter().any(|k| k == kind),
@@ -735,7 +736,7 @@ async fn helm_install_with_cert_manager_serves_admissions_follows_renewal_and_sc
     wait_for(T, "helm uninstall to remove the release's objects", || async {
         let out = cp.kubectl_ok(&[
             "get", "-A", "-l", &selector, "-o", "name",
-            "deployments,services,configmaps,serviceaccounts,roles,rolebindings,clusterroles,clusterrolebindings,poddisruptionbudgets,certificates,issuers,validatingwebhookconfigurations,mutatingwebhookconfigurations",
+            "deployments,services,configmaps,serviceaccounts,roles,rolebindings,clusterroles,clusterrolebindings,poddisruptionbudgets,leases,certificates,issuers,validatingwebhookconfigurations,mutatingwebhookconfigurations",
         ]);
         out.trim().is_empty().then_some(())
     })
@@ -746,7 +747,6 @@ async fn helm_install_with_cert_manager_serves_admissions_follows_renewal_and_sc
     assert_eq!(
         left,
         [
-            "lease.coordination.k8s.io/72dd1cf1.llm-d.ai".to_owned(),
             format!("secret/{release}-webhook-ca"),
             format!("secret/{release}-webhook-server-cert"),
         ],
