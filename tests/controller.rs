@@ -12,6 +12,17 @@ use support::controller::Scene;
 
 const T: Duration = Duration::from_secs(40);
 
+/// Leader election with a 6 s lease, 4 s renew deadline and 1 s retry period.
+const FAST_LEASE: [&str; 7] = [
+    "--leader-elect",
+    "--leader-election-lease-duration",
+    "6s",
+    "--leader-election-renew-deadline",
+    "4s",
+    "--leader-election-retry-period",
+    "1s",
+];
+
 /// One model on two variants, `cheap` (cost 5) and `pricey` (cost 20), one replica each,
 /// both reporting in Prometheus.
 async fn cheap_and_pricey(scene: &Scene) {
@@ -578,19 +589,7 @@ async fn scale_up_as_the_service_account(
     scene: &Scene,
     run: support::controller::Run,
 ) -> Vec<support::control_plane::AuditedRequest> {
-    let wva = scene.wva_with(
-        "direct",
-        &[
-            "--leader-elect",
-            "--leader-election-lease-duration",
-            "6s",
-            "--leader-election-renew-deadline",
-            "4s",
-            "--leader-election-retry-period",
-            "1s",
-        ],
-        &run,
-    );
+    let wva = scene.wva_with("direct", &FAST_LEASE, &run);
     scene.wait_optimized("cheap").await;
     scene.load("cheap", 0.95);
     scene.load("pricey", 0.95);
@@ -738,15 +737,7 @@ async fn a_killed_leader_is_replaced_within_the_lease_and_no_decision_is_written
     scene.variant("decode", 1, "10").await;
     scene.load("decode", 0.5);
     scene.wait_reported(1).await;
-    let flags = [
-        "--leader-elect",
-        "--leader-election-lease-duration",
-        "6s",
-        "--leader-election-renew-deadline",
-        "4s",
-        "--leader-election-retry-period",
-        "1s",
-    ];
+    let flags = FAST_LEASE;
     let mut one = scene.wva("direct", &flags);
     let mut two = scene.wva("direct", &flags);
     let leading =
@@ -830,18 +821,7 @@ async fn a_replica_that_loses_the_lease_withdraws_its_desired_replicas() {
     let scene = Scene::new("ctl-withdraw", "1s").await;
     scene.variant("decode", 1, "10").await;
     scene.wait_reported(1).await;
-    let wva = scene.wva(
-        "metrics",
-        &[
-            "--leader-elect",
-            "--leader-election-lease-duration",
-            "6s",
-            "--leader-election-renew-deadline",
-            "4s",
-            "--leader-election-retry-period",
-            "1s",
-        ],
-    );
+    let wva = scene.wva("metrics", &FAST_LEASE);
     wait_for(T, "wva_desired_replicas from the leader", || async {
         wva.sample("wva_desired_replicas{").map(|_| ())
     })
