@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds one ecosystem component the chart tests run for real (helm, cert-manager,
-# prometheus-adapter) from its pinned Go module in tools/<name>/ into a cache folder keyed by
+# Builds one ecosystem component the chart and KEDA tests run for real (helm, cert-manager,
+# prometheus-adapter, KEDA, third-party CRDs) from its pinned Go module in tools/<name>/ into a cache folder keyed by
 # the module's version and a hash of tools/<name>/, and prints that folder. Idempotent: a second
 # run builds nothing.
 #

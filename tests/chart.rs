@@ -23,38 +23,12 @@ use serde_json::{Value, json};
 use support::control_plane::{ControlPlane, control_plane_with_autoscaling, wait_for};
 use support::controller::{Run, Scene};
 use support::ecosystem::{
-    CHART, PrometheusAdapter, cert_manager, ecosystem_dir, first_der, helm, helm_ok,
-    metrics_path_scene, served_certificate, write_secret_volume,
+    CHART, PrometheusAdapter, cert_manager, ecosystem_dir, first_der, helm_ok, metrics_path_scene,
+    render, served_certificate, write_secret_volume,
 };
 use support::process::free_port;
 
-const KUBE_VERSION: &str = "1.36.3";
 const T: Duration = Duration::from_secs(60);
-
-/// `helm template` of the chart as release `release` in `namespace` with `args` (`--set` ...).
-fn render(
-    cp: &ControlPlane,
-    release: &str,
-    namespace: &str,
-    args: &[&str],
-) -> Result<String, String> {
-    let mut all = vec![
-        "template",
-        release,
-        CHART,
-        "--namespace",
-        namespace,
-        "--kube-version",
-        KUBE_VERSION,
-    ];
-    all.extend_from_slice(args);
-    let out = helm(cp, &all);
-    if out.status.success() {
-        Ok(String::from_utf8(out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
 
 /// The `kind`s of a rendered stream, in order.
 fn kinds(rendered: &str) -> Vec<String> {
@@ -90,7 +64,13 @@ fn the_chart_lints_strictly_and_is_the_one_source_of_the_plain_manifests() {
     let cp = control_plane_with_autoscaling();
     let out = helm_ok(
         cp,
-        &["lint", "--strict", CHART, "--kube-version", KUBE_VERSION],
+        &[
+            "lint",
+            "--strict",
+            CHART,
+            "--kube-version",
+            support::ecosystem::KUBE_VERSION,
+        ],
     );
     assert!(out.contains("0 chart(s) failed"), "{out}");
 

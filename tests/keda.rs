@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::control_plane::{control_plane_with_autoscaling, wait_for};
-use support::ecosystem::{CHART, Keda, helm_ok, metrics_path_scene};
+use support::ecosystem::{Keda, metrics_path_scene, render};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_keda_path_scales_through_the_charts_scaled_object() {
@@ -18,16 +18,11 @@ async fn the_keda_path_scales_through_the_charts_scaled_object() {
     let keda = Keda::start(cp);
     eprintln!("KEDA Available in {:.1}s", started.elapsed().as_secs_f64());
 
-    let scaled = helm_ok(
+    let scaled = render(
         cp,
+        "wva",
+        &scene.sys,
         &[
-            "template",
-            "wva",
-            CHART,
-            "--namespace",
-            &scene.sys,
-            "--kube-version",
-            "1.36.3",
             "--show-only",
             "templates/autoscalers.yaml",
             "--set",
@@ -41,7 +36,8 @@ async fn the_keda_path_scales_through_the_charts_scaled_object() {
             "--set",
             "keda.pollingInterval=1",
         ],
-    );
+    )
+    .unwrap();
     cp.kubectl_stdin_ok(&["apply", "-f", "-"], &scaled);
     wait_for(
         Duration::from_secs(60),

@@ -33,6 +33,35 @@ pub fn ecosystem_dir(name: &str) -> PathBuf {
 
 pub const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/wva");
 
+/// The Kubernetes version `helm template` renders for (the test control plane's).
+pub const KUBE_VERSION: &str = "1.36.3";
+
+/// `helm template` of the chart as release `release` in `namespace` with `args` (`--set` ...);
+/// helm's standard error when it refuses.
+pub fn render(
+    cp: &ControlPlane,
+    release: &str,
+    namespace: &str,
+    args: &[&str],
+) -> Result<String, String> {
+    let mut all = vec![
+        "template",
+        release,
+        CHART,
+        "--namespace",
+        namespace,
+        "--kube-version",
+        KUBE_VERSION,
+    ];
+    all.extend_from_slice(args);
+    let out = helm(cp, &all);
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 /// Runs helm against the test API server; its config, cache and data live in the control
 /// plane's directory, never in the user's home.
 pub fn helm(cp: &ControlPlane, args: &[&str]) -> Output {
