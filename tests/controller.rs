@@ -814,6 +814,43 @@ async fn a_killed_leader_is_replaced_within_the_lease_and_no_decision_is_written
     );
 }
 
+/// The window the killed-leader test can hit by chance, made certain: a leader patched `/scale`
+/// to 2 and died before its status write, so the VA still records 1. The next leader must take
+/// the target's `spec.replicas` as the count in flight and leave it at 2 — not "restore" 1 and
+/// then scale back up (a scale-down nobody decided, dropping requests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_died_between_scale_and_status_leaves_nothing_to_undo() {
+    let scene = Scene::new("ctl-window", "1s").await;
+    scene.variant("decode", 2, "10").await;
+    // 0.5 on each of the 2 pods: no step either way.
+    scene.load("decode", 1.0);
+    scene.wait_reported(2).await;
+    let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        scene.client.clone(),
+        &scene.ns,
+        &support::controller::va_resource(),
+    );
+    let status = serde_json::json!({"status": {"desiredOptimizedAlloc":
+        {"accelerator": "A100", "numReplicas": 1, "lastRunTime": "2026-12-01T10:00:00Z"}}});
+    api.patch_status(
+        "decode",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&status),
+    )
+    .await
+    .unwrap();
+    let wva = scene.wva("direct", &[]);
+    scene.wait_optimized("decode").await;
+    wva.cycles_pass(3, T).await;
+    assert_eq!(
+        scene.scale_writes(),
+        Vec::<i64>::new(),
+        "no /scale write: {}",
+        wva.log_text()
+    );
+    assert_eq!(scene.spec_replicas("decode").await, 2);
+}
+
 /// A leader that loses its Lease (another holder took it) stops cycling and withdraws its
 /// `wva_desired_replicas`: an HPA never sums a stale old leader's figure with the new one's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

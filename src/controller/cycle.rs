@@ -334,6 +334,7 @@ impl Controller {
                 variant_autoscalings: &vas,
                 deployments: &deployments,
                 pods: &pods,
+                actuation: self.options.mode,
             },
             &samples,
             &self.settings.saturation,

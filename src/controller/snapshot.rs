@@ -10,6 +10,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::DynamicObject;
 
+use super::actuate::Mode;
 use super::pods::{StuckReason, accelerator, belongs_to, stuck_reason};
 use crate::config::{SaturationConfigSet, ScaleToZeroConfigSet};
 use crate::core::{PodMetrics, Snapshot, Variant};
@@ -21,6 +22,12 @@ pub struct Cluster<'a> {
     pub variant_autoscalings: &'a [Arc<DynamicObject>],
     pub deployments: &'a [Arc<Deployment>],
     pub pods: &'a [Arc<Pod>],
+    /// Where the desired count in flight is read: in `metrics` mode the VA's
+    /// `status.desiredOptimizedAlloc.numReplicas` (what the HPA converges to, as upstream); in
+    /// `direct` mode the target's `spec.replicas`, which wva itself wrote — so a leader that died
+    /// between its `/scale` write and its status write leaves no stale count behind for the next
+    /// leader to "restore".
+    pub actuation: Mode,
 }
 
 /// What became of a VA's target.
@@ -262,12 +269,15 @@ pub fn build(
         } else {
             replicas
         };
-        let previous_desired = va
-            .data
-            .pointer("/status/desiredOptimizedAlloc/numReplicas")
-            .and_then(serde_json::Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(0);
+        let previous_desired = match cluster.actuation {
+            Mode::Direct => spec_replicas,
+            Mode::Metrics => va
+                .data
+                .pointer("/status/desiredOptimizedAlloc/numReplicas")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0),
+        };
         if let Some(count) = model_samples.and_then(|m| m.request_count) {
             request_counts.insert((namespace.clone(), model_id.to_owned()), count);
         }

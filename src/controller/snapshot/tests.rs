@@ -114,6 +114,7 @@ fn variants_carry_their_deployment_their_pods_metrics_and_stuck_pods() {
             variant_autoscalings: &vas,
             deployments: &deployments,
             pods: &pods,
+            actuation: Mode::Metrics,
         },
         &metrics,
         &SaturationConfigSet::default(),
@@ -178,6 +179,7 @@ fn missing_invalid_and_shared_targets_are_noted_not_decided() {
             variant_autoscalings: &vas,
             deployments: &deployments,
             pods: &[],
+            actuation: Mode::Metrics,
         },
         &[],
         &SaturationConfigSet::default(),
@@ -196,4 +198,47 @@ fn missing_invalid_and_shared_targets_are_noted_not_decided() {
     assert!(matches!(targets["d"], Target::Invalid(m) if m.contains("scaleTargetRef.name")));
     assert!(matches!(targets["e"], Target::Invalid(m) if m.contains("StatefulSet")));
     assert!(matches!(targets["f"], Target::Invalid(m) if m.contains("spec.modelID")));
+}
+
+/// A leader that died between its `/scale` write (2) and its status write (still 1): in direct
+/// mode the count in flight is the target's `spec.replicas`, so the next leader sees a stable
+/// variant at 2 and does not "restore" 1; in metrics mode the status count stays the one in
+/// flight (the HPA converges to it, as upstream).
+#[test]
+fn direct_mode_reads_the_count_in_flight_from_the_target_not_the_status() {
+    let vas = [va(
+        "a100",
+        target("llama-a100"),
+        json!({"desiredOptimizedAlloc": {"numReplicas": 1, "accelerator": "A100"}}),
+    )];
+    let deployments = [deployment("llama-a100", 2, 2, None)];
+    let pods = [
+        pod("llama-a100", "llama-a100-1", ready()),
+        pod("llama-a100", "llama-a100-2", ready()),
+    ];
+    let metrics = [samples(&[
+        ("llama-a100-1", 0.5, 0),
+        ("llama-a100-2", 0.5, 0),
+    ])];
+    let decide = |actuation| {
+        let built = build(
+            Cluster {
+                variant_autoscalings: &vas,
+                deployments: &deployments,
+                pods: &pods,
+                actuation,
+            },
+            &metrics,
+            &SaturationConfigSet::default(),
+            &ScaleToZeroConfigSet::default(),
+            NOW,
+        );
+        let report = crate::core::decide(&built.snapshot, crate::core::Policy::default());
+        (
+            built.snapshot.variants[0].previous_desired,
+            report.decisions[0].target_replicas,
+        )
+    };
+    assert_eq!(decide(Mode::Direct), (2, 2));
+    assert_eq!(decide(Mode::Metrics), (1, 1));
 }
