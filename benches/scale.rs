@@ -124,15 +124,25 @@ async fn run(models: usize, pods: usize, minutes: usize) {
     );
 
     let spawned = Instant::now();
+    let mut env = vec![(
+        "RUST_LOG".into(),
+        "info,wva::controller::cycle=debug".into(),
+    )];
+    // A heap profile of the controller: heaptrack's preload library records every allocation
+    // into this file; `heaptrack_interpret < FILE | gzip > P.gz && heaptrack_print P.gz` reads it.
+    if let Ok(raw) = std::env::var("WVA_BENCH_HEAPTRACK") {
+        env.push((
+            "LD_PRELOAD".into(),
+            "/usr/lib/heaptrack/libheaptrack_preload.so".into(),
+        ));
+        env.push(("DUMP_HEAPTRACK_OUTPUT".into(), raw));
+    }
     let wva = scene.wva_with(
         "direct",
         &[],
         &Run {
             kubeconfig: Some(kubeconfig),
-            env: vec![(
-                "RUST_LOG".into(),
-                "info,wva::controller::cycle=debug".into(),
-            )],
+            env,
             ..Run::default()
         },
     );

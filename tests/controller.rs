@@ -108,12 +108,16 @@ async fn direct_actuation_scales_the_cheaper_variant_through_scale_within_one_in
     assert!(latency < Duration::from_secs(11), "{latency:?}");
     assert_eq!(scene.spec_replicas("pricey").await, 1);
 
-    let events = scene.events("VariantAutoscaling", "cheap", &scene.ns).await;
-    assert!(
-        events.iter().any(|(reason, note)| reason == "ScaledUp"
-            && note.starts_with("Deployment cheap 1 -> 2 replicas: ")),
-        "{events:?}"
-    );
+    scene
+        .wait_event(
+            "VariantAutoscaling",
+            "cheap",
+            &scene.ns,
+            |(reason, note)| {
+                reason == "ScaledUp" && note.starts_with("Deployment cheap 1 -> 2 replicas: ")
+            },
+        )
+        .await;
     let prefix = format!(
         "wva_replica_scaling_total{{variant_name=\"cheap\",namespace=\"{}\",direction=\"up\",reason=\"saturation\"}}",
         scene.ns
@@ -241,13 +245,11 @@ async fn a_stuck_pod_lets_scale_up_spill_to_the_other_variant() {
         message.contains(&format!("pod {pod}")) && message.contains("ImagePullBackOff"),
         "{message}"
     );
-    let events = scene.events("VariantAutoscaling", "cheap", &scene.ns).await;
-    assert!(
-        events
-            .iter()
-            .any(|(r, n)| r == "StuckPod" && n.contains(&pod)),
-        "{events:?}"
-    );
+    scene
+        .wait_event("VariantAutoscaling", "cheap", &scene.ns, |(r, n)| {
+            r == "StuckPod" && n.contains(&pod)
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,13 +276,11 @@ async fn a_prometheus_outage_holds_and_recovers_without_a_restart() {
         2,
         "no scale-down on missing data"
     );
-    let events = scene
-        .events("VariantAutoscaling", "decode", &scene.ns)
+    scene
+        .wait_event("VariantAutoscaling", "decode", &scene.ns, |(r, _)| {
+            r == "PrometheusError"
+        })
         .await;
-    assert!(
-        events.iter().any(|(r, _)| r == "PrometheusError"),
-        "{events:?}"
-    );
     let pid = wva.child.id();
     scene.load("decode", 1.2);
     scene.prometheus.restart();

@@ -248,7 +248,9 @@ async fn serve(args: RunArgs, timing: Timing) -> Result<(), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("--dump-snapshots {}: {e}", dir.display()))?;
     }
-    let events = Events::new(client.clone(), env::lookup("POD_NAME"));
+    let (events, publisher) = Events::new(client.clone(), env::lookup("POD_NAME"));
+    events.register(runtime.metrics());
+    runtime.spawn("events", publisher.run(runtime.shutdown()));
     let elector = args.leader_elect.then(|| {
         let metrics = LeaderMetrics::default();
         metrics.register(runtime.metrics());

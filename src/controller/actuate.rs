@@ -91,7 +91,7 @@ pub fn plan(mode: Mode, decision: &Decision, spec_replicas: u32, autoscaler: Opt
 }
 
 /// The target's `spec.replicas` (absent means 1, the API server's default).
-pub fn spec_replicas(deployment: &Deployment) -> u32 {
+pub fn spec_replicas(deployment: &crate::cache::CachedDeployment) -> u32 {
     deployment
         .spec
         .as_ref()

@@ -213,7 +213,7 @@ impl Controller {
             () = shutdown.requested() => return Ok(()),
             () = synced => {}
         }
-        self.apply_settings().await;
+        self.apply_settings();
         loop {
             // A follower keeps its configuration current (and its readiness true: every replica
             // serves admissions) while it waits to lead.
@@ -222,7 +222,7 @@ impl Controller {
                 tokio::select! {
                     () = shutdown.requested() => return Ok(()),
                     () = leadership.acquired() => {}
-                    () = tokio::time::sleep(CONFIG_CHECK) => self.apply_settings().await,
+                    () = tokio::time::sleep(CONFIG_CHECK) => self.apply_settings(),
                 }
             }
             tracing::info!(
@@ -263,18 +263,18 @@ impl Controller {
                     () = leadership.lost() => return,
                     () = tokio::time::sleep_until(next.min(tick).into()) => {}
                 }
-                self.apply_settings().await;
+                self.apply_settings();
             }
         }
     }
 
     /// Applies the cached ConfigMaps (only what changed is parsed and reported).
-    async fn apply_settings(&mut self) {
+    fn apply_settings(&mut self) {
         let [main, saturation, scale_to_zero] = self.workload.config_maps.data();
         let outcome =
             self.settings
                 .apply(main.as_ref(), saturation.as_ref(), scale_to_zero.as_ref());
-        self.report_settings(outcome).await;
+        self.report_settings(outcome);
         self.configured
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
@@ -292,7 +292,7 @@ impl Controller {
         let started = Instant::now();
         self.metrics.cycles.inc();
         let (now, now_f) = unix_now();
-        self.apply_settings().await;
+        self.apply_settings();
 
         let vas: Vec<Arc<DynamicObject>> = self
             .variant_autoscalings
@@ -409,7 +409,7 @@ impl Controller {
 
     /// Logs what applying the ConfigMaps found; a rejection also gets a Warning Event on the
     /// ConfigMap and counts in `wva_config_rejections_total`.
-    async fn report_settings(&self, outcome: Outcome) {
+    fn report_settings(&self, outcome: Outcome) {
         for (source, problem) in &outcome.warnings {
             tracing::warn!(config_map = self.config_map_name(*source), %problem, "configuration warning");
         }
@@ -431,14 +431,12 @@ impl Controller {
                 Source::ScaleToZero => &stores.scale_to_zero,
             };
             if let Some(cm) = store.state().first() {
-                self.events
-                    .warning(
-                        &cm.object_ref(&()),
-                        "InvalidConfiguration",
-                        &cm.metadata.resource_version.clone().unwrap_or_default(),
-                        format!("refused, the last valid configuration stays in force: {text}"),
-                    )
-                    .await;
+                self.events.warning(
+                    &cm.object_ref(&()),
+                    "InvalidConfiguration",
+                    &cm.metadata.resource_version.clone().unwrap_or_default(),
+                    format!("refused, the last valid configuration stays in force: {text}"),
+                );
             }
         }
     }
@@ -511,7 +509,7 @@ impl Controller {
         notes: &VariantNotes,
         va: &DynamicObject,
         decision: Option<&Decision>,
-        deployment: Option<&k8s_openapi::api::apps::v1::Deployment>,
+        deployment: Option<&crate::cache::CachedDeployment>,
         autoscalers: &[Arc<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>],
         collection: Collection<'_>,
         now: &Time,
@@ -523,8 +521,6 @@ impl Controller {
         let resource = variant_autoscaling_resource();
         let mut published = None;
         let reference = va.object_ref(&resource);
-        // Events go out beside the status write: neither waits for the other.
-        let mut events: Vec<futures::future::BoxFuture<'_, ()>> = Vec::new();
         let mut desired = None;
         let mut applied = None;
         let mut held = None;
@@ -550,11 +546,7 @@ impl Controller {
                 Plan::Publish => {
                     applied = Some(self.options.mode == Mode::Metrics || spec == target);
                     if self.options.mode == Mode::Metrics && stepped {
-                        events.push(Box::pin(self.step(
-                            &reference,
-                            decision,
-                            decision.previous_desired,
-                        )));
+                        self.step(&reference, decision, decision.previous_desired);
                     }
                 }
                 Plan::Scale { .. } if !self.leadership.is_leading() => {}
@@ -565,7 +557,7 @@ impl Controller {
                         Ok(()) => {
                             self.metrics.scale_writes.inc();
                             applied = Some(true);
-                            events.push(Box::pin(self.step(&reference, decision, *from)));
+                            self.step(&reference, decision, *from);
                         }
                         Err(error) => {
                             tracing::warn!(%error, deployment = %decision.target_name, namespace = %notes.namespace, "cannot scale");
@@ -576,32 +568,32 @@ impl Controller {
                 Plan::Hold(why) => {
                     applied = Some(false);
                     held = Some(why.clone());
-                    events.push(Box::pin(self.events.warning(
+                    self.events.warning(
                         &reference,
                         status::REASON_HPA_CONFLICT,
                         hpa.unwrap_or_default(),
                         why.clone(),
-                    )));
+                    );
                 }
             }
         }
         for (pod, why) in &notes.stuck {
-            events.push(Box::pin(self.events.warning(
+            self.events.warning(
                 &reference,
                 "StuckPod",
                 pod,
                 format!("pod {pod} is stuck ({why}): it does not hold the model in transition; scale-up goes to other variants while it lasts"),
-            )));
+            );
         }
         if let (Collection::Failed(error), Target::Found) = (collection, &notes.target) {
-            events.push(Box::pin(self.events.warning(
+            self.events.warning(
                 &reference,
                 crate::api::conditions::REASON_PROMETHEUS_ERROR,
                 "",
                 format!(
                     "Prometheus query failed, holding (no scale-down on missing data): {error}"
                 ),
-            )));
+            );
         }
         let current: VariantAutoscalingStatus = va
             .data
@@ -617,18 +609,14 @@ impl Controller {
             applied,
             held: held.as_deref(),
         };
-        let next = status::desired_status(&current, &observed, now);
-        let write = async {
-            if let Some(next) = next {
-                self.write_status(va, next).await;
-            }
-        };
-        futures::future::join(futures::future::join_all(events), write).await;
+        if let Some(next) = status::desired_status(&current, &observed, now) {
+            self.write_status(va, next).await;
+        }
         published
     }
 
     /// An applied step: the counter and a Normal Event whose note is the decision's reason.
-    async fn step(&self, reference: &ObjectReference, decision: &Decision, from: u32) {
+    fn step(&self, reference: &ObjectReference, decision: &Decision, from: u32) {
         let to = decision.target_replicas;
         let (direction, reason) = if to > from {
             ("up", "ScaledUp")
@@ -641,16 +629,14 @@ impl Controller {
         };
         self.replica_metrics
             .scaled(&decision.target_name, &decision.namespace, direction, rule);
-        self.events
-            .normal(
-                reference,
-                reason,
-                format!(
-                    "Deployment {} {from} -> {to} replicas: {}",
-                    decision.target_name, decision.reason
-                ),
-            )
-            .await;
+        self.events.normal(
+            reference,
+            reason,
+            format!(
+                "Deployment {} {from} -> {to} replicas: {}",
+                decision.target_name, decision.reason
+            ),
+        );
     }
 
     async fn write_status(&self, va: &DynamicObject, status: VariantAutoscalingStatus) {

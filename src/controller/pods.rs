@@ -5,8 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use crate::cache::objects::{CachedDeployment, CachedPod, SchedulingSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 
 /// The node labels that name a GPU model, by vendor (GPU operators and device plugins set them).
@@ -50,7 +49,7 @@ pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, Stri
 /// pod names a controller) owned by a ReplicaSet of this Deployment — `<deployment>-<hash>`, the
 /// name the Deployment controller gives its ReplicaSets. Two Deployments with overlapping
 /// selectors therefore never share a pod (upstream takes whichever Go's map order hits first).
-pub fn belongs_to(pod: &Pod, deployment: &Deployment) -> bool {
+pub fn belongs_to(pod: &CachedPod, deployment: &CachedDeployment) -> bool {
     if pod.metadata.namespace != deployment.metadata.namespace {
         return false;
     }
@@ -120,7 +119,7 @@ fn seconds(time: &Time) -> i64 {
     time.0.as_second()
 }
 
-fn is_ready(pod: &Pod) -> bool {
+fn is_ready(pod: &CachedPod) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
@@ -131,7 +130,7 @@ fn is_ready(pod: &Pod) -> bool {
 
 /// Why `pod` is stuck, or `None` when it is Ready, terminating, or still expected to become
 /// ready. `now` and `max_pending_seconds` are Unix seconds and seconds.
-pub fn stuck_reason(pod: &Pod, now: i64, max_pending_seconds: u64) -> Option<StuckReason> {
+pub fn stuck_reason(pod: &CachedPod, now: i64, max_pending_seconds: u64) -> Option<StuckReason> {
     if pod.metadata.deletion_timestamp.is_some() || is_ready(pod) {
         return None;
     }
@@ -180,7 +179,7 @@ pub fn stuck_reason(pod: &Pod, now: i64, max_pending_seconds: u64) -> Option<Stu
 /// of the answer says where it came from (for the condition message).
 pub fn accelerator(
     va_labels: Option<&BTreeMap<String, String>>,
-    template: Option<&PodSpec>,
+    template: Option<&SchedulingSpec>,
 ) -> (String, &'static str) {
     if let Some(label) = va_labels
         .and_then(|l| l.get(crate::api::ACCELERATOR_LABEL))

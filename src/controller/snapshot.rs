@@ -6,12 +6,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::DynamicObject;
 
 use super::actuate::Mode;
 use super::pods::{StuckReason, accelerator, belongs_to, stuck_reason};
+use crate::cache::{CachedDeployment, CachedPod};
 use crate::config::{SaturationConfigSet, ScaleToZeroConfigSet};
 use crate::core::{PodMetrics, Snapshot, Variant};
 use crate::prometheus::collect::ModelSamples;
@@ -20,8 +19,8 @@ use crate::prometheus::collect::ModelSamples;
 #[derive(Clone, Copy)]
 pub struct Cluster<'a> {
     pub variant_autoscalings: &'a [Arc<DynamicObject>],
-    pub deployments: &'a [Arc<Deployment>],
-    pub pods: &'a [Arc<Pod>],
+    pub deployments: &'a [Arc<CachedDeployment>],
+    pub pods: &'a [Arc<CachedPod>],
     /// Where the desired count in flight is read: in `metrics` mode the VA's
     /// `status.desiredOptimizedAlloc.numReplicas` (what the HPA converges to, as upstream); in
     /// `direct` mode the target's `spec.replicas`, which wva itself wrote — so a leader that died
@@ -79,12 +78,12 @@ fn text<'a>(object: &'a DynamicObject, pointer: &str) -> Option<&'a str> {
 /// per namespace the pods without a controller owner (they may match any selector). Only
 /// candidates: [`belongs_to`] still decides.
 struct PodIndex<'a> {
-    owned: HashMap<&'a str, HashMap<&'a str, Vec<&'a Pod>>>,
-    unowned: HashMap<&'a str, Vec<&'a Pod>>,
+    owned: HashMap<&'a str, HashMap<&'a str, Vec<&'a CachedPod>>>,
+    unowned: HashMap<&'a str, Vec<&'a CachedPod>>,
 }
 
 impl<'a> PodIndex<'a> {
-    fn new(pods: &'a [Arc<Pod>]) -> Self {
+    fn new(pods: &'a [Arc<CachedPod>]) -> Self {
         let mut index = Self {
             owned: HashMap::new(),
             unowned: HashMap::new(),
@@ -116,7 +115,7 @@ impl<'a> PodIndex<'a> {
         index
     }
 
-    fn candidates(&self, namespace: &str, deployment: &str) -> Vec<&'a Pod> {
+    fn candidates(&self, namespace: &str, deployment: &str) -> Vec<&'a CachedPod> {
         let owned = self.owned.get(namespace).and_then(|d| d.get(deployment));
         let unowned = self.unowned.get(namespace);
         owned
@@ -222,7 +221,7 @@ pub fn build(
         let mut pods = Vec::new();
         let mut reporting_names = BTreeSet::new();
         let mut stuck = Vec::new();
-        let mut own: Vec<&Pod> = pods_index
+        let mut own: Vec<&CachedPod> = pods_index
             .candidates(&namespace, target_name)
             .into_iter()
             .filter(|p| belongs_to(p, deployment))

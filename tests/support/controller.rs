@@ -361,6 +361,30 @@ impl Scene {
             .collect()
     }
 
+    /// Waits until an Event about object `name` of `kind` satisfies `found` (Events are
+    /// published by a background task, shortly after what they report); returns them all.
+    pub async fn wait_event(
+        &self,
+        kind: &str,
+        name: &str,
+        ns: &str,
+        found: impl Fn(&(String, String)) -> bool,
+    ) -> Vec<(String, String)> {
+        let mut last = Vec::new();
+        let seen = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                last = self.events(kind, name, ns).await;
+                if last.iter().any(&found) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await;
+        assert!(seen.is_ok(), "no such Event about {kind} {name}: {last:?}");
+        last
+    }
+
     pub async fn wait_spec_replicas(&self, name: &str, replicas: i32, timeout: Duration) {
         wait_for(
             timeout,

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::*;
 
-fn deployment(name: &str, selector: Value, template_spec: Value) -> Deployment {
+fn deployment(name: &str, selector: Value, template_spec: Value) -> CachedDeployment {
     serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": "prod"},
         "spec": {"selector": selector, "template": {"metadata": {"labels": {"app": name}}, "spec": template_spec}}
@@ -13,7 +13,7 @@ fn deployment(name: &str, selector: Value, template_spec: Value) -> Deployment {
     .unwrap()
 }
 
-fn pod(name: &str, labels: Value, owner: Option<&str>, status: Value) -> Pod {
+fn pod(name: &str, labels: Value, owner: Option<&str>, status: Value) -> CachedPod {
     let mut pod = json!({
         "metadata": {"name": name, "namespace": "prod", "labels": labels,
                      "creationTimestamp": "2026-12-01T10:00:00Z"},
@@ -181,7 +181,7 @@ fn each_stuck_reason_is_told_apart_from_loading() {
 fn the_accelerator_comes_from_the_label_then_the_template() {
     let label: BTreeMap<String, String> =
         [(crate::api::ACCELERATOR_LABEL.to_owned(), "H100".to_owned())].into();
-    let spec = |fields: Value| -> PodSpec {
+    let spec = |fields: Value| -> SchedulingSpec {
         let mut spec = json!({"containers": []});
         for (key, value) in fields.as_object().unwrap() {
             spec[key] = value.clone();

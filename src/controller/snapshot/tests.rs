@@ -17,7 +17,7 @@ fn va(name: &str, spec: Value, status: Value) -> Arc<DynamicObject> {
     )
 }
 
-fn deployment(name: &str, replicas: i32, ready: i32, gpu: Option<&str>) -> Arc<Deployment> {
+fn deployment(name: &str, replicas: i32, ready: i32, gpu: Option<&str>) -> Arc<CachedDeployment> {
     let mut spec = json!({"containers": [{"name": "vllm"}]});
     if let Some(product) = gpu {
         spec["nodeSelector"] = json!({"nvidia.com/gpu.product": product});
@@ -33,7 +33,7 @@ fn deployment(name: &str, replicas: i32, ready: i32, gpu: Option<&str>) -> Arc<D
     )
 }
 
-fn pod(deployment: &str, name: &str, status: Value) -> Arc<Pod> {
+fn pod(deployment: &str, name: &str, status: Value) -> Arc<CachedPod> {
     Arc::new(
         serde_json::from_value(json!({
             "metadata": {"name": name, "namespace": "prod", "labels": {"app": deployment},

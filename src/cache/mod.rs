@@ -14,9 +14,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodSpec};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -24,6 +23,10 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
 use crate::runtime::{Check, Shutdown};
+
+pub mod objects;
+
+pub use objects::{CachedDeployment, CachedPod};
 
 /// The annotation `kubectl apply` stores the whole previous object in.
 pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -56,27 +59,10 @@ pub fn trim<K: Resource>(object: &mut K) {
     }
 }
 
-/// A Deployment as the controller reads it: metadata, selector, replicas, status, and of the pod
-/// template only the scheduling constraints the accelerator is derived from.
-pub fn trim_deployment(deployment: &mut Deployment) {
-    trim(deployment);
-    if let Some(template) = deployment.spec.as_mut().map(|s| &mut s.template) {
-        template.metadata = None;
-        if let Some(pod) = template.spec.take() {
-            template.spec = Some(PodSpec {
-                node_selector: pod.node_selector,
-                affinity: pod.affinity,
-                ..PodSpec::default()
-            });
-        }
-    }
-}
-
-/// A Pod as the controller reads it: metadata (labels, owners, times) and status; no spec.
-pub fn trim_pod(pod: &mut Pod) {
+/// A Pod's annotations are never read: dropped with the rest of [`trim`].
+pub fn trim_pod(pod: &mut CachedPod) {
     trim(pod);
     pod.metadata.annotations = None;
-    pod.spec = None;
 }
 
 /// A future the runtime runs as one component.
@@ -249,8 +235,8 @@ impl ConfigMapStores {
 /// What the controller watches besides VariantAutoscalings.
 #[derive(Clone)]
 pub struct WorkloadCaches {
-    pub deployments: Store<Deployment>,
-    pub pods: Store<Pod>,
+    pub deployments: Store<CachedDeployment>,
+    pub pods: Store<CachedPod>,
     /// Watched in direct actuation only: an HPA on a target means wva must not fight it.
     pub autoscalers: Option<Store<HorizontalPodAutoscaler>>,
     pub config_maps: ConfigMapStores,
@@ -271,7 +257,7 @@ impl WorkloadCaches {
             watcher::Config::default(),
             "cache/deployments".into(),
             (),
-            trim_deployment,
+            trim,
             shutdown.clone(),
         );
         watches.push(watch);
@@ -403,40 +389,18 @@ mod tests {
     }
 
     #[test]
-    fn workload_objects_keep_only_what_the_rules_read() {
-        let mut deployment: Deployment = serde_json::from_value(json!({
-            "metadata": {"name": "d", "namespace": "p", "managedFields": [{"manager": "m"}]},
-            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "d"}},
-                     "template": {"metadata": {"labels": {"app": "d"}},
-                                  "spec": {"nodeSelector": {"nvidia.com/gpu.product": "H100"},
-                                           "containers": [{"name": "vllm", "image": "v", "env": [{"name": "A", "value": "b"}]}]}}},
-            "status": {"replicas": 2, "readyReplicas": 1}
-        }))
-        .unwrap();
-        trim_deployment(&mut deployment);
-        let spec = deployment.spec.as_ref().unwrap();
-        assert_eq!(spec.replicas, Some(2));
-        assert!(spec.selector.match_labels.is_some());
-        let template = spec.template.spec.as_ref().unwrap();
-        assert!(template.containers.is_empty());
-        assert_eq!(
-            template.node_selector.as_ref().unwrap()["nvidia.com/gpu.product"],
-            "H100"
-        );
-        assert_eq!(deployment.status.unwrap().ready_replicas, Some(1));
-        assert!(deployment.metadata.managed_fields.is_none());
-
-        let mut pod: Pod = serde_json::from_value(json!({
+    fn pods_keep_no_annotations() {
+        let mut pod: CachedPod = serde_json::from_value(json!({
             "metadata": {"name": "d-1", "labels": {"app": "d"}, "annotations": {"big": "x"},
+                         "managedFields": [{"manager": "m"}],
                          "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "d-abc", "uid": "u"}]},
             "spec": {"containers": [{"name": "vllm", "image": "v"}]},
             "status": {"phase": "Running"}
         }))
         .unwrap();
         trim_pod(&mut pod);
-        assert!(pod.spec.is_none() && pod.metadata.annotations.is_none());
+        assert!(pod.metadata.annotations.is_none() && pod.metadata.managed_fields.is_none());
         assert!(pod.metadata.labels.is_some() && pod.metadata.owner_references.is_some());
-        assert_eq!(pod.status.unwrap().phase.as_deref(), Some("Running"));
     }
 
     #[test]
