@@ -18,5 +18,8 @@ RUN cargo build --release --locked \
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /wva /usr/local/bin/wva
 USER 65532:65532
+# For a glibc build of this image (musl, the default here, ignores them): one arena, fixed mmap
+# and trim thresholds, so freed memory goes back to the system (docs/performance.md).
+ENV MALLOC_ARENA_MAX=1 MALLOC_MMAP_THRESHOLD_=131072 MALLOC_TRIM_THRESHOLD_=131072
 ENTRYPOINT ["/usr/local/bin/wva"]
 CMD ["run"]

@@ -9,6 +9,8 @@
 //! Run: `cargo bench --bench scale` — 250 models x 4 variants x 4 pods (1,000 VAs, 4,000 pods);
 //! `WVA_BENCH_MODELS`, `WVA_BENCH_PODS`, `WVA_BENCH_MINUTES` (default 30) change it. Under
 //! `cargo test` it runs 2 models x 4 variants x 2 pods for a few cycles. Needs `make tools`.
+//! The controller runs with the chart's allocator environment (`WVA_BENCH_ENV="K=V ..."` replaces
+//! it, `""` for none); `WVA_BENCH_HEAPTRACK=FILE` records a heap profile with heaptrack.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -59,6 +61,45 @@ fn by_verb(scene: &Scene, user: &str, from: usize) -> (usize, BTreeMap<String, u
         *counts.entry(what).or_insert(0) += 1;
     }
     (requests.len(), counts)
+}
+
+/// Where each burst of writes (one cycle's, events apart) spent its time, from the audit log:
+/// the API server's own time per write (received → finished) summed and at most, and the span
+/// from the first received to the last finished. When the span is close to the cycle's act
+/// time, the writes are API-server bound.
+fn write_bursts(scene: &Scene, user: &str, from: usize) -> Vec<String> {
+    let requests = scene.cp.audited_requests_of(user);
+    let writes: Vec<_> = requests[from.min(requests.len())..]
+        .iter()
+        .filter(|r| (r.verb == "patch" || r.verb == "create") && r.resource != "events")
+        .collect();
+    let mut bursts: Vec<Vec<&support::control_plane::AuditedRequest>> = Vec::new();
+    for w in writes {
+        match bursts.last_mut() {
+            Some(burst) if w.received_us - burst[burst.len() - 1].received_us < 1_000_000 => {
+                burst.push(w)
+            }
+            _ => bursts.push(vec![w]),
+        }
+    }
+    bursts
+        .iter()
+        .map(|burst| {
+            let each: Vec<i64> = burst
+                .iter()
+                .map(|r| r.completed_us - r.received_us)
+                .collect();
+            let first = burst.iter().map(|r| r.received_us).min().unwrap_or(0);
+            let last = burst.iter().map(|r| r.completed_us).max().unwrap_or(0);
+            format!(
+                "{} writes: API server time {:.1} ms in all, {:.1} ms at most; first received to last finished {:.1} ms",
+                burst.len(),
+                each.iter().sum::<i64>() as f64 / 1e3,
+                each.iter().max().copied().unwrap_or(0) as f64 / 1e3,
+                (last - first) as f64 / 1e3
+            )
+        })
+        .collect()
 }
 
 fn main() {
@@ -128,6 +169,16 @@ async fn run(models: usize, pods: usize, minutes: usize) {
         "RUST_LOG".into(),
         "info,wva::controller::cycle=debug".into(),
     )];
+    // The allocator settings the chart's Deployment sets (charts/wva/templates/deployment.yaml),
+    // unless WVA_BENCH_ENV gives others: `K=V` pairs separated by spaces ("" for none).
+    let allocator =
+        "MALLOC_ARENA_MAX=1 MALLOC_MMAP_THRESHOLD_=131072 MALLOC_TRIM_THRESHOLD_=131072";
+    let extra = std::env::var("WVA_BENCH_ENV").unwrap_or_else(|_| allocator.into());
+    for pair in extra.split_whitespace() {
+        if let Some((k, v)) = pair.split_once('=') {
+            env.push((k.into(), v.into()));
+        }
+    }
     // A heap profile of the controller: heaptrack's preload library records every allocation
     // into this file; `heaptrack_interpret < FILE | gzip > P.gz && heaptrack_print P.gz` reads it.
     if let Ok(raw) = std::env::var("WVA_BENCH_HEAPTRACK") {
@@ -212,6 +263,9 @@ async fn run(models: usize, pods: usize, minutes: usize) {
         count3 - count2,
         (sum3 - sum2) / (count3 - count2).max(1.0) * 1000.0
     );
+    for burst in write_bursts(&scene, &user, from) {
+        println!("  one cycle's {burst}");
+    }
 
     let phases: Vec<String> = wva
         .log_text()

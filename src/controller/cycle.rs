@@ -598,7 +598,7 @@ impl Controller {
         let current: VariantAutoscalingStatus = va
             .data
             .get("status")
-            .and_then(|s| serde_json::from_value(s.clone()).ok())
+            .and_then(|s| serde::Deserialize::deserialize(s).ok())
             .unwrap_or_default();
         let observed = Observed {
             generation: va.metadata.generation,

@@ -90,7 +90,26 @@ fn audited(e: &serde_json::Value) -> AuditedRequest {
         code: e["responseStatus"]["code"].as_u64().unwrap_or(0),
         replicas: e["requestObject"]["spec"]["replicas"].as_i64(),
         user: e["user"]["username"].as_str().unwrap_or_default().into(),
+        received_us: micros_of_day(&e["requestReceivedTimestamp"]),
+        completed_us: micros_of_day(&e["stageTimestamp"]),
     }
+}
+
+/// Microseconds since midnight UTC of an audit timestamp (`2026-12-02T12:24:26.019772Z`); 0 when
+/// absent. Enough to tell how long the API server spent on a request and when.
+fn micros_of_day(value: &serde_json::Value) -> i64 {
+    let Some((_, time)) = value.as_str().and_then(|t| t.split_once('T')) else {
+        return 0;
+    };
+    let time = time.trim_end_matches('Z');
+    let mut parts = time.splitn(3, ':');
+    let (Some(h), Some(m), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
+        return 0;
+    };
+    let (whole, fraction) = s.split_once('.').unwrap_or((s, "0"));
+    let fraction = format!("{fraction:0<6}");
+    let number = |t: &str| t.parse::<i64>().unwrap_or(0);
+    ((number(h) * 60 + number(m)) * 60 + number(whole)) * 1_000_000 + number(&fraction[..6])
 }
 
 /// One write request, as the API server's audit log records it.
@@ -105,6 +124,9 @@ pub struct AuditedRequest {
     /// `spec.replicas` of a `/scale` write (its request body is logged).
     pub replicas: Option<i64>,
     pub user: String,
+    /// When the API server received the request and finished it (microseconds of the UTC day).
+    pub received_us: i64,
+    pub completed_us: i64,
 }
 
 static CONTROL_PLANE: OnceLock<ControlPlane> = OnceLock::new();
