@@ -851,6 +851,85 @@ async fn a_leader_that_died_between_scale_and_status_leaves_nothing_to_undo() {
     assert_eq!(scene.spec_replicas("decode").await, 2);
 }
 
+/// A `/scale` write the API server refuses (here a ValidatingAdmissionPolicy): the decision is
+/// in status with `actuation.applied: false` and the Deployment is unchanged; while the refusal
+/// lasts each cycle tries `/scale` again but the status does not flip back and forth; once the
+/// refusal is lifted the step lands and the status says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_scale_is_recorded_as_not_applied_and_retried_without_status_churn() {
+    let scene = Scene::new("ctl-refused", "1s").await;
+    scene.variant("decode", 1, "10").await;
+    scene.load("decode", 0.5);
+    scene.wait_reported(1).await;
+    let policy = format!("freeze-{}", scene.ns);
+    let objects = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+         "metadata": {"name": policy},
+         "spec": {"failurePolicy": "Fail",
+                  "matchConstraints": {"resourceRules": [{"apiGroups": ["apps"], "apiVersions": ["v1"],
+                      "operations": ["UPDATE"], "resources": ["deployments/scale"]}]},
+                  "validations": [{"expression": "false", "message": "replicas are frozen"}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+         "metadata": {"name": policy},
+         "spec": {"policyName": policy, "validationActions": ["Deny"],
+                  "matchResources": {"namespaceSelector": {"matchLabels":
+                      {"kubernetes.io/metadata.name": scene.ns}}}}}
+    ]});
+    scene
+        .cp
+        .kubectl_stdin_ok(&["apply", "-f", "-"], &objects.to_string());
+    // The API server's policy cache fills asynchronously: wait until a scale is refused.
+    wait_for(T, "the policy to refuse /scale", || async {
+        let out = scene.cp.kubectl(&[
+            "-n",
+            &scene.ns,
+            "scale",
+            "deployment",
+            "decode",
+            "--replicas=2",
+            "--dry-run=server",
+        ]);
+        (!out.status.success()).then_some(())
+    })
+    .await;
+    let wva = scene.wva("direct", &[]);
+    scene.wait_optimized("decode").await;
+    scene.load("decode", 0.95);
+    let applied = |va: &kube::api::DynamicObject| {
+        (
+            va.data["status"]["actuation"]["applied"].as_bool(),
+            va.data["status"]["desiredOptimizedAlloc"]["numReplicas"].as_i64(),
+        )
+    };
+    wait_for(T, "the refused step in status", || async {
+        (applied(&scene.va_object("decode").await) == (Some(false), Some(2))).then_some(())
+    })
+    .await;
+    let writes = wva.sample("wva_status_writes_total");
+    let version = scene.va_object("decode").await.metadata.resource_version;
+    wva.cycles_pass(3, T).await;
+    assert_eq!(scene.spec_replicas("decode").await, 1);
+    assert_eq!(
+        wva.sample("wva_status_writes_total"),
+        writes,
+        "no status write while the refusal lasts"
+    );
+    assert_eq!(
+        scene.va_object("decode").await.metadata.resource_version,
+        version
+    );
+    scene.cp.kubectl_ok(&[
+        "delete",
+        "validatingadmissionpolicybinding,validatingadmissionpolicy",
+        &policy,
+    ]);
+    scene.wait_spec_replicas("decode", 2, T).await;
+    wait_for(T, "the applied step in status", || async {
+        (applied(&scene.va_object("decode").await) == (Some(true), Some(2))).then_some(())
+    })
+    .await;
+}
+
 /// A leader that loses its Lease (another holder took it) stops cycling and withdraws its
 /// `wva_desired_replicas`: an HPA never sums a stale old leader's figure with the new one's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

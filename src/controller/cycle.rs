@@ -524,6 +524,7 @@ impl Controller {
         let mut desired = None;
         let mut applied = None;
         let mut held = None;
+        let mut scale = None;
         if let (Target::Found, Some(decision)) = (&notes.target, decision) {
             let spec = deployment.map_or(0, actuate::spec_replicas);
             let hpa = actuate::autoscaler_of(autoscalers, &notes.namespace, &decision.target_name);
@@ -550,20 +551,10 @@ impl Controller {
                     }
                 }
                 Plan::Scale { .. } if !self.leadership.is_leading() => {}
+                // Recorded as applied, written after the status (below).
                 Plan::Scale { from, to } => {
-                    match actuate::scale(&self.client, &notes.namespace, &decision.target_name, *to)
-                        .await
-                    {
-                        Ok(()) => {
-                            self.metrics.scale_writes.inc();
-                            applied = Some(true);
-                            self.step(&reference, decision, *from);
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, deployment = %decision.target_name, namespace = %notes.namespace, "cannot scale");
-                            applied = Some(false);
-                        }
-                    }
+                    applied = Some(true);
+                    scale = Some((decision, *from, *to));
                 }
                 Plan::Hold(why) => {
                     applied = Some(false);
@@ -600,7 +591,7 @@ impl Controller {
             .get("status")
             .and_then(|s| serde::Deserialize::deserialize(s).ok())
             .unwrap_or_default();
-        let observed = Observed {
+        let mut observed = Observed {
             generation: va.metadata.generation,
             notes,
             decision,
@@ -609,10 +600,55 @@ impl Controller {
             applied,
             held: held.as_deref(),
         };
-        if let Some(next) = status::desired_status(&current, &observed, now) {
-            self.write_status(va, next).await;
+        // A step the API server refused last cycle goes to `/scale` first: recording it as
+        // applied again would flip the status every cycle while the refusal lasts.
+        if current.actuation.as_ref().is_some_and(|a| !a.applied)
+            && let Some(step) = scale.take()
+        {
+            observed.applied = Some(self.scale_step(&reference, notes, step).await);
+        }
+        let next = status::desired_status(&current, &observed, now);
+        if let Some(next) = &next {
+            self.write_status(va, next.clone()).await;
+        }
+        // Otherwise the status goes first: a scale-up's status writes then do not queue behind
+        // the Deployment controller's reaction to the `/scale` writes (docs/performance.md). In
+        // direct mode the count in flight is the target's `spec.replicas`, so a crash between
+        // the two leaves nothing stale: the next leader decides again from the target.
+        if let Some(step) = scale
+            && !self.scale_step(&reference, notes, step).await
+        {
+            observed.applied = Some(false);
+            let written = next.unwrap_or(current);
+            if let Some(corrected) = status::desired_status(&written, &observed, now) {
+                self.write_status(va, corrected).await;
+            }
         }
         published
+    }
+
+    /// Writes one step to the target's `/scale`; true when it was applied (then counted, with
+    /// its Event).
+    async fn scale_step(
+        &self,
+        reference: &ObjectReference,
+        notes: &VariantNotes,
+        (decision, from, to): (&Decision, u32, u32),
+    ) -> bool {
+        if !self.leadership.is_leading() {
+            return false;
+        }
+        match actuate::scale(&self.client, &notes.namespace, &decision.target_name, to).await {
+            Ok(()) => {
+                self.metrics.scale_writes.inc();
+                self.step(reference, decision, from);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, deployment = %decision.target_name, namespace = %notes.namespace, "cannot scale");
+                false
+            }
+        }
     }
 
     /// An applied step: the counter and a Normal Event whose note is the decision's reason.
