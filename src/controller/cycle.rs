@@ -551,11 +551,8 @@ impl Controller {
                     }
                 }
                 Plan::Scale { .. } if !self.leadership.is_leading() => {}
-                // Recorded as applied, written after the status (below).
-                Plan::Scale { from, to } => {
-                    applied = Some(true);
-                    scale = Some((decision, *from, *to));
-                }
+                // Written below, before the status that records its outcome.
+                Plan::Scale { from, to } => scale = Some((decision, *from, *to)),
                 Plan::Hold(why) => {
                     applied = Some(false);
                     held = Some(why.clone());
@@ -600,29 +597,13 @@ impl Controller {
             applied,
             held: held.as_deref(),
         };
-        // A step the API server refused last cycle goes to `/scale` first: recording it as
-        // applied again would flip the status every cycle while the refusal lasts.
-        if current.actuation.as_ref().is_some_and(|a| !a.applied)
-            && let Some(step) = scale.take()
-        {
+        // `/scale` first, then the status with what became of it: a refusal that lasts costs one
+        // refused request per cycle and no status write once recorded.
+        if let Some(step) = scale {
             observed.applied = Some(self.scale_step(&reference, notes, step).await);
         }
-        let next = status::desired_status(&current, &observed, now);
-        if let Some(next) = &next {
-            self.write_status(va, next.clone()).await;
-        }
-        // Otherwise the status goes first: a scale-up's status writes then do not queue behind
-        // the Deployment controller's reaction to the `/scale` writes (docs/performance.md). In
-        // direct mode the count in flight is the target's `spec.replicas`, so a crash between
-        // the two leaves nothing stale: the next leader decides again from the target.
-        if let Some(step) = scale
-            && !self.scale_step(&reference, notes, step).await
-        {
-            observed.applied = Some(false);
-            let written = next.unwrap_or(current);
-            if let Some(corrected) = status::desired_status(&written, &observed, now) {
-                self.write_status(va, corrected).await;
-            }
+        if let Some(next) = status::desired_status(&current, &observed, now) {
+            self.write_status(va, next).await;
         }
         published
     }
