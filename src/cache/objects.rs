@@ -177,7 +177,6 @@ mod tests {
         // The point of these shapes: a fraction of k8s-openapi's inline sizes.
         let small = std::mem::size_of::<CachedPod>();
         let full = std::mem::size_of::<k8s_openapi::api::core::v1::Pod>();
-        eprintln!("inline sizes: CachedPod {small} B, Pod {full} B");
         assert!(small * 3 < full, "CachedPod {small} B, Pod {full} B");
         let small = std::mem::size_of::<CachedDeployment>();
         let full = std::mem::size_of::<k8s_openapi::api::apps::v1::Deployment>();

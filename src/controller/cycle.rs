@@ -524,7 +524,6 @@ impl Controller {
         let mut desired = None;
         let mut applied = None;
         let mut held = None;
-        let mut scale = None;
         if let (Target::Found, Some(decision)) = (&notes.target, decision) {
             let spec = deployment.map_or(0, actuate::spec_replicas);
             let hpa = actuate::autoscaler_of(autoscalers, &notes.namespace, &decision.target_name);
@@ -551,8 +550,23 @@ impl Controller {
                     }
                 }
                 Plan::Scale { .. } if !self.leadership.is_leading() => {}
-                // Written below, before the status that records its outcome.
-                Plan::Scale { from, to } => scale = Some((decision, *from, *to)),
+                // The status below records what became of it: a refusal that lasts costs one
+                // refused request per cycle and no status write once recorded.
+                Plan::Scale { from, to } => {
+                    match actuate::scale(&self.client, &notes.namespace, &decision.target_name, *to)
+                        .await
+                    {
+                        Ok(()) => {
+                            self.metrics.scale_writes.inc();
+                            applied = Some(true);
+                            self.step(&reference, decision, *from);
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, deployment = %decision.target_name, namespace = %notes.namespace, "cannot scale");
+                            applied = Some(false);
+                        }
+                    }
+                }
                 Plan::Hold(why) => {
                     applied = Some(false);
                     held = Some(why.clone());
@@ -588,7 +602,7 @@ impl Controller {
             .get("status")
             .and_then(|s| serde::Deserialize::deserialize(s).ok())
             .unwrap_or_default();
-        let mut observed = Observed {
+        let observed = Observed {
             generation: va.metadata.generation,
             notes,
             decision,
@@ -597,39 +611,10 @@ impl Controller {
             applied,
             held: held.as_deref(),
         };
-        // `/scale` first, then the status with what became of it: a refusal that lasts costs one
-        // refused request per cycle and no status write once recorded.
-        if let Some(step) = scale {
-            observed.applied = Some(self.scale_step(&reference, notes, step).await);
-        }
         if let Some(next) = status::desired_status(&current, &observed, now) {
             self.write_status(va, next).await;
         }
         published
-    }
-
-    /// Writes one step to the target's `/scale`; true when it was applied (then counted, with
-    /// its Event).
-    async fn scale_step(
-        &self,
-        reference: &ObjectReference,
-        notes: &VariantNotes,
-        (decision, from, to): (&Decision, u32, u32),
-    ) -> bool {
-        if !self.leadership.is_leading() {
-            return false;
-        }
-        match actuate::scale(&self.client, &notes.namespace, &decision.target_name, to).await {
-            Ok(()) => {
-                self.metrics.scale_writes.inc();
-                self.step(reference, decision, from);
-                true
-            }
-            Err(error) => {
-                tracing::warn!(%error, deployment = %decision.target_name, namespace = %notes.namespace, "cannot scale");
-                false
-            }
-        }
     }
 
     /// An applied step: the counter and a Normal Event whose note is the decision's reason.
