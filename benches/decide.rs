@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use wva::config::{SaturationConfigSet, ScaleToZeroConfigSet};
-use wva::core::{PodMetrics, Policy, Snapshot, Variant, decide};
+use wva::core::{GpuPool, PodMetrics, Policy, Snapshot, Variant, decide};
 
 const PODS_PER_VARIANT: u32 = 10;
 const VARIANTS_PER_MODEL: usize = 4;
@@ -38,6 +38,7 @@ fn snapshot(variants: usize) -> Snapshot {
                 ready_replicas: PODS_PER_VARIANT - pending,
                 previous_desired: PODS_PER_VARIANT,
                 stuck_replicas: 0,
+                gpus_per_replica: 1 + (i % 2) as u32,
                 pods: (0..PODS_PER_VARIANT)
                     .map(|p| PodMetrics {
                         name: format!("variant-{i:05}-pod-{p:02}"),
@@ -53,13 +54,40 @@ fn snapshot(variants: usize) -> Snapshot {
         scale_to_zero_config: ScaleToZeroConfigSet::default(),
         request_counts: BTreeMap::new(),
         variants: list,
+        gpu_inventory: None,
     }
+}
+
+/// The same with the GPU limiter on: a quarter of the GPUs the variants hold are free.
+fn limited(variants: usize) -> Snapshot {
+    let mut s = snapshot(variants);
+    let entries = BTreeMap::from([(
+        "default".to_owned(),
+        serde_json::json!({"enableLimiter": true}),
+    )]);
+    s.saturation_config = SaturationConfigSet::parse(entries.iter()).unwrap().value;
+    let mut held: BTreeMap<String, GpuPool> = BTreeMap::new();
+    for v in &s.variants {
+        held.entry(v.accelerator.clone()).or_default().allocatable +=
+            u64::from(v.replicas * v.gpus_per_replica) * 5 / 4;
+    }
+    s.gpu_inventory = Some(held);
+    s
 }
 
 fn bench_decide(c: &mut Criterion) {
     let mut group = c.benchmark_group("decide");
     for variants in [100, 1_000, 10_000] {
         let s = snapshot(variants);
+        group.throughput(Throughput::Elements(variants as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(variants), &s, |b, s| {
+            b.iter(|| decide(black_box(s), Policy::WvaV050))
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("decide-gpu-limiter");
+    for variants in [1_000, 10_000] {
+        let s = limited(variants);
         group.throughput(Throughput::Elements(variants as u64));
         group.bench_with_input(BenchmarkId::from_parameter(variants), &s, |b, s| {
             b.iter(|| decide(black_box(s), Policy::WvaV050))

@@ -360,3 +360,18 @@ fn run_refuses_unknown_actuation_and_bad_leader_election_timing() {
         stderr(&out)
     );
 }
+
+#[test]
+fn run_refuses_a_node_selector_the_api_server_would_refuse() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wva"))
+        .args(["run", "--kubeconfig", "/nonexistent/kubeconfig"])
+        .env("WVA_NODE_SELECTOR", "pool=gpu,zone in (a")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("invalid WVA_NODE_SELECTOR \"pool=gpu,zone in (a\": unbalanced '('"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -981,3 +981,130 @@ async fn a_replica_that_loses_the_lease_withdraws_its_desired_replicas() {
         wva.metrics_text()
     );
 }
+
+/// The GPU limiter against real Nodes and Pods: 8 A100s on the selected node, 2 of them taken by
+/// another workload's pod, 4 held by two variants (2 GPUs a replica) that both want one more
+/// replica, in separate models, equally saturated and equally cheap. One replica's worth is free:
+/// it goes to the same variant every time (by name), the other is limited and says so; a
+/// node that `WVA_NODE_SELECTOR` leaves out adds nothing. Upstream, which ignores the other
+/// workload, would plan both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gpu_limiter_plans_only_onto_free_gpus_and_says_so() {
+    let scene = Scene::new("ctl-gpu", "1s").await;
+    scene
+        .config_map(
+            wva::config::saturation::CONFIG_MAP_NAME,
+            serde_json::json!({"default": "kvCacheThreshold: 0.8\nqueueLengthThreshold: 5\nkvSpareTrigger: 0.1\nqueueSpareTrigger: 3\nenableLimiter: true\n"}),
+        )
+        .await;
+    let selected = format!("{}-gpu", scene.ns);
+    let ignored = format!("{}-gpu-other-pool", scene.ns);
+    scene
+        .gpu_node(
+            &selected,
+            serde_json::json!({"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB", "wva-test": &scene.ns}),
+            8,
+        )
+        .await;
+    scene
+        .gpu_node(
+            &ignored,
+            serde_json::json!({"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}),
+            8,
+        )
+        .await;
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(scene.client.clone(), &scene.ns);
+    let other: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "training", "labels": {"app": "training"}},
+        "spec": {"nodeName": &selected, "containers": [{"name": "t", "image": "trainer",
+            "resources": {"requests": {"nvidia.com/gpu": "2"}, "limits": {"nvidia.com/gpu": "2"}}}]}
+    }))
+    .unwrap();
+    scene.hold("training", true); // not one of the scene's vLLM pods: no metrics
+    pods.create(&Default::default(), &other).await.unwrap();
+    for name in ["beta", "alpha"] {
+        scene.deployment_with_gpus(name, 1, 2).await;
+        scene
+            .va_for_model(name, name, "10", &format!("m-{name}"))
+            .await;
+        scene.load(name, 0.95);
+    }
+    scene.wait_reported(2).await;
+    let dir = support::process::temp_dir("wva-gpu-dumps");
+    let run = support::controller::Run {
+        env: vec![("WVA_NODE_SELECTOR".into(), format!("wva-test={}", scene.ns))],
+        ..Default::default()
+    };
+    let wva = scene.wva_with("direct", &["--dump-snapshots", dir.to_str().unwrap()], &run);
+    scene.wait_spec_replicas("alpha", 2, T).await;
+    wva.cycles_pass(3, T).await;
+    assert_eq!(
+        scene.spec_replicas("beta").await,
+        1,
+        "beta had no GPUs left"
+    );
+    assert_eq!(scene.spec_replicas("alpha").await, 2);
+
+    // The cycle that scaled alpha: its report says why beta did not scale, and `wva analyze`
+    // replays the same limits from the dumped snapshot.
+    let mut reports: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with("-report.json"))
+        .collect();
+    reports.sort();
+    let (path, report) = reports
+        .iter()
+        .find_map(|p| {
+            let report: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+            let alpha = report["decisions"]
+                .as_array()?
+                .iter()
+                .find(|d| d["name"] == "alpha")?;
+            (alpha["action"] == "scale-up").then_some((p.clone(), report))
+        })
+        .expect("a cycle that scaled alpha up");
+    let beta = report["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "beta")
+        .unwrap();
+    let step = beta["steps"].as_array().unwrap().last().unwrap();
+    assert_eq!(step["stage"], "gpu-limiter", "{beta}");
+    assert_eq!(
+        step["note"],
+        "limited: allocated 0 GPUs for +0 of +1 replicas (2 A100 GPU(s) per replica, 0 free)",
+        "{beta}"
+    );
+    assert_eq!(beta["action"], "no-change");
+    let snapshot = path
+        .to_string_lossy()
+        .replace("-report.json", "-snapshot.json");
+    let text = std::fs::read_to_string(&snapshot).unwrap();
+    let dumped: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        dumped["gpuInventory"],
+        serde_json::json!({"A100": {"allocatable": 8, "requestedByOthers": 2}})
+    );
+    for _ in 0..3 {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wva"))
+            .args(["analyze", "--input", &snapshot])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let replayed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(replayed, report);
+    }
+
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(scene.client.clone());
+    for name in [&selected, &ignored] {
+        nodes.delete(name, &Default::default()).await.unwrap();
+    }
+}

@@ -1,6 +1,7 @@
 //! The process's shared caches: one watch per kind for the whole process, handed to every
 //! consumer — VariantAutoscalings for the webhook and the controller; the controller's
-//! Deployments, Pods, HorizontalPodAutoscalers and its three ConfigMaps. Objects are trimmed as
+//! Deployments, Pods, Nodes (the GPU inventory), HorizontalPodAutoscalers and its three
+//! ConfigMaps. Objects are trimmed as
 //! they enter a store (no `managedFields`, no `last-applied-configuration`; Pods and Deployments
 //! keep only what the rules read), so memory grows with what is watched, not with time. The
 //! lookups the rules use are plain functions over a store's objects, testable as data in → data
@@ -26,7 +27,7 @@ use crate::runtime::{Check, Shutdown};
 
 pub mod objects;
 
-pub use objects::{CachedDeployment, CachedPod};
+pub use objects::{CachedDeployment, CachedNode, CachedPod};
 
 /// The annotation `kubectl apply` stores the whole previous object in.
 pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -84,10 +85,12 @@ impl Watch {
     }
 }
 
-/// Which namespaces the caches see: every namespace, or one (`--watch-namespace`).
+/// What the caches see: every namespace, or one (`--watch-namespace`); every node, or those
+/// that a label selector picks (`WVA_NODE_SELECTOR`, validated by the caller).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Scope {
     pub namespace: Option<String>,
+    pub node_selector: Option<String>,
 }
 
 impl Scope {
@@ -237,6 +240,9 @@ impl ConfigMapStores {
 pub struct WorkloadCaches {
     pub deployments: Store<CachedDeployment>,
     pub pods: Store<CachedPod>,
+    /// The GPU inventory's nodes (only their GPU labels and allocatable GPUs are kept),
+    /// watched from the first cycle that runs the GPU limiter.
+    pub nodes: LazyNodes,
     /// Watched in direct actuation only: an HPA on a target means wva must not fight it.
     pub autoscalers: Option<Store<HorizontalPodAutoscaler>>,
     pub config_maps: ConfigMapStores,
@@ -270,6 +276,11 @@ impl WorkloadCaches {
             shutdown.clone(),
         );
         watches.push(watch);
+        let nodes = LazyNodes::new(
+            client.clone(),
+            scope.node_selector.clone(),
+            shutdown.clone(),
+        );
         let autoscalers = autoscalers.then(|| {
             let (store, watch) = reflect(
                 scope.api(client.clone()),
@@ -303,11 +314,74 @@ impl WorkloadCaches {
             Self {
                 deployments,
                 pods,
+                nodes,
                 autoscalers,
                 config_maps,
             },
             watches,
         )
+    }
+}
+
+/// The Node watch, started by the first caller that needs the GPU inventory: the limiter is off
+/// by default, and a cluster-wide Node watch needs a ClusterRole that an install without the
+/// limiter (or a namespaced one) does not grant — so nothing lists Nodes until it is turned on.
+#[derive(Clone)]
+pub struct LazyNodes {
+    inner: Arc<LazyNodesInner>,
+}
+
+struct LazyNodesInner {
+    client: Client,
+    selector: Option<String>,
+    shutdown: Shutdown,
+    store: std::sync::OnceLock<Store<CachedNode>>,
+}
+
+impl LazyNodes {
+    pub fn new(client: Client, selector: Option<String>, shutdown: Shutdown) -> Self {
+        Self {
+            inner: Arc::new(LazyNodesInner {
+                client,
+                selector,
+                shutdown,
+                store: std::sync::OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The nodes once the watch has synced; `None` before (the first call starts the watch and
+    /// waits up to `first_wait` for its first list) or while nodes cannot be listed.
+    pub async fn nodes(&self, first_wait: std::time::Duration) -> Option<Vec<Arc<CachedNode>>> {
+        let inner = &self.inner;
+        let mut started = false;
+        let store = inner.store.get_or_init(|| {
+            started = true;
+            let mut config = watcher::Config::default();
+            if let Some(selector) = inner.selector.as_deref().filter(|s| !s.is_empty()) {
+                config = config.labels(selector);
+            }
+            let (store, watch) = reflect(
+                Api::all(inner.client.clone()),
+                config,
+                "cache/nodes".into(),
+                (),
+                CachedNode::trim,
+                inner.shutdown.clone(),
+            );
+            tracing::info!(
+                selector = inner.selector.as_deref().unwrap_or(""),
+                "GPU limiter on: watching nodes for the GPU inventory"
+            );
+            tokio::spawn(watch.task);
+            store
+        });
+        if started {
+            let _ = tokio::time::timeout(first_wait, store.wait_until_ready()).await;
+        }
+        futures::FutureExt::now_or_never(store.wait_until_ready())
+            .is_some()
+            .then(|| store.state())
     }
 }
 

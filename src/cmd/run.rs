@@ -124,6 +124,11 @@ pub fn run(args: RunArgs) -> ExitCode {
 async fn serve(args: RunArgs, timing: Timing) -> Result<(), String> {
     let drain = super::seconds(args.drain_seconds, "--drain-seconds")?;
     let reload_interval = super::seconds(args.cert_reload_seconds, "--cert-reload-seconds")?;
+    let node_selector = env::lookup("WVA_NODE_SELECTOR").filter(|s| !s.trim().is_empty());
+    if let Some(selector) = &node_selector {
+        crate::config::label_selector::validate(selector)
+            .map_err(|e| format!("invalid WVA_NODE_SELECTOR {selector:?}: {e}"))?;
+    }
     let client = super::kube::client(args.kubeconfig.as_deref())
         .await
         .map_err(|e| e.to_string())?
@@ -174,6 +179,7 @@ async fn serve(args: RunArgs, timing: Timing) -> Result<(), String> {
 
     let scope = Scope {
         namespace: args.watch_namespace.clone(),
+        node_selector,
     };
     let (caches, watch) = Caches::new(client.clone(), &scope, runtime.shutdown());
     watch.start(&mut runtime);

@@ -7,6 +7,7 @@
 //! object per key): both become a [`serde_json::Value`] per entry first.
 
 pub mod duration;
+pub mod label_selector;
 pub mod manifest;
 pub mod prometheus;
 pub mod saturation;

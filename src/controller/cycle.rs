@@ -41,6 +41,9 @@ use crate::runtime::Shutdown;
 /// the API server's latency, not by ours (docs/performance.md#controller-at-scale).
 const WRITE_CONCURRENCY: usize = 32;
 
+/// How long the first cycle with the GPU limiter on waits for the Node watch's first list.
+const NODES_FIRST_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How often the ConfigMaps are re-read between cycles.
 const CONFIG_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -329,11 +332,23 @@ impl Controller {
         let samples = collection.unwrap_or_default();
         let deployments = self.workload.deployments.state();
         let pods = self.workload.pods.state();
+        let nodes = if self.settings.saturation.default_entry().enable_limiter {
+            let nodes = self.workload.nodes.nodes(NODES_FIRST_WAIT).await;
+            if nodes.is_none() {
+                tracing::warn!(
+                    "GPU limiter on, but the node inventory is not available (the Node watch has not synced: can wva list nodes? see docs/operations.md); scale-ups are not limited this cycle"
+                );
+            }
+            nodes
+        } else {
+            None
+        };
         let built = snapshot::build(
             Cluster {
                 variant_autoscalings: &vas,
                 deployments: &deployments,
                 pods: &pods,
+                nodes: nodes.as_deref(),
                 actuation: self.options.mode,
             },
             &samples,

@@ -86,6 +86,7 @@ pub fn decision(target: u32, reason: &str) -> crate::core::Decision {
         ready_replicas: 2,
         pending_replicas: 0,
         previous_desired: 2,
+        gpus_per_replica: 1,
         analysis: None,
     }
 }

@@ -20,6 +20,7 @@
 pub mod actuate;
 pub mod cycle;
 pub mod events;
+pub mod inventory;
 pub mod metrics;
 #[cfg(test)]
 mod mock;

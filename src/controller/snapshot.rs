@@ -3,14 +3,14 @@
 //! snapshot cannot carry (target missing, accelerator source, stuck pods and why) for conditions
 //! and events. No IO, no clock: the caller passes "now".
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use kube::api::DynamicObject;
 
 use super::actuate::Mode;
 use super::pods::{StuckReason, accelerator, belongs_to, stuck_reason};
-use crate::cache::{CachedDeployment, CachedPod};
+use crate::cache::{CachedDeployment, CachedNode, CachedPod};
 use crate::config::{SaturationConfigSet, ScaleToZeroConfigSet};
 use crate::core::{PodMetrics, Snapshot, Variant};
 use crate::prometheus::collect::ModelSamples;
@@ -21,6 +21,9 @@ pub struct Cluster<'a> {
     pub variant_autoscalings: &'a [Arc<DynamicObject>],
     pub deployments: &'a [Arc<CachedDeployment>],
     pub pods: &'a [Arc<CachedPod>],
+    /// The GPU inventory's nodes when the limiter is on and they are known; `None` leaves the
+    /// snapshot without an inventory (the limiter does not run).
+    pub nodes: Option<&'a [Arc<CachedNode>]>,
     /// Where the desired count in flight is read: in `metrics` mode the VA's
     /// `status.desiredOptimizedAlloc.numReplicas` (what the HPA converges to, as upstream); in
     /// `direct` mode the target's `spec.replicas`, which wva itself wrote — so a leader that died
@@ -160,6 +163,8 @@ pub fn build(
     let mut variants = Vec::new();
     let mut notes = Vec::new();
     let mut request_counts = BTreeMap::new();
+    let limiter = saturation_config.default_entry().enable_limiter && cluster.nodes.is_some();
+    let mut variant_pods: HashSet<(&str, &str)> = HashSet::new();
     for va in vas {
         let (namespace, name) = key(va);
         let mut note = VariantNotes {
@@ -228,6 +233,14 @@ pub fn build(
             .collect();
         own.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         note.pods = own.len();
+        if limiter {
+            variant_pods.extend(own.iter().map(|p| {
+                (
+                    p.metadata.namespace.as_deref().unwrap_or_default(),
+                    p.metadata.name.as_deref().unwrap_or_default(),
+                )
+            }));
+        }
         for pod in own {
             let pod_name = pod.metadata.name.clone().unwrap_or_default();
             let sample = model_samples.and_then(|m| m.pods.get(&pod_name));
@@ -282,6 +295,13 @@ pub fn build(
         }
         note.reporting = reporting_names.len();
         note.stuck = stuck;
+        // Upstream's GPUsPerReplica: the template's GPU requests, 0 counting as 1.
+        let gpus_per_replica = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .map_or(0, |t| t.container_gpus)
+            .clamp(1, u64::from(u32::MAX)) as u32;
         variants.push(Variant {
             name: name.clone(),
             namespace: namespace.clone(),
@@ -294,6 +314,7 @@ pub fn build(
             ready_replicas,
             previous_desired,
             stuck_replicas: (note.stuck.len() as u32).min(current),
+            gpus_per_replica,
             pods,
         });
         notes.push(note);
@@ -304,6 +325,10 @@ pub fn build(
             scale_to_zero_config: scale_to_zero_config.clone(),
             request_counts,
             variants,
+            gpu_inventory: cluster
+                .nodes
+                .filter(|_| limiter)
+                .map(|nodes| super::inventory::gpu_inventory(nodes, cluster.pods, &variant_pods)),
         },
         notes,
     }

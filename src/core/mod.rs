@@ -4,11 +4,13 @@
 //! implementation of the rules.
 //!
 //! Pipeline per model (upstream `RunSaturationAnalysis` to `convertSaturationTargetsToDecisions`; docs/upstream.md#decision): analyzer → transition check → planner → enforcer →
-//! decisions. Variants are visited in ascending name order and pods in ascending pod name order,
+//! decisions; then, across all models, the GPU limiter when it is on and the snapshot carries an
+//! inventory. Variants are visited in ascending name order and pods in ascending pod name order,
 //! so the report never depends on input order.
 
 pub mod analyzer;
 pub mod enforcer;
+pub mod limiter;
 pub mod planner;
 pub mod report;
 pub mod snapshot;
@@ -16,7 +18,7 @@ pub mod snapshot;
 use std::collections::BTreeMap;
 
 pub use report::{Action, Decision, ModelReport, Report, Step};
-pub use snapshot::{PodMetrics, Snapshot, SnapshotError, Variant};
+pub use snapshot::{GpuPool, PodMetrics, Snapshot, SnapshotError, Variant};
 
 use analyzer::{VariantAnalysis, analyze_model, analyze_variant};
 use enforcer::{Enforcement, enforce};
@@ -79,6 +81,11 @@ pub fn decide(snapshot: &Snapshot, policy: Policy) -> Report {
         ) {
             model_reports.push(report);
         }
+    }
+    if snapshot.saturation_config.default_entry().enable_limiter
+        && let Some(inventory) = &snapshot.gpu_inventory
+    {
+        limiter::limit(&mut decisions, inventory);
     }
     decisions.sort_unstable_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     Report {
@@ -211,6 +218,7 @@ fn decide_model(
             ready_replicas: variant.ready_replicas,
             pending_replicas: p.pending,
             previous_desired: variant.previous_desired,
+            gpus_per_replica: variant.gpus_per_replica,
             analysis: Some(analysis),
         });
     }
@@ -352,6 +360,7 @@ fn plain_decision(
         ready_replicas: variant.ready_replicas,
         pending_replicas: variant.pending_replicas(),
         previous_desired: variant.previous_desired,
+        gpus_per_replica: variant.gpus_per_replica,
         analysis: None,
     }
 }

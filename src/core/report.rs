@@ -92,6 +92,9 @@ pub struct Decision {
     pub ready_replicas: u32,
     pub pending_replicas: u32,
     pub previous_desired: u32,
+    /// GPUs one replica requests (the limiter's unit); 1 unless the snapshot says otherwise.
+    #[serde(skip_serializing_if = "is_one")]
+    pub gpus_per_replica: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub analysis: Option<VariantAnalysis>,
 }
@@ -100,10 +103,14 @@ pub struct Decision {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Step {
-    /// `analyzer`, `transition`, `planner`, `enforcer`, `hold` or `inactive`.
+    /// `analyzer`, `transition`, `planner`, `enforcer`, `gpu-limiter`, `hold` or `inactive`.
     pub stage: &'static str,
     pub target_replicas: u32,
     pub note: String,
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 impl Report {

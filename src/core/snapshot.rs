@@ -23,6 +23,21 @@ pub struct Snapshot {
     #[serde(serialize_with = "serialize_request_counts")]
     pub request_counts: BTreeMap<(String, String), f64>,
     pub variants: Vec<Variant>,
+    /// GPUs per accelerator type (keys normalised as the limiter matches them); absent = the GPU
+    /// limiter does not run, whatever `enableLimiter` says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_inventory: Option<BTreeMap<String, GpuPool>>,
+}
+
+/// One accelerator type's GPUs across the inventory's nodes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GpuPool {
+    /// Σ node `status.allocatable["<vendor>/gpu"]`.
+    pub allocatable: u64,
+    /// GPUs requested by scheduled, running pods on those nodes that belong to no variant.
+    #[serde(default)]
+    pub requested_by_others: u64,
 }
 
 /// One VariantAutoscaling and the state of its target.
@@ -49,6 +64,9 @@ pub struct Variant {
     /// variant gets no scale-up while they exist. Absent in a snapshot = 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub stuck_replicas: u32,
+    /// GPUs one replica requests (Σ `<vendor>/gpu` requests of the pod template; 0 counts as 1).
+    #[serde(skip_serializing_if = "is_one")]
+    pub gpus_per_replica: u32,
     pub pods: Vec<PodMetrics>,
 }
 
@@ -86,6 +104,10 @@ impl Variant {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 fn serialize_request_counts<S: serde::Serializer>(
@@ -178,12 +200,67 @@ impl Reader {
         };
         let request_counts = self.request_counts(root.get("requestCounts"));
         let variants = self.variants(root.get("variants"));
+        let gpu_inventory = self.gpu_inventory(root.get("gpuInventory"));
         Some(Snapshot {
             saturation_config: saturation_config?,
             scale_to_zero_config: scale_to_zero_config?,
             request_counts: request_counts?,
             variants: variants?,
+            gpu_inventory: gpu_inventory?,
         })
+    }
+
+    /// `Some(None)` when absent, `None` when invalid.
+    fn gpu_inventory(
+        &mut self,
+        value: Option<&Value>,
+    ) -> Option<Option<BTreeMap<String, GpuPool>>> {
+        let map = match value {
+            None | Some(Value::Null) => return Some(None),
+            Some(v) => self.object(v, "gpuInventory")?,
+        };
+        let before = self.errors.len();
+        let mut inventory = BTreeMap::new();
+        for (kind, entry) in map {
+            let path = format!("gpuInventory.{kind}");
+            let normalised = super::limiter::normalize_accelerator(kind);
+            if normalised != kind {
+                self.error(
+                    &path,
+                    format!(
+                        "accelerator types are keyed by their normalised name: use {normalised:?}"
+                    ),
+                );
+                continue;
+            }
+            let Some(obj) = self.object(entry, &path) else {
+                continue;
+            };
+            let mut count = |field: &str| match obj.get(field) {
+                None | Some(Value::Null) => Some(0),
+                Some(v) => whole_number(v).or_else(|| {
+                    self.error(
+                        format!("{path}.{field}"),
+                        format!("must be an integer >= 0, got {}", describe(v)),
+                    );
+                    None
+                }),
+            };
+            let allocatable = count("allocatable");
+            let requested_by_others = count("requestedByOthers");
+            if let (Some(allocatable), Some(requested_by_others)) =
+                (allocatable, requested_by_others)
+            {
+                inventory.insert(
+                    kind.clone(),
+                    GpuPool {
+                        allocatable,
+                        requested_by_others,
+                    },
+                );
+            }
+        }
+        (self.errors.len() == before).then_some(Some(inventory))
     }
 
     fn config<T>(&mut self, path: &str, parsed: Result<T, Vec<Problem>>) -> Option<T> {
@@ -320,6 +397,16 @@ impl Reader {
             self.replica_count(obj, path, "specReplicas", Some(replicas.unwrap_or(0)));
         let previous_desired = self.replica_count(obj, path, "previousDesired", Some(0));
         let stuck_replicas = self.replica_count(obj, path, "stuckReplicas", Some(0));
+        let gpus_per_replica = match self.replica_count(obj, path, "gpusPerReplica", Some(1)) {
+            Some(0) => {
+                self.error(
+                    format!("{path}.gpusPerReplica"),
+                    "must be an integer >= 1 (a replica that requests no GPU counts as 1)",
+                );
+                None
+            }
+            n => n,
+        };
         if let (Some(stuck), Some(replicas), Some(spec)) = (stuck_replicas, replicas, spec_replicas)
         {
             let current = if replicas == 0 { spec } else { replicas };
@@ -347,6 +434,7 @@ impl Reader {
             ready_replicas: ready_replicas?,
             previous_desired: previous_desired?,
             stuck_replicas: stuck_replicas?,
+            gpus_per_replica: gpus_per_replica?,
             pods: pods?,
         })
     }

@@ -38,6 +38,7 @@ fn variant(name: &str, cost: f64, pods: Vec<PodMetrics>) -> Variant {
         ready_replicas: n.max(1),
         previous_desired: n,
         stuck_replicas: 0,
+        gpus_per_replica: 1,
         pods,
     }
 }
@@ -48,6 +49,7 @@ fn snapshot(variants: Vec<Variant>) -> Snapshot {
         scale_to_zero_config: ScaleToZeroConfigSet::default(),
         request_counts: BTreeMap::new(),
         variants,
+        gpu_inventory: None,
     }
 }
 
@@ -702,4 +704,134 @@ fn a_snapshot_with_two_variants_on_one_deployment_is_rejected_with_the_path() {
             .contains("variants[0] already targets Deployment prod/a"),
         "{errors:?}"
     );
+}
+
+// ---- GPU limiter (upstream `DefaultLimiter` / `GreedyBySaturation`) ----
+
+/// Two models on A100s, each wanting one more replica of 2 GPUs: `a` (every pod saturated, no
+/// spare capacity) is more saturated than `b` (0.05 spare). 12 GPUs, 2 taken by other
+/// workloads, 8 by the variants' 4 replicas: 2 free, one replica's worth.
+fn limited_snapshot(enable: bool, requested_by_others: u64) -> Snapshot {
+    let mut a = variant("a", 10.0, vec![pod("a1", 0.95, 0), pod("a2", 0.95, 0)]);
+    let mut b = variant("b", 5.0, vec![pod("b1", 0.85, 0), pod("b2", 0.75, 0)]);
+    a.model_id = "m1".into();
+    b.model_id = "m2".into();
+    a.gpus_per_replica = 2;
+    b.gpus_per_replica = 2;
+    b.accelerator = "NVIDIA-A100-SXM4-80GB".into();
+    let mut s = snapshot(vec![b, a]);
+    s.saturation_config = saturation(json!({"default": {"enableLimiter": enable}}));
+    s.gpu_inventory = Some(BTreeMap::from([(
+        "A100".to_owned(),
+        GpuPool {
+            allocatable: 12,
+            requested_by_others,
+        },
+    )]));
+    s
+}
+
+#[test]
+fn the_limiter_gives_free_gpus_to_the_most_saturated_and_says_so() {
+    let r = decide(&limited_snapshot(true, 2), Policy::WvaV050);
+    let a = decision(&r, "a");
+    assert_eq!((a.target_replicas, a.action), (3, Action::ScaleUp));
+    let step = a.steps.last().unwrap();
+    assert_eq!(step.stage, "gpu-limiter");
+    assert!(
+        step.note.starts_with("allocated 2 GPUs for +1 replicas"),
+        "{}",
+        step.note
+    );
+    // `b` (named by its full product, normalised) gets nothing: its scale-up is undone, and
+    // its action and reason follow.
+    let b = decision(&r, "b");
+    assert_eq!(
+        (b.current_replicas, b.target_replicas, b.action),
+        (2, 2, Action::NoChange)
+    );
+    assert!(
+        b.reason
+            .starts_with("limited: allocated 0 GPUs for +0 of +1 replicas"),
+        "{}",
+        b.reason
+    );
+    assert_eq!(b.steps.last().unwrap().stage, "gpu-limiter");
+    assert_eq!(b.steps.last().unwrap().target_replicas, 2);
+}
+
+#[test]
+fn gpus_that_other_workloads_request_are_not_planned_on() {
+    // Upstream ignores the other workloads: with their 2 GPUs free again, both fit.
+    let r = decide(&limited_snapshot(true, 0), Policy::WvaV050);
+    assert_eq!(decision(&r, "a").target_replicas, 3);
+    assert_eq!(decision(&r, "b").target_replicas, 3);
+    // With 3 taken, nothing fits; a partial replica is not a replica.
+    let r = decide(&limited_snapshot(true, 3), Policy::WvaV050);
+    assert_eq!(decision(&r, "a").target_replicas, 2);
+    let note = &decision(&r, "a").steps.last().unwrap().note;
+    assert!(note.contains("1 free"), "{note}");
+}
+
+#[test]
+fn the_limiter_runs_only_when_enabled_and_given_an_inventory() {
+    let off = decide(&limited_snapshot(false, 2), Policy::WvaV050);
+    assert_eq!(decision(&off, "b").target_replicas, 3);
+    assert!(
+        off.decisions
+            .iter()
+            .all(|d| d.steps.iter().all(|s| s.stage != "gpu-limiter"))
+    );
+    let mut no_inventory = limited_snapshot(true, 2);
+    no_inventory.gpu_inventory = None;
+    let r = decide(&no_inventory, Policy::WvaV050);
+    assert_eq!(decision(&r, "b").target_replicas, 3);
+}
+
+#[test]
+fn the_allocation_order_is_the_same_whatever_the_input_order() {
+    // Full ties (same spare capacity, same cost): the name decides, every time.
+    let tie = |names: [&str; 3]| {
+        let variants = names
+            .iter()
+            .map(|n| {
+                let mut v = variant(n, 10.0, vec![pod(&format!("{n}-1"), 0.9, 0)]);
+                v.model_id = (*n).into();
+                v
+            })
+            .collect();
+        let mut s = snapshot(variants);
+        s.saturation_config = saturation(json!({"default": {"enableLimiter": true}}));
+        s.gpu_inventory = Some(BTreeMap::from([(
+            "A100".to_owned(),
+            GpuPool {
+                allocatable: 4,
+                requested_by_others: 0,
+            },
+        )]));
+        decide(&s, Policy::WvaV050)
+    };
+    let first = tie(["x", "y", "z"]);
+    assert_eq!(
+        first
+            .decisions
+            .iter()
+            .map(|d| d.target_replicas)
+            .collect::<Vec<_>>(),
+        [2, 1, 1]
+    );
+    assert_eq!(tie(["z", "y", "x"]), first);
+    assert_eq!(tie(["y", "z", "x"]), first);
+}
+
+#[test]
+fn a_variant_without_a_known_accelerator_gets_no_gpus() {
+    let mut s = limited_snapshot(true, 0);
+    for v in &mut s.variants {
+        v.accelerator = String::new();
+    }
+    let r = decide(&s, Policy::WvaV050);
+    let b = decision(&r, "b");
+    assert_eq!(b.target_replicas, 2);
+    assert!(b.reason.contains("accelerator is unknown"), "{}", b.reason);
 }

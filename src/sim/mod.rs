@@ -493,6 +493,7 @@ fn snapshot_of(
         saturation_config: config.clone(),
         scale_to_zero_config: ScaleToZeroConfigSet::default(),
         request_counts: Default::default(),
+        gpu_inventory: scenario.gpu_inventory.clone(),
         variants: variants
             .iter()
             .map(|v| {
@@ -509,6 +510,7 @@ fn snapshot_of(
                     ready_replicas: v.pods.iter().filter(|p| p.ready(t)).count() as u32,
                     previous_desired: v.desired,
                     stuck_replicas: v.pods.iter().filter(|p| p.stuck(t)).count() as u32,
+                    gpus_per_replica: v.spec.gpus_per_replica,
                     pods: v
                         .pods
                         .iter()

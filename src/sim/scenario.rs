@@ -42,6 +42,10 @@ pub struct Scenario {
     /// The saturation-scaling ConfigMap's entries (default: the documented defaults).
     #[serde(default)]
     pub saturation_config: Option<serde_json::Value>,
+    /// GPUs per accelerator type for the GPU limiter (with `enableLimiter: true` in
+    /// `saturationConfig`); absent = no limit.
+    #[serde(default)]
+    pub gpu_inventory: Option<std::collections::BTreeMap<String, crate::core::GpuPool>>,
     pub models: Vec<ModelSpec>,
     #[serde(default)]
     pub faults: Faults,
@@ -144,6 +148,13 @@ pub struct VariantSpec {
     /// Start-up time (model loading), drawn uniformly from [min, max] seconds.
     #[serde(default = "default_startup")]
     pub startup_seconds: [u64; 2],
+    /// GPUs one replica requests (what the GPU limiter allocates).
+    #[serde(default = "one_gpu")]
+    pub gpus_per_replica: u32,
+}
+
+fn one_gpu() -> u32 {
+    1
 }
 
 fn default_startup() -> [u64; 2] {
@@ -359,6 +370,9 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
                     format!("{vpath}.capacityPerReplica"),
                     "must be a number above 0 (requests per second)",
                 );
+            }
+            if variant.gpus_per_replica == 0 {
+                bad(format!("{vpath}.gpusPerReplica"), "must be an integer >= 1");
             }
             if variant.startup_seconds[0] > variant.startup_seconds[1] {
                 bad(

@@ -207,3 +207,44 @@ fn a_stuck_pod_lets_scale_up_spill_to_the_other_variant() {
         run.pending_scale_ups
     );
 }
+
+#[test]
+fn the_gpu_limiter_caps_a_simulated_ramp_at_the_inventory() {
+    let scenario = |inventory: &str| {
+        parse(&format!(
+            r#"
+durationSeconds: 3600
+policies: [wva-v0.5.0]
+saturationConfig:
+  default: {{enableLimiter: true}}
+{inventory}
+models:
+- modelId: m
+  variants:
+  - {{name: small, accelerator: NVIDIA-L40S, costPerHour: 5, initialReplicas: 1, capacityPerReplica: 2, gpusPerReplica: 2, startupSeconds: [60, 60]}}
+  load: {{kind: ramp, from: 1, to: 40, startSeconds: 0, endSeconds: 1800}}
+"#
+        ))
+        .unwrap()
+    };
+    let peak = |s: &Scenario| {
+        let sim = run_quiet(s);
+        sim.runs[0]
+            .timeline
+            .iter()
+            .map(|r| r.replicas)
+            .max()
+            .unwrap()
+    };
+    // 10 L40S GPUs, 2 taken by something else: 4 replicas of 2 GPUs at most.
+    assert_eq!(
+        peak(&scenario(
+            "gpuInventory: {L40S: {allocatable: 10, requestedByOthers: 2}}"
+        )),
+        4
+    );
+    assert!(
+        peak(&scenario("")) > 4,
+        "without an inventory the ramp is followed"
+    );
+}

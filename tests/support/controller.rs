@@ -144,15 +144,39 @@ impl Scene {
     }
 
     pub async fn deployment(&self, name: &str, replicas: i32) {
+        self.deployment_with_gpus(name, replicas, 0).await;
+    }
+
+    /// A Deployment whose vLLM container requests `gpus` NVIDIA GPUs (none when 0).
+    pub async fn deployment_with_gpus(&self, name: &str, replicas: i32, gpus: u32) {
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.ns);
+        let mut container = json!({"name": "vllm", "image": "vllm/vllm-openai:v0.11.0"});
+        if gpus > 0 {
+            let gpus = json!({"nvidia.com/gpu": gpus.to_string()});
+            container["resources"] = json!({"requests": gpus, "limits": gpus});
+        }
         let d: Deployment = serde_json::from_value(json!({
             "metadata": {"name": name},
             "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
                      "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0"}]}}}
+                                  "spec": {"containers": [container]}}}
         }))
         .unwrap();
         api.create(&PostParams::default(), &d).await.unwrap();
+    }
+
+    /// A node `name` labelled with `labels` offering `gpus` GPUs (`status.allocatable`); the
+    /// caller deletes it (nodes are cluster-wide, scenes are not).
+    pub async fn gpu_node(&self, name: &str, labels: Value, gpus: u32) {
+        let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(self.client.clone());
+        let node =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
+        api.create(&PostParams::default(), &node).await.unwrap();
+        let status = json!({"status": {"capacity": {"nvidia.com/gpu": gpus.to_string(), "cpu": "64"},
+                                       "allocatable": {"nvidia.com/gpu": gpus.to_string(), "cpu": "64"}}});
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .unwrap();
     }
 
     pub async fn va(&self, name: &str, target: &str, cost: &str) {

@@ -126,3 +126,54 @@ fn missing_required_variant_fields() {
         ]
     );
 }
+
+#[test]
+fn the_gpu_inventory_and_gpus_per_replica_are_read_checked_and_written_back() {
+    let mut v = minimal_variant();
+    v["gpusPerReplica"] = json!(4);
+    let text = json!({
+        "saturationConfig": {"default": {"enableLimiter": true}},
+        "variants": [v],
+        "gpuInventory": {"A100": {"allocatable": 16, "requestedByOthers": 4}, "L4": {"allocatable": 8}}
+    });
+    let s = Snapshot::from_value(&text).unwrap();
+    assert_eq!(s.variants[0].gpus_per_replica, 4);
+    let inventory = s.gpu_inventory.as_ref().unwrap();
+    assert_eq!(
+        inventory["A100"],
+        GpuPool {
+            allocatable: 16,
+            requested_by_others: 4
+        }
+    );
+    assert_eq!(inventory["L4"].requested_by_others, 0);
+    assert_eq!(Snapshot::from_json(&s.to_json()).unwrap(), s);
+    // Absent: no inventory, one GPU per replica, and neither is written out.
+    let plain = Snapshot::from_value(
+        &json!({"saturationConfig": {"default": {}}, "variants": [minimal_variant()]}),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            plain.gpu_inventory.is_none(),
+            plain.variants[0].gpus_per_replica
+        ),
+        (true, 1)
+    );
+    assert!(!plain.to_json().contains("gpu"));
+
+    let mut zero = minimal_variant();
+    zero["gpusPerReplica"] = json!(0);
+    assert_eq!(
+        errors(json!({
+            "saturationConfig": {"default": {}}, "variants": [zero],
+            "gpuInventory": {"NVIDIA-A100-SXM4-80GB": {"allocatable": 8}, "L4": {"allocatable": -1}, "H100": 3}
+        })),
+        [
+            "variants[0].gpusPerReplica: must be an integer >= 1 (a replica that requests no GPU counts as 1)",
+            "gpuInventory.H100: must be an object, got a number",
+            "gpuInventory.L4.allocatable: must be an integer >= 0, got -1",
+            "gpuInventory.NVIDIA-A100-SXM4-80GB: accelerator types are keyed by their normalised name: use \"A100\"",
+        ]
+    );
+}

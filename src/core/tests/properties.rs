@@ -52,6 +52,7 @@ fn variant_strategy() -> impl Strategy<Value = Variant> {
                 previous_desired: desired,
                 // Stuck replicas are among the not-ready ones.
                 stuck_replicas: if some_stuck { not_ready.min(status) } else { 0 },
+                gpus_per_replica: 1,
                 pods: pods
                     .into_iter()
                     .enumerate()
@@ -98,6 +99,7 @@ fn snapshot_strategy() -> impl Strategy<Value = Snapshot> {
                     .map(|(ns, m, c)| ((NAMESPACES[ns].to_owned(), MODELS[m].to_owned()), c))
                     .collect(),
                 variants,
+                gpu_inventory: None,
             }
         })
 }
