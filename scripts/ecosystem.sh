@@ -10,8 +10,9 @@
 #
 # Binaries per NAME: helm -> helm; cert-manager -> cert-manager-controller, cert-manager-cainjector
 # (small mains of ours over cert-manager's public packages, tools/cert-manager/*/main.go);
-# prometheus-adapter -> prometheus-adapter; crds -> the ScaledObject and ServiceMonitor CRDs (YAML
-# from the pinned KEDA and prometheus-operator modules, nothing built); keda -> keda-operator,
+# prometheus-adapter -> prometheus-adapter; crds -> the ScaledObject, ServiceMonitor and
+# InferencePool CRDs (YAML from the pinned KEDA, prometheus-operator and Gateway API Inference
+# Extension modules, nothing built); keda -> keda-operator,
 # keda-adapter (the costliest build: about 15 minutes and 3 GB of memory on 2 cores).
 set -euo pipefail
 
@@ -77,7 +78,10 @@ start=$(date +%s)
       keda=$(dir_of github.com/kedacore/keda/v2)
       operator=$(dir_of github.com/prometheus-operator/prometheus-operator)
       cp "$keda/config/crd/bases/keda.sh_scaledobjects.yaml" "$out.partial/"
-      cp "$operator/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$out.partial/" ;;
+      cp "$operator/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$out.partial/"
+      inference=$(dir_of sigs.k8s.io/gateway-api-inference-extension)
+      cp "$inference/config/crd/bases/inference.networking.k8s.io_inferencepools.yaml" \
+        "$inference/config/crd/bases/inference.networking.x-k8s.io_inferencepools.yaml" "$out.partial/" ;;
   esac
 ) >&2
 # cert-manager's CRDs ship as plain YAML in its module zip.

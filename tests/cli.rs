@@ -375,3 +375,18 @@ fn run_refuses_a_node_selector_the_api_server_would_refuse() {
         stderr(&out)
     );
 }
+
+#[test]
+fn run_refuses_an_unknown_pool_group_naming_both() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wva"))
+        .args(["run", "--kubeconfig", "/nonexistent/kubeconfig"])
+        .env("POOL_GROUP", "gateway.networking.k8s.io")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("invalid POOL_GROUP \"gateway.networking.k8s.io\": must be either 'inference.networking.k8s.io' or 'inference.networking.x-k8s.io'"),
+        "{}",
+        stderr(&out)
+    );
+}

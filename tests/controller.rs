@@ -55,6 +55,18 @@ async fn a_va_gets_its_conditions_within_two_cycles_and_a_missing_target_recover
         ready.contains("[+]controller/configuration ok") && ready.contains("[+]cache/pods ok"),
         "{ready}"
     );
+    // This control plane serves no InferencePool CRD: scale-from-zero is off, said once, and
+    // everything else works.
+    assert!(
+        ready.contains("[+]scale-from-zero off (no InferencePool CRD of inference.networking.x-k8s.io/v1alpha2 is served) ok"),
+        "{ready}"
+    );
+    assert_eq!(
+        wva.log_text().matches("scale-from-zero off").count(),
+        1,
+        "{}",
+        wva.log_text()
+    );
 
     scene.deployment("later", 1).await;
     scene

@@ -200,6 +200,29 @@ impl Caches {
     }
 }
 
+/// InferencePools of one group (`resource`) in the scope's namespaces, for scale-from-zero;
+/// start it only when the API server serves that resource (a watch on a missing CRD fails
+/// forever).
+pub fn inference_pools(
+    client: Client,
+    scope: &Scope,
+    resource: &ApiResource,
+    shutdown: Shutdown,
+) -> (Store<DynamicObject>, Watch) {
+    let api: Api<DynamicObject> = match &scope.namespace {
+        Some(ns) => Api::namespaced_with(client, ns, resource),
+        None => Api::all_with(client, resource),
+    };
+    reflect(
+        api,
+        watcher::Config::default(),
+        "cache/inferencepools".into(),
+        resource.clone(),
+        trim,
+        shutdown,
+    )
+}
+
 /// The controller's three ConfigMaps in its namespace, one store each (a store holds 0 or 1
 /// object: each watch selects one name).
 #[derive(Clone)]

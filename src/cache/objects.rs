@@ -107,6 +107,7 @@ pub struct PodStatus {
     pub init_container_statuses: Option<Vec<ContainerStatus>>,
 }
 
+/// A status condition (of a Pod or a Deployment): type, status, and why.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct PodCondition {
     #[serde(rename = "type")]
@@ -154,7 +155,14 @@ pub struct DeploymentSpec {
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct PodTemplate {
+    /// The template's labels only: scale-from-zero finds a variant's InferencePool by them.
+    pub metadata: Option<TemplateMetadata>,
     pub spec: Option<SchedulingSpec>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct TemplateMetadata {
+    pub labels: Option<BTreeMap<String, String>>,
 }
 
 /// The scheduling constraints of a pod template, and the GPUs each replica requests.
@@ -266,6 +274,8 @@ impl CachedNode {
 pub struct DeploymentStatus {
     pub replicas: Option<i32>,
     pub ready_replicas: Option<i32>,
+    /// `ReplicaFailure` says the ReplicaSet cannot create pods (a quota, a forbidden spec).
+    pub conditions: Option<Vec<PodCondition>>,
 }
 
 #[cfg(test)]

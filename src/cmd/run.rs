@@ -19,6 +19,7 @@ use crate::controller::actuate::Mode;
 use crate::controller::cycle::{Controller, CycleMetrics, Options};
 use crate::controller::events::Events;
 use crate::controller::metrics::ReplicaMetrics;
+use crate::controller::wake::{self, Waker, pools::PoolGroup};
 use crate::core::Policy;
 use crate::leader::{self, Elector, LeaderMetrics, Leadership, Timing};
 use crate::prometheus::client::{ClientOptions, PrometheusClient};
@@ -80,6 +81,10 @@ pub struct RunArgs {
     /// How often certificate and token files are checked for new content (seconds).
     #[arg(long, default_value_t = 5.0)]
     pub cert_reload_seconds: f64,
+    /// How often the endpoint pickers of models scaled to zero are asked for queued requests
+    /// (Go duration; upstream polls every 100ms).
+    #[arg(long, default_value = "1s", value_parser = go_duration)]
+    pub scale_from_zero_interval: Duration,
 }
 
 fn go_duration(text: &str) -> Result<Duration, String> {
@@ -124,6 +129,7 @@ pub fn run(args: RunArgs) -> ExitCode {
 async fn serve(args: RunArgs, timing: Timing) -> Result<(), String> {
     let drain = super::seconds(args.drain_seconds, "--drain-seconds")?;
     let reload_interval = super::seconds(args.cert_reload_seconds, "--cert-reload-seconds")?;
+    let pool_group = PoolGroup::from_env(env::lookup("POOL_GROUP").as_deref())?;
     let node_selector = env::lookup("WVA_NODE_SELECTOR").filter(|s| !s.trim().is_empty());
     if let Some(selector) = &node_selector {
         crate::config::label_selector::validate(selector)
@@ -254,6 +260,44 @@ async fn serve(args: RunArgs, timing: Timing) -> Result<(), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("--dump-snapshots {}: {e}", dir.display()))?;
     }
+    let pools = match wake::pools_served(&client, scope.namespace.as_deref(), pool_group).await {
+        Ok(true) => {
+            let (store, watch) = crate::cache::inference_pools(
+                client.clone(),
+                &scope,
+                &pool_group.resource(),
+                runtime.shutdown(),
+            );
+            watch.start(&mut runtime);
+            tracing::info!(group = %pool_group.api_version(), "scale-from-zero on: watching InferencePools");
+            Some(store)
+        }
+        served => {
+            let why = match served {
+                Err(error) => format!(
+                    "API discovery of {} failed: {error}",
+                    pool_group.api_version()
+                ),
+                _ => format!(
+                    "no InferencePool CRD of {} is served",
+                    pool_group.api_version()
+                ),
+            };
+            tracing::warn!(%why, "scale-from-zero off (install the CRD, or set POOL_GROUP, and restart wva)");
+            runtime
+                .readiness()
+                .add(format!("scale-from-zero off ({why})"), Arc::new(|| Ok(())));
+            None
+        }
+    };
+    let waker = Waker::new(
+        wake::Options {
+            group: pool_group,
+            interval: args.scale_from_zero_interval,
+            bearer_token: env::lookup("EPP_METRIC_READER_BEARER_TOKEN").filter(|t| !t.is_empty()),
+        },
+        pools,
+    );
     let (events, publisher) = Events::new(client.clone(), env::lookup("POD_NAME"));
     events.register(runtime.metrics());
     runtime.spawn("events", publisher.run(runtime.shutdown()));
@@ -277,6 +321,7 @@ async fn serve(args: RunArgs, timing: Timing) -> Result<(), String> {
         events,
         options,
         leadership,
+        waker,
     );
     runtime
         .readiness()

@@ -28,6 +28,7 @@ use super::metrics::{ReplicaMetrics, VariantLabels};
 use super::settings::{Outcome, Settings, Source};
 use super::snapshot::{self, Built, Cluster, Target, VariantNotes};
 use super::status::{self, Collection, Observed};
+use super::wake::{self, Waker};
 use crate::api::VariantAutoscalingStatus;
 use crate::cache::{ConfigMapNames, WorkloadCaches, variant_autoscaling_resource};
 use crate::core::{Decision, Policy, Report};
@@ -147,9 +148,11 @@ pub struct Controller {
     configured: Arc<std::sync::atomic::AtomicBool>,
     /// Cycles run and writes happen only while this says so.
     leadership: Leadership,
+    /// Scale-from-zero, polled between cycles while leading.
+    waker: Waker,
 }
 
-fn unix_now() -> (i64, f64) {
+pub(crate) fn unix_now() -> (i64, f64) {
     let since = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
@@ -168,6 +171,7 @@ impl Controller {
         events: Events,
         options: Options,
         leadership: Leadership,
+        waker: Waker,
     ) -> Self {
         Self {
             client,
@@ -181,6 +185,7 @@ impl Controller {
             options,
             configured: Arc::default(),
             leadership,
+            waker,
         }
     }
 
@@ -253,22 +258,57 @@ impl Controller {
                 return;
             }
             // Idle: re-read the ConfigMaps every second (only changed data is parsed), so that
-            // a shorter GLOBAL_OPT_INTERVAL takes effect now rather than after the old wait.
+            // a shorter GLOBAL_OPT_INTERVAL takes effect now rather than after the old wait; poll
+            // scale-from-zero whenever it is due.
+            let mut config_check = Instant::now() + CONFIG_CHECK;
             loop {
+                // Before the interval check: a cycle longer than the interval still leaves room
+                // for one poll.
+                if self.waker.due().is_some_and(|due| due <= Instant::now()) {
+                    self.wake().await;
+                }
                 let next = started + self.settings.interval;
                 if Instant::now() >= next {
                     break;
                 }
-                let tick = Instant::now() + CONFIG_CHECK;
+                let wake = self.waker.due().unwrap_or(next);
                 let mut leadership = self.leadership.clone();
                 tokio::select! {
                     () = shutdown.requested() => return,
                     () = leadership.lost() => return,
-                    () = tokio::time::sleep_until(next.min(tick).into()) => {}
+                    () = tokio::time::sleep_until(next.min(config_check).min(wake).into()) => {}
                 }
-                self.apply_settings();
+                if Instant::now() >= config_check {
+                    self.apply_settings();
+                    config_check = Instant::now() + CONFIG_CHECK;
+                }
             }
         }
+    }
+
+    /// One scale-from-zero poll over the caches as they are now.
+    async fn wake(&mut self) {
+        if !self.waker.has_pools() {
+            return;
+        }
+        let vas: Vec<Arc<DynamicObject>> = self
+            .variant_autoscalings
+            .state()
+            .into_iter()
+            .filter(|va| self.selected(va))
+            .collect();
+        let deployments = self.workload.deployments.state();
+        let pods = self.workload.pods.state();
+        let cx = wake::Context {
+            client: &self.client,
+            variant_autoscalings: &vas,
+            deployments: &deployments,
+            pods: &pods,
+            saturation: &self.settings.saturation,
+            events: &self.events,
+            replica_metrics: &self.replica_metrics,
+        };
+        self.waker.poll(&cx).await;
     }
 
     /// Applies the cached ConfigMaps (only what changed is parsed and reported).
@@ -329,7 +369,8 @@ impl Controller {
                 Some(error.to_string())
             }
         };
-        let samples = collection.unwrap_or_default();
+        let mut samples = collection.unwrap_or_default();
+        self.floor_request_counts(&mut samples);
         let deployments = self.workload.deployments.state();
         let pods = self.workload.pods.state();
         let nodes = if self.settings.saturation.default_entry().enable_limiter {
@@ -387,6 +428,31 @@ impl Controller {
                 .as_ref()
                 .and_then(|l| l.get(crate::api::CONTROLLER_INSTANCE_LABEL))
                 .is_some_and(|v| v == instance),
+        }
+    }
+
+    /// A model woken from zero within its retention period counts at least the requests it was
+    /// woken for: they arrived within the period, and are not counted by Prometheus until they
+    /// have been served — without this floor, the first cycle that sees the woken replica report
+    /// could scale the model back to zero before it served them.
+    fn floor_request_counts(&self, samples: &mut [crate::prometheus::collect::ModelSamples]) {
+        let stz = &self.settings.scale_to_zero;
+        for model in samples {
+            if !stz.enabled(&model.namespace, &model.model_id) {
+                continue;
+            }
+            let retention = std::time::Duration::from_nanos(
+                stz.retention_period(&model.namespace, &model.model_id)
+                    .max(0) as u64,
+            );
+            if let Some(floor) =
+                self.waker
+                    .request_floor(&model.namespace, &model.model_id, retention)
+                && model.request_count.is_none_or(|count| count < floor)
+            {
+                tracing::debug!(namespace = %model.namespace, model = %model.model_id, floor, "request count floored: woken from zero within the retention period");
+                model.request_count = Some(floor);
+            }
         }
     }
 

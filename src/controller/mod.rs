@@ -28,3 +28,4 @@ pub mod pods;
 pub mod settings;
 pub mod snapshot;
 pub mod status;
+pub mod wake;

@@ -119,7 +119,8 @@ fn seconds(time: &Time) -> i64 {
     time.0.as_second()
 }
 
-fn is_ready(pod: &CachedPod) -> bool {
+/// Whether the pod's `Ready` condition is `True`.
+pub fn is_ready(pod: &CachedPod) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())

@@ -625,7 +625,12 @@ fn now() -> String {
     k8s_openapi::jiff::Timestamp::now().to_string()
 }
 
-async fn patch_pod_status(client: &Client, ns: &str, name: &str, status: serde_json::Value) -> Pod {
+pub async fn patch_pod_status(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    status: serde_json::Value,
+) -> Pod {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     pods.patch_status(
         name,

@@ -42,6 +42,9 @@ pub fn va_resource() -> ApiResource {
 type Loads = Arc<Mutex<BTreeMap<String, f64>>>;
 /// The model each Deployment serves (default [`MODEL`]).
 type Models = Arc<Mutex<BTreeMap<String, String>>>;
+/// Requests served so far per Deployment: each Ready pod reports it as
+/// `vllm:request_success_total` (only for Deployments given a count).
+type Served = Arc<Mutex<BTreeMap<String, f64>>>;
 
 pub struct Scene {
     pub cp: &'static ControlPlane,
@@ -54,6 +57,7 @@ pub struct Scene {
     pub prometheus: Prometheus,
     loads: Loads,
     models: Models,
+    served: Served,
     /// Deployments (by `app` label) whose pods the kubelet does not make Ready: pods already
     /// Ready stay so, new ones wait (not Ready, no metrics).
     held: Arc<Mutex<BTreeSet<String>>>,
@@ -83,6 +87,7 @@ impl Scene {
         let prometheus = Prometheus::start(&ns, &[exporter.addr], None);
         let loads: Loads = Arc::default();
         let models: Models = Arc::default();
+        let served: Served = Arc::default();
         let held: Arc<Mutex<BTreeSet<String>>> = Arc::default();
         let shared = exporter.clone();
         let kubelet = tokio::spawn(kubelet(
@@ -91,6 +96,7 @@ impl Scene {
                 ns: ns.clone(),
                 loads: loads.clone(),
                 models: models.clone(),
+                served: served.clone(),
                 held: held.clone(),
                 period,
             },
@@ -105,6 +111,7 @@ impl Scene {
             prometheus,
             loads,
             models,
+            served,
             held,
             kubelet,
         };
@@ -149,6 +156,13 @@ impl Scene {
 
     /// A Deployment whose vLLM container requests `gpus` NVIDIA GPUs (none when 0).
     pub async fn deployment_with_gpus(&self, name: &str, replicas: i32, gpus: u32) {
+        self.deployment_full(name, replicas, gpus, json!({})).await;
+    }
+
+    /// A Deployment whose pod template also carries `labels` (an InferencePool's selector).
+    pub async fn deployment_full(&self, name: &str, replicas: i32, gpus: u32, labels: Value) {
+        let mut template_labels = labels;
+        template_labels["app"] = name.into();
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.ns);
         let mut container = json!({"name": "vllm", "image": "vllm/vllm-openai:v0.11.0"});
         if gpus > 0 {
@@ -158,7 +172,7 @@ impl Scene {
         let d: Deployment = serde_json::from_value(json!({
             "metadata": {"name": name},
             "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}},
+                     "template": {"metadata": {"labels": template_labels},
                                   "spec": {"containers": [container]}}}
         }))
         .unwrap();
@@ -203,6 +217,80 @@ impl Scene {
     /// Sets the load of Deployment `name`.
     pub fn load(&self, name: &str, load: f64) {
         self.loads.lock().unwrap().insert(name.into(), load);
+    }
+
+    /// An endpoint picker: a Service `name` (selector `app=<name>`, port `http-metrics` =
+    /// `port`) and its one pod, Ready at 127.0.0.1 — so wva scrapes `127.0.0.1:<port>/metrics`,
+    /// a local exporter the test controls. The scene's kubelet leaves the pod alone.
+    pub async fn endpoint_picker(&self, name: &str, port: u16) {
+        self.hold(name, true);
+        let services: Api<k8s_openapi::api::core::v1::Service> =
+            Api::namespaced(self.client.clone(), &self.ns);
+        let service = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"selector": {"app": name}, "ports": [
+                {"name": "grpc-ext-proc", "port": 9002},
+                {"name": "http-metrics", "port": port}
+            ]}
+        }))
+        .unwrap();
+        services
+            .create(&PostParams::default(), &service)
+            .await
+            .unwrap();
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        let pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"app": name}},
+            "spec": {"containers": [{"name": "epp", "image": "registry.k8s.io/gateway-api-inference-extension/epp:v1.1.0"}]}
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+        set_pod_ready(&self.client, &self.ns, name).await;
+        super::control_plane::patch_pod_status(
+            &self.client,
+            &self.ns,
+            name,
+            json!({"podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}),
+        )
+        .await;
+    }
+
+    /// An InferencePool `name` of `api_version` (`inference.networking.x-k8s.io/v1alpha2` or
+    /// `inference.networking.k8s.io/v1`) selecting `selector`, with endpoint picker `picker`.
+    pub async fn inference_pool(
+        &self,
+        api_version: &str,
+        name: &str,
+        selector: Value,
+        picker: &str,
+    ) {
+        let (group, version) = api_version.split_once('/').unwrap();
+        let resource = ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: api_version.into(),
+            kind: "InferencePool".into(),
+            plural: "inferencepools".into(),
+        };
+        let spec = if version == "v1" {
+            json!({"selector": {"matchLabels": selector}, "targetPorts": [{"number": 8000}],
+                   "endpointPickerRef": {"name": picker, "port": {"number": 9002}}})
+        } else {
+            json!({"selector": selector, "targetPortNumber": 8000, "extensionRef": {"name": picker}})
+        };
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.ns, &resource);
+        let pool: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": api_version, "kind": "InferencePool",
+            "metadata": {"name": name}, "spec": spec
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &pool).await.unwrap();
+    }
+
+    /// Sets the requests Deployment `name` has served so far (its pods report the counter).
+    pub fn serve(&self, name: &str, total: f64) {
+        self.served.lock().unwrap().insert(name.into(), total);
     }
 
     /// Keeps (`true`) new pods of Deployment `name` from becoming Ready, or releases them.
@@ -505,6 +593,7 @@ struct Kubelet {
     ns: String,
     loads: Loads,
     models: Models,
+    served: Served,
     held: Arc<Mutex<BTreeSet<String>>>,
     period: Duration,
 }
@@ -515,6 +604,7 @@ async fn kubelet(kubelet: Kubelet, export: impl Fn(&str)) {
         ns,
         loads,
         models,
+        served,
         held,
         period,
     } = kubelet;
@@ -559,12 +649,22 @@ async fn kubelet(kubelet: Kubelet, export: impl Fn(&str)) {
             }
             let loads = loads.lock().unwrap().clone();
             let models = models.lock().unwrap().clone();
+            let served = served.lock().unwrap().clone();
             let mut text = String::new();
             for (app, pods) in &ready {
                 let load = loads.get(app).copied().unwrap_or(0.5);
                 let kv = (load / pods.len() as f64).min(1.0);
                 let model = models.get(app).map_or(MODEL, String::as_str);
                 for pod in pods {
+                    if let Some(total) = served.get(app) {
+                        text.push_str(&line(
+                            wva::prometheus::promql::REQUEST_SUCCESS_METRIC,
+                            &ns,
+                            model,
+                            pod,
+                            *total,
+                        ));
+                    }
                     text.push_str(&line(
                         wva::prometheus::promql::KV_CACHE_METRIC,
                         &ns,
