@@ -171,7 +171,9 @@ async fn a_stuck_woken_variant_hands_over_to_the_next_cheapest() {
     let (scene, epp) = pool_scene("sfz-stuck", EXPERIMENTAL, model).await;
     two_sleeping_variants(&scene, model).await;
     scene.hold("cheap", true);
-    let wva = scene.wva("direct", &[]);
+    // Metrics actuation: the wake-up still goes through /scale (nothing else would bring a
+    // Deployment back from 0), and the cycle writes no /scale of its own.
+    let wva = scene.wva("metrics", &[]);
     wva.cycles_pass(1, T).await;
     epp.set(&queue(model, 2));
     scene.wait_spec_replicas("cheap", 1, T).await;
@@ -218,6 +220,19 @@ async fn a_stuck_woken_variant_hands_over_to_the_next_cheapest() {
     );
     wva.cycles_pass(2, T).await;
     assert_eq!(scene.scale_writes(), vec![1, 1]);
+    // The HPA's figure follows the wake-ups, and the status keeps it for the next cycles.
+    for name in ["cheap", "pricey"] {
+        let gauge = format!(
+            "wva_desired_replicas{{variant_name=\"{name}\",namespace=\"{}\",accelerator_type=\"A100\"}}",
+            scene.ns
+        );
+        assert_eq!(wva.sample(&gauge), Some(1.0), "{}", wva.metrics_text());
+        let va = scene.va_object(name).await;
+        assert_eq!(
+            va.data["status"]["desiredOptimizedAlloc"]["numReplicas"], 1,
+            "{name}"
+        );
+    }
 }
 
 /// The whole round trip on the v1 group: idle → 0 (scale-to-zero) → a request queued at the EPP

@@ -178,6 +178,7 @@ impl Waker {
         let (now, _) = super::cycle::unix_now();
         let models = models(cx);
         self.waking.retain(|k, _| models.contains_key(k));
+        self.woken.retain(|k, _| models.contains_key(k));
         let mut queues: HashMap<(String, String), BTreeMap<String, f64>> = HashMap::new();
         for ((namespace, model_id), candidates) in &models {
             let key = (namespace.clone(), model_id.clone());
