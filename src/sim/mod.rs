@@ -4,6 +4,7 @@
 
 pub mod policy;
 pub mod report;
+pub mod requests;
 pub mod scenario;
 
 use std::collections::VecDeque;
@@ -129,7 +130,22 @@ pub struct PolicyRun {
     pub time_to_capacity: Vec<Option<f64>>,
     pub scaling_actions: u32,
     pub pending_scale_ups: Vec<PendingScaleUp>,
+    /// What happened to the requests, every model together.
+    pub requests: requests::Outcome,
+    /// Requests still waiting when the scenario ends.
+    pub waiting_at_end: f64,
     pub timeline: Vec<Row>,
+}
+
+impl PolicyRun {
+    /// The share of offered requests served within the TTFT objective (1 when none offered).
+    pub fn slo_attainment(&self) -> f64 {
+        if self.requests.offered > 0.0 {
+            self.requests.met / self.requests.offered
+        } else {
+            1.0
+        }
+    }
 }
 
 /// The whole comparison.
@@ -213,8 +229,12 @@ fn run_policy(scenario: &Scenario, policy: &str, progress: &mut dyn FnMut(f64)) 
         time_to_capacity: Vec::new(),
         scaling_actions: 0,
         pending_scale_ups: Vec::new(),
+        requests: requests::Outcome::default(),
+        waiting_at_end: 0.0,
         timeline: Vec::new(),
     };
+    let objective = scenario.slo.objective();
+    let mut backlogs = vec![requests::Backlog::default(); scenario.models.len()];
     // Step-ups still waiting for capacity: (model, step time).
     let mut waiting: Vec<(usize, u64)> = scenario
         .models
@@ -246,6 +266,7 @@ fn run_policy(scenario: &Scenario, policy: &str, progress: &mut dyn FnMut(f64)) 
                 })
                 .sum();
             out.requests_over_capacity += (load - ready_capacity).max(0.0) * dt;
+            backlogs[m].tick(t, load * dt, ready_capacity * dt, &objective);
             let total_replicas: u32 = variants
                 .iter()
                 .filter(|v| v.model == m)
@@ -465,6 +486,10 @@ fn run_policy(scenario: &Scenario, policy: &str, progress: &mut dyn FnMut(f64)) 
         }
     }
     progress(1.0);
+    for backlog in &backlogs {
+        out.requests.add(&backlog.outcome);
+        out.waiting_at_end += backlog.waiting();
+    }
     step_results.extend(waiting.into_iter().map(|(m, at)| (m, at, None)));
     step_results.sort_by_key(|(m, at, _)| (*m, *at));
     out.time_to_capacity = step_results.into_iter().map(|(_, _, d)| d).collect();

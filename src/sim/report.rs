@@ -18,8 +18,12 @@ pub fn summary(sim: &Simulation) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "{:<22} {:>9} {:>10} {:>11} {:>12} {:>9} {:>17} {:>8} {:>8}",
+        "{:<22} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>11} {:>12} {:>9} {:>17} {:>8} {:>8}",
         "POLICY",
+        "SLO-ATT",
+        "TTFT-P50",
+        "TTFT-P99",
+        "FAILED",
         "REPLICA-H",
         "COST",
         "SATURATED",
@@ -31,14 +35,35 @@ pub fn summary(sim: &Simulation) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<22} {:>9} {:>10} {:>11} {:>12} {:>9} {:>17} {:>8} {:>8}",
-        "", "", "", "replica-min", "requests", "replicas", "after steps", "", "scale-ups"
+        "{:<22} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>11} {:>12} {:>9} {:>17} {:>8} {:>8}",
+        "",
+        "%",
+        "s",
+        "s",
+        "requests",
+        "",
+        "",
+        "replica-min",
+        "requests",
+        "replicas",
+        "after steps",
+        "",
+        "scale-ups"
     );
     for run in &sim.runs {
+        let quantile = |q: f64| {
+            run.requests
+                .ttft_quantile(q)
+                .map_or("-".to_owned(), |s| format!("{s:.1}"))
+        };
         let _ = writeln!(
             out,
-            "{:<22} {:>9.2} {:>10.2} {:>11.1} {:>12.0} {:>9} {:>17} {:>8} {:>8}",
+            "{:<22} {:>8.1} {:>9} {:>9} {:>9.0} {:>9.2} {:>10.2} {:>11.1} {:>12.0} {:>9} {:>17} {:>8} {:>8}",
             run.policy,
+            100.0 * run.slo_attainment(),
+            quantile(0.5),
+            quantile(0.99),
+            run.requests.failed,
             run.replica_hours,
             run.cost,
             run.saturated_replica_minutes,

@@ -47,6 +47,9 @@ pub struct Scenario {
     #[serde(default)]
     pub gpu_inventory: Option<std::collections::BTreeMap<String, crate::core::GpuPool>>,
     pub models: Vec<ModelSpec>,
+    /// The latency objective requests are judged by.
+    #[serde(default)]
+    pub slo: Slo,
     #[serde(default)]
     pub faults: Faults,
 }
@@ -66,6 +69,37 @@ fn fifteen() -> u64 {
 fn default_seed() -> u64 {
     42
 }
+/// The latency objective: a request meets it when its time to first token (its wait in the
+/// backlog plus the prefill time) is at most `ttftSeconds`; one waiting longer than
+/// `timeoutSeconds` fails.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Slo {
+    pub ttft_seconds: f64,
+    pub timeout_seconds: f64,
+    pub prefill_seconds: f64,
+}
+
+impl Default for Slo {
+    fn default() -> Self {
+        Self {
+            ttft_seconds: 3.0,
+            timeout_seconds: 60.0,
+            prefill_seconds: 0.5,
+        }
+    }
+}
+
+impl Slo {
+    pub fn objective(&self) -> super::requests::Objective {
+        super::requests::Objective {
+            ttft_seconds: self.ttft_seconds,
+            timeout_seconds: self.timeout_seconds,
+            prefill_seconds: self.prefill_seconds,
+        }
+    }
+}
+
 fn default_keda_target() -> f64 {
     2.0
 }
@@ -309,6 +343,22 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
     }
     if scenario.actuation.hpa_sync_seconds == 0 {
         bad("actuation.hpaSyncSeconds".into(), "must be at least 1");
+    }
+    let slo = scenario.slo;
+    if !(slo.prefill_seconds >= 0.0 && slo.prefill_seconds.is_finite()) {
+        bad("slo.prefillSeconds".into(), "must be a number >= 0");
+    }
+    if !(positive(slo.ttft_seconds) && slo.ttft_seconds > slo.prefill_seconds) {
+        bad(
+            "slo.ttftSeconds".into(),
+            "must be a number above 0 and above slo.prefillSeconds",
+        );
+    }
+    if !(positive(slo.timeout_seconds) && slo.timeout_seconds >= slo.ttft_seconds) {
+        bad(
+            "slo.timeoutSeconds".into(),
+            "must be a number above 0 and at least slo.ttftSeconds",
+        );
     }
     for (i, policy) in scenario.policies.iter().enumerate() {
         if !super::POLICIES.contains(&policy.as_str()) {

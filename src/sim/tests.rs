@@ -248,3 +248,77 @@ models:
         "without an inventory the ramp is followed"
     );
 }
+
+#[test]
+fn every_request_is_counted_once_in_every_shipped_scenario() {
+    for (name, s) in shipped() {
+        for run in run_quiet(&s).runs {
+            let r = &run.requests;
+            let accounted = r.served + r.failed + run.waiting_at_end;
+            assert!(
+                (r.offered - accounted).abs() <= 1e-6 * r.offered.max(1.0),
+                "{name} {}: offered {} != served {} + failed {} + waiting {}",
+                run.policy,
+                r.offered,
+                r.served,
+                r.failed,
+                run.waiting_at_end
+            );
+            assert!(r.met <= r.served + 1e-9, "{name} {}", run.policy);
+            assert!((0.0..=1.0).contains(&run.slo_attainment()));
+        }
+    }
+}
+
+#[test]
+fn enough_replicas_meet_the_slo_and_too_few_miss_it() {
+    let scenario = |replicas: u32, rate: f64| {
+        parse(&format!(
+            r#"
+durationSeconds: 1200
+policies: [wva-v0.5.0]
+models:
+- modelId: m
+  variants:
+  - {{name: v, costPerHour: 5, initialReplicas: {replicas}, capacityPerReplica: 2, startupSeconds: [600, 600]}}
+  load: {{kind: constant, rate: {rate}}}
+"#
+        ))
+        .unwrap()
+    };
+    let run = run_quiet(&scenario(4, 4.0)).runs.remove(0);
+    assert_eq!(run.slo_attainment(), 1.0);
+    assert_eq!(run.requests.failed, 0.0);
+    assert_eq!(
+        run.requests.ttft_quantile(0.99),
+        Some(0.5),
+        "the prefill time only"
+    );
+    // One replica for twice its capacity, and new ones take 10 minutes to load: the backlog
+    // grows, waits pass the objective, then the timeout.
+    let run = run_quiet(&scenario(1, 4.0)).runs.remove(0);
+    assert!(run.slo_attainment() < 0.8, "{}", run.slo_attainment());
+    assert!(run.requests.failed > 0.0);
+    assert!(run.requests.ttft_quantile(0.99).unwrap() > 3.0);
+}
+
+#[test]
+fn the_slo_is_checked() {
+    let errors = parse(
+        r#"
+durationSeconds: 60
+slo: {ttftSeconds: 0.2, prefillSeconds: 0.5, timeoutSeconds: 0.1}
+models:
+- modelId: m
+  variants: [{name: v, costPerHour: 1, initialReplicas: 1, capacityPerReplica: 1}]
+  load: {kind: constant, rate: 1}
+"#,
+    )
+    .unwrap_err();
+    let paths: Vec<&str> = errors.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["slo.ttftSeconds", "slo.timeoutSeconds"],
+        "{errors:?}"
+    );
+}
