@@ -21,8 +21,6 @@ pub const POLICIES: [&str; 3] = ["wva-v0.5.0", "no-pending-awareness", "keda-que
 const WINDOW_SECONDS: f64 = 60.0;
 /// Utilisation at which vLLM's queue starts to grow (KV-cache nearly full).
 const QUEUE_ONSET: f64 = 0.8;
-/// HPA bounds used for every variant.
-const HPA_MAX_REPLICAS: u32 = 100;
 
 /// A small deterministic generator (xorshift64*) for start-up times.
 #[derive(Clone, Debug)]
@@ -364,7 +362,11 @@ fn run_policy(scenario: &Scenario, policy: &str, progress: &mut dyn FnMut(f64)) 
                 }
                 v.desired = d.target;
                 if scenario.actuation.mode == ActuationMode::Direct {
-                    set_replicas(v, d.target, &mut out.scaling_actions);
+                    // Direct actuation has no HPA to bound it: the bounds are the policy's own,
+                    // so its decision (and what it sees as its previous one) is the bounded one.
+                    v.desired = d.target.clamp(v.spec.min_replicas, v.spec.max_replicas);
+                    let bounded = v.desired;
+                    set_replicas(v, bounded, &mut out.scaling_actions);
                 }
             }
         }
@@ -397,7 +399,7 @@ fn run_policy(scenario: &Scenario, policy: &str, progress: &mut dyn FnMut(f64)) 
                 } else {
                     metric_desired
                 };
-                let recommendation = recommendation.clamp(1, HPA_MAX_REPLICAS);
+                let recommendation = recommendation.clamp(v.spec.min_replicas, v.spec.max_replicas);
                 v.hpa.recommendations.push_back((t, recommendation));
                 let horizon = up.max(down);
                 while v
@@ -432,7 +434,7 @@ fn run_policy(scenario: &Scenario, policy: &str, progress: &mut dyn FnMut(f64)) 
                     current
                 };
                 if own.is_some() {
-                    v.desired = metric_desired.clamp(1, HPA_MAX_REPLICAS);
+                    v.desired = metric_desired.clamp(v.spec.min_replicas, v.spec.max_replicas);
                 }
                 set_replicas(v, next, &mut out.scaling_actions);
             }

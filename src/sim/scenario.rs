@@ -185,6 +185,20 @@ pub struct VariantSpec {
     /// GPUs one replica requests (what the GPU limiter allocates).
     #[serde(default = "one_gpu")]
     pub gpus_per_replica: u32,
+    /// The bounds every policy's replica count is kept within (an HPA's `minReplicas` and
+    /// `maxReplicas`; in direct actuation, the Deployment's).
+    #[serde(default = "one_replica")]
+    pub min_replicas: u32,
+    #[serde(default = "default_max_replicas")]
+    pub max_replicas: u32,
+}
+
+fn one_replica() -> u32 {
+    1
+}
+
+fn default_max_replicas() -> u32 {
+    100
 }
 
 fn one_gpu() -> u32 {
@@ -419,6 +433,18 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
                 bad(
                     format!("{vpath}.capacityPerReplica"),
                     "must be a number above 0 (requests per second)",
+                );
+            }
+            if variant.min_replicas == 0 {
+                bad(
+                    format!("{vpath}.minReplicas"),
+                    "must be at least 1 (an HPA's minReplicas)",
+                );
+            }
+            if variant.max_replicas < variant.min_replicas.max(1) {
+                bad(
+                    format!("{vpath}.maxReplicas"),
+                    "must be at least minReplicas (and 1)",
                 );
             }
             if variant.gpus_per_replica == 0 {

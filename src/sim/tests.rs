@@ -322,3 +322,41 @@ models:
         "{errors:?}"
     );
 }
+
+#[test]
+fn every_policy_keeps_each_variant_within_its_bounds() {
+    let s = parse(
+        r#"
+durationSeconds: 3600
+models:
+- modelId: m
+  variants:
+  - {name: v, costPerHour: 5, initialReplicas: 2, minReplicas: 2, maxReplicas: 3, capacityPerReplica: 1, startupSeconds: [30, 60]}
+  load: {kind: ramp, from: 0.1, to: 20, startSeconds: 0, endSeconds: 1800}
+"#,
+    )
+    .unwrap();
+    for run in run_quiet(&s).runs {
+        let most = run.timeline.iter().map(|r| r.replicas).max().unwrap();
+        let least = run.timeline.iter().map(|r| r.replicas).min().unwrap();
+        assert_eq!((least, most), (2, 3), "{}", run.policy);
+    }
+    let errors = parse(
+        r#"
+durationSeconds: 60
+models:
+- modelId: m
+  variants: [{name: v, costPerHour: 1, initialReplicas: 1, minReplicas: 0, maxReplicas: 0, capacityPerReplica: 1}]
+  load: {kind: constant, rate: 1}
+"#,
+    )
+    .unwrap_err();
+    let paths: Vec<&str> = errors.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "models[0].variants[0].minReplicas",
+            "models[0].variants[0].maxReplicas"
+        ]
+    );
+}
