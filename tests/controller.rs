@@ -130,15 +130,9 @@ async fn direct_actuation_scales_the_cheaper_variant_through_scale_within_one_in
             },
         )
         .await;
-    let prefix = format!(
-        "wva_replica_scaling_total{{variant_name=\"cheap\",namespace=\"{}\",direction=\"up\",reason=\"saturation\"}}",
-        scene.ns
-    );
+    let prefix = scene.scaled_up_counter("cheap", "saturation");
     assert_eq!(wva.sample(&prefix), Some(1.0), "{}", wva.metrics_text());
-    let gauge = format!(
-        "wva_desired_replicas{{variant_name=\"cheap\",namespace=\"{}\",accelerator_type=\"A100\"}}",
-        scene.ns
-    );
+    let gauge = scene.desired_gauge("cheap");
     assert_eq!(
         wva.sample(&gauge),
         Some(2.0),
@@ -153,10 +147,7 @@ async fn metrics_actuation_publishes_the_desired_count_with_upstreams_labels_and
     let wva = scene.wva("metrics", &[]);
     scene.load("cheap", 0.95);
     scene.load("pricey", 0.95);
-    let gauge = format!(
-        "wva_desired_replicas{{variant_name=\"cheap\",namespace=\"{}\",accelerator_type=\"A100\"}}",
-        scene.ns
-    );
+    let gauge = scene.desired_gauge("cheap");
     wait_for(T, "wva_desired_replicas 2 for cheap", || async {
         (wva.sample(&gauge) == Some(2.0)).then_some(())
     })
@@ -446,17 +437,7 @@ async fn a_dumped_snapshot_replays_to_the_live_decision() {
         .unwrap(),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wva"))
-        .args(["analyze", "--input"])
-        .arg(scaled)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let replayed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let replayed = support::controller::analyze(scaled);
     assert_eq!(replayed, live);
 
     // Only the last 20 pairs are kept.
@@ -585,10 +566,7 @@ async fn direct_actuation_holds_instead_of_fighting_an_hpa() {
         1,
         "one Warning, not one per cycle: {events:?}"
     );
-    let gauge = format!(
-        "wva_desired_replicas{{variant_name=\"decode\",namespace=\"{}\",accelerator_type=\"A100\"}}",
-        scene.ns
-    );
+    let gauge = scene.desired_gauge("decode");
     assert_eq!(
         wva.sample(&gauge),
         Some(2.0),
@@ -1102,16 +1080,7 @@ async fn the_gpu_limiter_plans_only_onto_free_gpus_and_says_so() {
         serde_json::json!({"A100": {"allocatable": 8, "requestedByOthers": 2}})
     );
     for _ in 0..3 {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wva"))
-            .args(["analyze", "--input", &snapshot])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let replayed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let replayed = support::controller::analyze(std::path::Path::new(&snapshot));
         assert_eq!(replayed, report);
     }
 

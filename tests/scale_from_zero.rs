@@ -141,16 +141,9 @@ async fn queued_requests_wake_exactly_the_cheapest_variant_within_two_seconds() 
         note.contains("3 requests queued for model org/sleepy at endpoint picker"),
         "{note}"
     );
-    let counter = format!(
-        "wva_replica_scaling_total{{variant_name=\"cheap\",namespace=\"{}\",direction=\"up\",reason=\"scale-from-zero\"}}",
-        scene.ns
-    );
+    let counter = scene.scaled_up_counter("cheap", "scale-from-zero");
     assert_eq!(wva.sample(&counter), Some(1.0), "{}", wva.metrics_text());
-    let gauge = format!(
-        "wva_desired_replicas{{variant_name=\"cheap\",namespace=\"{}\",accelerator_type=\"A100\"}}",
-        scene.ns
-    );
-    assert_eq!(wva.sample(&gauge), Some(1.0));
+    assert_eq!(wva.sample(&scene.desired_gauge("cheap")), Some(1.0));
     let requests = scene.cp.audited_requests_of(&scene.controller_user());
     let denied: Vec<_> = requests.iter().filter(|r| r.code == 403).collect();
     assert!(denied.is_empty(), "403s: {denied:#?}");
@@ -222,10 +215,7 @@ async fn a_stuck_woken_variant_hands_over_to_the_next_cheapest() {
     assert_eq!(scene.scale_writes(), vec![1, 1]);
     // The HPA's figure follows the wake-ups, and the status keeps it for the next cycles.
     for name in ["cheap", "pricey"] {
-        let gauge = format!(
-            "wva_desired_replicas{{variant_name=\"{name}\",namespace=\"{}\",accelerator_type=\"A100\"}}",
-            scene.ns
-        );
+        let gauge = scene.desired_gauge(name);
         assert_eq!(wva.sample(&gauge), Some(1.0), "{}", wva.metrics_text());
         let va = scene.va_object(name).await;
         assert_eq!(

@@ -1,6 +1,6 @@
 //! Actuation: what to do with a decision — publish it only (`metrics`, upstream's mode: an HPA
 //! or KEDA reads `wva_desired_replicas`), or also set the target's replicas through its `/scale`
-//! subresource (`direct`). Planning is pure; [`scale`] is the one API write. Never acts on a
+//! subresource (`direct`). Planning is pure; [`scale`] and [`patch_status`] are the API writes. Never acts on a
 //! decision made without metrics, and never fights an HPA that scales the same workload.
 
 use std::sync::Arc;
@@ -120,6 +120,28 @@ pub async fn scale(
     )
     .await
     .map(|_| ())
+}
+
+/// Merge-patches VA `namespace/name`'s status subresource to `status` (field manager `wva`).
+pub async fn patch_status(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    status: &crate::api::VariantAutoscalingStatus,
+) -> Result<(), kube::Error> {
+    let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &crate::cache::variant_autoscaling_resource(),
+    );
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    let patch = serde_json::json!({ "status": status });
+    api.patch_status(name, &params, &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
 }
 
 #[cfg(test)]

@@ -14,15 +14,15 @@ use std::time::{Instant, SystemTime};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::Resource;
+use kube::api::DynamicObject;
 use kube::runtime::reflector::Store;
-use kube::{Api, Resource};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 
-use super::actuate::{self, FIELD_MANAGER, Mode, Plan};
+use super::actuate::{self, Mode, Plan};
 use super::events::Events;
 use super::metrics::{ReplicaMetrics, VariantLabels};
 use super::settings::{Outcome, Settings, Source};
@@ -291,12 +291,7 @@ impl Controller {
         if !self.waker.has_pools() {
             return;
         }
-        let vas: Vec<Arc<DynamicObject>> = self
-            .variant_autoscalings
-            .state()
-            .into_iter()
-            .filter(|va| self.selected(va))
-            .collect();
+        let vas = self.selected_vas();
         let deployments = self.workload.deployments.state();
         let pods = self.workload.pods.state();
         let cx = wake::Context {
@@ -337,12 +332,7 @@ impl Controller {
         let (now, now_f) = unix_now();
         self.apply_settings();
 
-        let vas: Vec<Arc<DynamicObject>> = self
-            .variant_autoscalings
-            .state()
-            .into_iter()
-            .filter(|va| self.selected(va))
-            .collect();
+        let vas = self.selected_vas();
         let models = self.model_requests(&vas);
         if let (false, Ok(texts)) = (
             models.is_empty(),
@@ -417,6 +407,15 @@ impl Controller {
             "cycle"
         );
         self.replica_metrics.retain(&live);
+    }
+
+    /// The cached VAs this controller instance manages.
+    fn selected_vas(&self) -> Vec<Arc<DynamicObject>> {
+        self.variant_autoscalings
+            .state()
+            .into_iter()
+            .filter(|va| self.selected(va))
+            .collect()
     }
 
     fn selected(&self, va: &DynamicObject) -> bool {
@@ -732,17 +731,7 @@ impl Controller {
         ) else {
             return;
         };
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            self.client.clone(),
-            namespace,
-            &variant_autoscaling_resource(),
-        );
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..PatchParams::default()
-        };
-        let patch = serde_json::json!({ "status": status });
-        match api.patch_status(name, &params, &Patch::Merge(&patch)).await {
+        match actuate::patch_status(&self.client, namespace, name, &status).await {
             Ok(_) => {
                 self.metrics.status_writes.inc();
             }

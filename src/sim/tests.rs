@@ -302,6 +302,11 @@ models:
     assert!(run.requests.ttft_quantile(0.99).unwrap() > 3.0);
 }
 
+/// The paths of a refused scenario's problems.
+fn error_paths(errors: &[crate::config::Problem]) -> Vec<&str> {
+    errors.iter().map(|p| p.path.as_str()).collect()
+}
+
 #[test]
 fn the_slo_is_checked() {
     let errors = parse(
@@ -315,7 +320,7 @@ models:
 "#,
     )
     .unwrap_err();
-    let paths: Vec<&str> = errors.iter().map(|p| p.path.as_str()).collect();
+    let paths = error_paths(&errors);
     assert_eq!(
         paths,
         ["slo.ttftSeconds", "slo.timeoutSeconds"],
@@ -351,7 +356,7 @@ models:
 "#,
     )
     .unwrap_err();
-    let paths: Vec<&str> = errors.iter().map(|p| p.path.as_str()).collect();
+    let paths = error_paths(&errors);
     assert_eq!(
         paths,
         [

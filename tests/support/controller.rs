@@ -288,6 +288,22 @@ impl Scene {
         api.create(&PostParams::default(), &pool).await.unwrap();
     }
 
+    /// The `wva_desired_replicas` series of Deployment `variant` (accelerator A100, no instance).
+    pub fn desired_gauge(&self, variant: &str) -> String {
+        format!(
+            "wva_desired_replicas{{variant_name=\"{variant}\",namespace=\"{}\",accelerator_type=\"A100\"}}",
+            self.ns
+        )
+    }
+
+    /// The `wva_replica_scaling_total` series of scale-ups of `variant` for `reason`.
+    pub fn scaled_up_counter(&self, variant: &str, reason: &str) -> String {
+        format!(
+            "wva_replica_scaling_total{{variant_name=\"{variant}\",namespace=\"{}\",direction=\"up\",reason=\"{reason}\"}}",
+            self.ns
+        )
+    }
+
     /// Sets the requests Deployment `name` has served so far (its pods report the counter).
     pub fn serve(&self, name: &str, total: f64) {
         self.served.lock().unwrap().insert(name.into(), total);
@@ -685,6 +701,21 @@ async fn kubelet(kubelet: Kubelet, export: impl Fn(&str)) {
         }
         tokio::time::sleep(period).await;
     }
+}
+
+/// `wva analyze --input <snapshot>`: the report it prints (the command must succeed).
+pub fn analyze(snapshot: &std::path::Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_wva"))
+        .args(["analyze", "--input"])
+        .arg(snapshot)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// How a `wva run` process is started besides its flags.

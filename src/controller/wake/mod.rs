@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::api::DynamicObject;
 use kube::runtime::reflector::Store;
 use kube::{Api, Resource};
 
-use super::actuate::{self, FIELD_MANAGER};
+use super::actuate;
 use super::events::Events;
 use super::metrics::{ReplicaMetrics, VariantLabels};
 use super::pods::{accelerator, belongs_to, is_ready, stuck_reason};
@@ -202,21 +202,25 @@ impl Waker {
                 .1
                 .max_pending_duration;
             let max_pending = Duration::from_nanos(max_pending.max(0) as u64);
-            let next_needed = match self.waking.get(&key) {
-                None if asleep => true,
-                None => false,
+            // Why the variant woken last will not serve (`None`: nothing woken yet); a model
+            // that is neither asleep nor handing over is left alone.
+            let handover: Option<String> = match self.waking.get(&key) {
+                None if asleep => None,
+                None => continue,
                 Some(waking) => {
                     let last = waking.woken.last().map(String::as_str).unwrap_or_default();
-                    candidates
-                        .iter()
-                        .find(|c| c.target == last)
-                        .map(|c| unavailable(c.deployment, cx.pods, now, max_pending, waking.since))
-                        .is_none_or(|why| why.is_some())
+                    match candidates.iter().find(|c| c.target == last) {
+                        None => Some("it is gone".into()),
+                        Some(c) => {
+                            match unavailable(c.deployment, cx.pods, now, max_pending, waking.since)
+                            {
+                                Some(why) => Some(why),
+                                None => continue,
+                            }
+                        }
+                    }
                 }
             };
-            if !next_needed {
-                continue;
-            }
             let Some(pool) = candidates.iter().find_map(|c| {
                 let labels = c
                     .deployment
@@ -253,26 +257,15 @@ impl Waker {
                 });
                 continue;
             };
-            let why = match tried.last() {
-                None => format!(
+            let why = match (tried.last(), handover) {
+                (Some(previous), Some(reason)) => format!(
+                    "{queued} requests queued for model {model_id} and Deployment {previous} woken before is not available ({reason}); next cheapest variant (cost {})",
+                    pick.cost
+                ),
+                _ => format!(
                     "{queued} requests queued for model {model_id} at endpoint picker {}/{}; cheapest variant (cost {})",
                     pool.namespace, pool.picker_service, pick.cost
                 ),
-                Some(previous) => {
-                    let reason = candidates
-                        .iter()
-                        .find(|c| c.target == previous)
-                        .and_then(|c| {
-                            let since =
-                                self.waking.get(&key).map_or_else(Instant::now, |w| w.since);
-                            unavailable(c.deployment, cx.pods, now, max_pending, since)
-                        })
-                        .unwrap_or_else(|| "it is gone".into());
-                    format!(
-                        "{queued} requests queued for model {model_id} and Deployment {previous} woken before is not available ({reason}); next cheapest variant (cost {})",
-                        pick.cost
-                    )
-                }
             };
             if self.wake(cx, pick, &why).await {
                 let waking = self.waking.entry(key.clone()).or_insert(Waking {
@@ -438,17 +431,7 @@ impl Waker {
             va.metadata.generation,
             &now,
         );
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            cx.client.clone(),
-            namespace,
-            &variant_autoscaling_resource(),
-        );
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..PatchParams::default()
-        };
-        let patch = serde_json::json!({ "status": status });
-        if let Err(error) = api.patch_status(name, &params, &Patch::Merge(&patch)).await {
+        if let Err(error) = actuate::patch_status(cx.client, namespace, name, &status).await {
             tracing::warn!(%error, namespace, name, "scale-from-zero: cannot write the VariantAutoscaling status");
         }
     }
