@@ -2,6 +2,7 @@
 //! `core::decide` as the controller, through the same snapshot type, next to the alternatives
 //! users deploy. Deterministic for a seed; no IO (the CLI writes the outputs).
 
+pub mod hpa;
 pub mod policy;
 pub mod report;
 pub mod requests;
