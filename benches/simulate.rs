@@ -1,5 +1,6 @@
 //! Simulator speed: simulated hours per second of wall time, for 1 and 50 models at a 1 s
-//! tick (policy wva-v0.5.0, direct actuation). Run: `cargo bench --bench simulate`.
+//! tick (policy wva-v0.5.0-direct), and the built-in scenario with every policy (the budget:
+//! under 1 s on one core). Run: `taskset -c 1 cargo bench --bench simulate`.
 
 use std::time::Instant;
 
@@ -7,12 +8,12 @@ use wva::sim::scenario::parse;
 
 fn scenario(models: usize, hours: u64) -> String {
     let mut text = format!(
-        "name: bench\ndurationSeconds: {}\ntickSeconds: 1\npolicies: [wva-v0.5.0]\nmodels:\n",
+        "name: bench\ndurationSeconds: {}\ntickSeconds: 1\npolicies: [wva-v0.5.0-direct]\nmodels:\n",
         hours * 3600
     );
     for m in 0..models {
         text += &format!(
-            "- namespace: ns-{m}\n  modelId: org/model-{m}\n  variants:\n  - {{name: m{m}-cheap, costPerHour: 10, initialReplicas: 2, capacityPerReplica: 5}}\n  - {{name: m{m}-fast, costPerHour: 30, initialReplicas: 1, capacityPerReplica: 9}}\n  load: {{kind: diurnal, mean: 15, amplitude: 10, periodSeconds: 3600}}\n"
+            "- namespace: ns-{m}\n  modelId: org/model-{m}\n  variants:\n  - {{name: m{m}-cheap, costPerHour: 10, initialReplicas: 2, capacityRps: 5}}\n  - {{name: m{m}-fast, costPerHour: 30, initialReplicas: 1, capacityRps: 9}}\n  load: {{kind: diurnal, mean: 15, amplitude: 10, periodSeconds: 3600}}\n"
         );
     }
     text
@@ -39,4 +40,12 @@ fn main() {
             hours as f64 / wall
         );
     }
+    let default = parse(wva::sim::scenario::DEFAULT_SCENARIO).unwrap();
+    let started = Instant::now();
+    let sim = wva::sim::run(&default, &mut |_| {});
+    println!(
+        "\nbuilt-in scenario, {} policies: {:.3} s",
+        sim.runs.len(),
+        started.elapsed().as_secs_f64()
+    );
 }

@@ -259,14 +259,14 @@ fn simulate_runs_the_built_in_scenario_and_writes_chart_and_timeline() {
         text.starts_with("scenario: default (changelog story)   seed: 42"),
         "{text}"
     );
-    for policy in ["wva-v0.5.0", "no-pending-awareness", "keda-queue"] {
+    for policy in wva::sim::POLICIES {
         assert!(
             text.lines().any(|l| l.starts_with(policy)),
             "{policy} missing: {text}"
         );
     }
     let svg = std::fs::read_to_string(out_dir.join("wva-simulation.svg")).unwrap();
-    assert!(svg.starts_with("<svg") && svg.contains("keda-queue"));
+    assert!(svg.starts_with("<svg") && svg.contains("keda-prodstack"));
     let csv = std::fs::read_to_string(out_dir.join("wva-simulation.csv")).unwrap();
     assert!(csv.starts_with("time_s,policy,variant,"));
     let _ = std::fs::remove_dir_all(&out_dir);
@@ -285,9 +285,7 @@ fn simulate_rejects_bad_scenarios_naming_the_field() {
     assert!(out.stdout.is_empty());
     let err = stderr(&out);
     assert!(
-        err.contains(
-            "invalid.yaml: models[0].variants[0].capacityPerReplica: must be a number above 0"
-        ),
+        err.contains("invalid.yaml: models[0].variants[0].capacityRps: must be a number above 0"),
         "{err}"
     );
     assert!(

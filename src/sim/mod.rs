@@ -13,15 +13,24 @@ use std::collections::VecDeque;
 use crate::config::SaturationConfigSet;
 use crate::config::ScaleToZeroConfigSet;
 use crate::core::{PodMetrics, Snapshot, Variant};
-pub use scenario::{ActuationMode, Scenario};
+use policy::{Observed, Sample, SimPolicy};
+pub use scenario::Scenario;
 
-/// Policies the simulator knows.
-pub const POLICIES: [&str; 3] = ["wva-v0.5.0", "no-pending-awareness", "keda-queue"];
+/// Policies the simulator knows, each as its users deploy it (docs/simulation.md).
+pub const POLICIES: [&str; 9] = [
+    "wva-v0.5.0",
+    "wva-v0.5.0-direct",
+    "no-pending-awareness",
+    "keda-prodstack",
+    "keda-llmd-queue",
+    "keda-kv",
+    "knative-kpa",
+    "ray-serve-llm",
+    "oracle",
+];
 
 /// The Prometheus window the controller's queries look back over (`max_over_time(...[1m])`).
 const WINDOW_SECONDS: f64 = 60.0;
-/// Utilisation at which vLLM's queue starts to grow (KV-cache nearly full).
-const QUEUE_ONSET: f64 = 0.8;
 
 /// A small deterministic generator (xorshift64*) for start-up times.
 #[derive(Clone, Debug)]
@@ -52,8 +61,8 @@ struct Pod {
     created_at: f64,
     /// `None`: never becomes ready (fault).
     ready_at: Option<f64>,
-    /// (time, kv, queue) of the scrapes within the window.
-    scrapes: VecDeque<(f64, f64, f64)>,
+    /// (time, sample) of the scrapes within the window.
+    scrapes: VecDeque<(f64, Sample)>,
 }
 
 impl Pod {
@@ -74,22 +83,23 @@ impl Pod {
 /// and the kubelet's back-off starting).
 const STUCK_AFTER_SECONDS: f64 = 60.0;
 
-#[derive(Clone, Debug, Default)]
-struct Hpa {
-    /// (time, recommendation) within the stabilization window.
-    recommendations: VecDeque<(f64, u32)>,
-}
-
 #[derive(Clone, Debug)]
 struct VariantState {
     model: usize,
     spec: scenario::VariantSpec,
     never_ready: bool,
+    /// The bounds the policy keeps (the variant's, or the policy's default maximum).
+    min: u32,
+    max: u32,
     deployment_replicas: u32,
     pods: Vec<Pod>,
-    /// What the policy decided last (the published `wva_desired_replicas`).
+    /// What the policy wants (wva: the published `wva_desired_replicas`).
     desired: u32,
-    hpa: Hpa,
+    /// The HPA between the policy and the Deployment, if it has one.
+    hpa: Option<hpa::Hpa>,
+    /// This tick: what each ready pod shows, and the variant's requests in flight.
+    sample: Sample,
+    in_flight: f64,
 }
 
 /// One tick of one variant, for the timeline.
@@ -104,6 +114,8 @@ pub struct Row {
     pub desired: u32,
     pub max_kv: f64,
     pub max_queue: f64,
+    /// The model's requests waiting (all its variants).
+    pub backlog: f64,
 }
 
 /// A decision that scaled up a variant with pending replicas (what v0.5.0 prevents).
@@ -137,7 +149,7 @@ pub struct PolicyRun {
 }
 
 impl PolicyRun {
-    /// The share of offered requests served within the TTFT objective (1 when none offered).
+    /// The share of offered requests served within the SLO (1 when none offered).
     pub fn slo_attainment(&self) -> f64 {
         if self.requests.offered > 0.0 {
             self.requests.met / self.requests.offered
@@ -187,9 +199,12 @@ fn saturation_config(scenario: &Scenario) -> SaturationConfigSet {
         .unwrap_or_default()
 }
 
-fn run_policy(scenario: &Scenario, policy: &str, progress: &mut dyn FnMut(f64)) -> PolicyRun {
+fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) -> PolicyRun {
     let config = saturation_config(scenario);
     let mut rng = Rng::new(scenario.seed);
+    let mut decider = policy::by_name(name, scenario)
+        .expect("invariant: scenario::parse and the CLI accept only known policy names");
+    let drive = decider.drive();
     let mut next_pod = 0u64;
     let mut variants: Vec<VariantState> = Vec::new();
     for (m, model) in scenario.models.iter().enumerate() {
@@ -205,21 +220,40 @@ fn run_policy(scenario: &Scenario, policy: &str, progress: &mut dyn FnMut(f64)) 
                     }
                 })
                 .collect();
+            let (min, max) = (
+                spec.min_replicas,
+                spec.max_replicas
+                    .unwrap_or_else(|| decider.default_max_replicas())
+                    .max(spec.min_replicas),
+            );
+            let hpa = match &drive {
+                policy::Drive::Hpa(behavior) => Some(hpa::Hpa::new(hpa::Spec {
+                    min_replicas: min,
+                    max_replicas: max,
+                    tolerance: scenario.actuation.hpa_tolerance,
+                    behavior: behavior.clone(),
+                })),
+                policy::Drive::Direct => None,
+            };
             variants.push(VariantState {
                 model: m,
                 spec: spec.clone(),
                 never_ready: scenario.faults.never_ready.contains(&spec.name),
+                min,
+                max,
                 deployment_replicas: spec.initial_replicas,
                 pods,
                 desired: spec.initial_replicas,
-                hpa: Hpa::default(),
+                hpa,
+                sample: Sample::default(),
+                in_flight: 0.0,
             });
         }
     }
     let dt = scenario.tick_seconds as f64;
     let ticks = scenario.duration_seconds / scenario.tick_seconds;
     let mut out = PolicyRun {
-        policy: policy.to_owned(),
+        policy: name.to_owned(),
         replica_hours: 0.0,
         cost: 0.0,
         saturated_replica_minutes: 0.0,
@@ -234,6 +268,8 @@ fn run_policy(scenario: &Scenario, policy: &str, progress: &mut dyn FnMut(f64)) 
     };
     let objective = scenario.slo.objective();
     let mut backlogs = vec![requests::Backlog::default(); scenario.models.len()];
+    // The gateway queue per model as Prometheus last scraped it.
+    let mut scraped_queue = vec![0.0; scenario.models.len()];
     // Step-ups still waiting for capacity: (model, step time).
     let mut waiting: Vec<(usize, u64)> = scenario
         .models
@@ -242,74 +278,49 @@ fn run_policy(scenario: &Scenario, policy: &str, progress: &mut dyn FnMut(f64)) 
         .flat_map(|(m, model)| model.load.step_ups().into_iter().map(move |t| (m, t)))
         .collect();
     let mut step_results: Vec<(usize, u64, Option<f64>)> = Vec::new();
-    let mut decider = policy::by_name(policy, scenario.keda_queue_target)
-        .expect("invariant: scenario::parse and the CLI accept only known policy names");
-    let own_hpa = decider.own_hpa_windows();
 
     for tick in 0..ticks {
         let t = (tick * scenario.tick_seconds) as f64;
         if tick.is_multiple_of(600) {
             progress(tick as f64 / ticks as f64);
         }
-        // Load, routing and pod metrics.
-        let mut kv_of: Vec<Vec<(f64, f64)>> = vec![Vec::new(); variants.len()];
+        // The requests: arrivals, service by the ready replicas, what the pods show.
         for (m, model) in scenario.models.iter().enumerate() {
-            let cfg = config.for_model(&model.namespace, &model.model_id).1;
             let load = model.load.rate(t);
-            let ready_capacity: f64 = variants
-                .iter()
-                .filter(|v| v.model == m)
-                .map(|v| {
-                    v.pods.iter().filter(|p| p.ready(t)).count() as f64
-                        * v.spec.capacity_per_replica
-                })
-                .sum();
-            out.requests_over_capacity += (load - ready_capacity).max(0.0) * dt;
-            backlogs[m].tick(t, load * dt, ready_capacity * dt, &objective);
+            let (slo_capacity, needed) = serve(
+                &mut variants,
+                m,
+                &mut backlogs[m],
+                t,
+                load * dt,
+                dt,
+                &objective,
+            );
+            out.requests_over_capacity += (load - slo_capacity).max(0.0) * dt;
             let total_replicas: u32 = variants
                 .iter()
                 .filter(|v| v.model == m)
                 .map(|v| v.pods.len() as u32)
                 .sum();
-            let mean_capacity = model
-                .variants
-                .iter()
-                .map(|v| v.capacity_per_replica)
-                .sum::<f64>()
-                / model.variants.len() as f64;
-            let needed = (load / mean_capacity).ceil() as i64;
             out.peak_replicas_above_need = out
                 .peak_replicas_above_need
                 .max(total_replicas as i64 - needed);
             waiting.retain(|(wm, at)| {
-                if *wm == m && t >= *at as f64 && ready_capacity >= load {
+                if *wm == m && t >= *at as f64 && slo_capacity >= load {
                     step_results.push((*wm, *at, Some(t - *at as f64)));
                     false
                 } else {
                     true
                 }
             });
-            let utilisation = if ready_capacity > 0.0 {
-                load / ready_capacity
-            } else {
-                0.0
-            };
-            for (i, v) in variants.iter().enumerate().filter(|(_, v)| v.model == m) {
-                for p in &v.pods {
-                    let (kv, queue) = if p.ready(t) {
-                        (
-                            (cfg.kv_cache_threshold.max(0.01) * utilisation).min(1.0),
-                            cfg.queue_length_threshold.max(1.0)
-                                * ((utilisation - QUEUE_ONSET).max(0.0) / (1.0 - QUEUE_ONSET)),
-                        )
-                    } else {
-                        (0.0, 0.0)
-                    };
-                    kv_of[i].push((kv, queue));
-                }
+        }
+        let scrape = (t as u64).is_multiple_of(scenario.scrape_interval_seconds);
+        if scrape {
+            for (q, backlog) in scraped_queue.iter_mut().zip(&backlogs) {
+                *q = backlog.waiting();
             }
         }
-        for (i, v) in variants.iter_mut().enumerate() {
+        for v in variants.iter_mut() {
             let cfg = config
                 .for_model(
                     &scenario.models[v.model].namespace,
@@ -319,21 +330,24 @@ fn run_policy(scenario: &Scenario, policy: &str, progress: &mut dyn FnMut(f64)) 
             let per_hour = v.pods.len() as f64 * dt / 3600.0;
             out.replica_hours += per_hour;
             out.cost += per_hour * v.spec.cost_per_hour;
-            let saturated = kv_of[i]
-                .iter()
-                .filter(|(kv, q)| *kv >= cfg.kv_cache_threshold || *q >= cfg.queue_length_threshold)
-                .count();
-            out.saturated_replica_minutes += saturated as f64 * dt / 60.0;
-            // Scrapes.
-            if (t as u64).is_multiple_of(scenario.scrape_interval_seconds) {
-                for (p, (kv, queue)) in v.pods.iter_mut().zip(&kv_of[i]) {
-                    if p.ready(t) || scenario.loading_pods_expose_metrics {
-                        p.scrapes.push_back((t, *kv, *queue));
+            let ready = v.pods.iter().filter(|p| p.ready(t)).count();
+            if v.sample.kv >= cfg.kv_cache_threshold
+                || v.sample.waiting >= cfg.queue_length_threshold
+            {
+                out.saturated_replica_minutes += ready as f64 * dt / 60.0;
+            }
+            if scrape {
+                for p in v.pods.iter_mut() {
+                    if p.ready(t) {
+                        p.scrapes.push_back((t, v.sample));
+                    } else if scenario.loading_pods_expose_metrics {
+                        // An engine that is up but not ready yet: idle.
+                        p.scrapes.push_back((t, Sample::default()));
                     }
                     while p
                         .scrapes
                         .front()
-                        .is_some_and(|(at, _, _)| *at <= t - WINDOW_SECONDS)
+                        .is_some_and(|(at, _)| *at <= t - WINDOW_SECONDS)
                     {
                         p.scrapes.pop_front();
                     }
@@ -344,102 +358,16 @@ fn run_policy(scenario: &Scenario, policy: &str, progress: &mut dyn FnMut(f64)) 
             .faults
             .prometheus_outage
             .is_some_and(|[s, e]| t >= s as f64 && t < e as f64);
-        // The autoscaler's cycle.
-        let decisions = if (t as u64).is_multiple_of(scenario.cycle_seconds) && !outage {
-            decider.on_cycle(&snapshot_of(scenario, &config, &variants, t))
-        } else {
-            None
-        };
-        for d in decisions.into_iter().flatten() {
-            if let Some(v) = variants.iter_mut().find(|v| v.spec.name == d.variant) {
-                if d.pending > 0 && d.target > d.current {
-                    out.pending_scale_ups.push(PendingScaleUp {
-                        time: t,
-                        variant: d.variant.clone(),
-                        pending: d.pending,
-                        from: d.current,
-                        to: d.target,
-                    });
-                }
-                v.desired = d.target;
-                if scenario.actuation.mode == ActuationMode::Direct {
-                    // Direct actuation has no HPA to bound it: the bounds are the policy's own,
-                    // so its decision (and what it sees as its previous one) is the bounded one.
-                    v.desired = d.target.clamp(v.spec.min_replicas, v.spec.max_replicas);
-                    let bounded = v.desired;
-                    set_replicas(v, bounded, &mut out.scaling_actions);
-                }
-            }
-        }
-        // HPA (wva under `hpa` actuation; KEDA always goes through an HPA).
-        if (own_hpa.is_some() || scenario.actuation.mode == ActuationMode::Hpa)
-            && (t as u64).is_multiple_of(scenario.actuation.hpa_sync_seconds)
-            && !(own_hpa.is_some() && outage)
-        {
-            let (up, down) = own_hpa.unwrap_or((
-                scenario.actuation.scale_up_stabilization_seconds as f64,
-                scenario.actuation.scale_down_stabilization_seconds as f64,
-            ));
-            for v in variants.iter_mut() {
-                let queues: Vec<f64> = v
-                    .pods
-                    .iter()
-                    .filter_map(|p| p.scrapes.back())
-                    .map(|(_, _, q)| *q)
-                    .collect();
-                let own = decider.hpa_desired(&queues);
-                let metric_desired = own.unwrap_or(v.desired);
-                let current = v.deployment_replicas;
-                let ratio = if current == 0 {
-                    f64::INFINITY
-                } else {
-                    metric_desired as f64 / current as f64
-                };
-                let recommendation = if (ratio - 1.0).abs() <= scenario.actuation.hpa_tolerance {
-                    current
-                } else {
-                    metric_desired
-                };
-                let recommendation = recommendation.clamp(v.spec.min_replicas, v.spec.max_replicas);
-                v.hpa.recommendations.push_back((t, recommendation));
-                let horizon = up.max(down);
-                while v
-                    .hpa
-                    .recommendations
-                    .front()
-                    .is_some_and(|(at, _)| *at < t - horizon)
-                {
-                    v.hpa.recommendations.pop_front();
-                }
-                let next = if recommendation > current {
-                    let floor = v
-                        .hpa
-                        .recommendations
-                        .iter()
-                        .filter(|(at, _)| *at >= t - up)
-                        .map(|(_, r)| *r)
-                        .min()
-                        .unwrap_or(recommendation);
-                    floor.max(current)
-                } else if recommendation < current {
-                    let ceiling = v
-                        .hpa
-                        .recommendations
-                        .iter()
-                        .filter(|(at, _)| *at >= t - down)
-                        .map(|(_, r)| *r)
-                        .max()
-                        .unwrap_or(recommendation);
-                    ceiling.min(current)
-                } else {
-                    current
-                };
-                if own.is_some() {
-                    v.desired = metric_desired.clamp(v.spec.min_replicas, v.spec.max_replicas);
-                }
-                set_replicas(v, next, &mut out.scaling_actions);
-            }
-        }
+        control(
+            scenario,
+            &config,
+            decider.as_mut(),
+            &mut variants,
+            &scraped_queue,
+            t,
+            outage,
+            &mut out,
+        );
         // The ReplicaSet controller.
         for v in &mut variants {
             while (v.pods.len() as u32) < v.deployment_replicas {
@@ -465,26 +393,24 @@ fn run_policy(scenario: &Scenario, policy: &str, progress: &mut dyn FnMut(f64)) 
                     .unwrap_or(0);
                 v.pods.remove(victim);
             }
+            let last = |f: fn(&Sample) -> f64| {
+                v.pods
+                    .iter()
+                    .filter_map(|p| p.scrapes.back())
+                    .map(|(_, s)| f(s))
+                    .fold(0.0, f64::max)
+            };
             out.timeline.push(Row {
                 time: t,
-                policy: policy.to_owned(),
+                policy: name.to_owned(),
                 variant: v.spec.name.clone(),
                 load: scenario.models[v.model].load.rate(t),
                 replicas: v.pods.len() as u32,
                 ready: v.pods.iter().filter(|p| p.ready(t)).count() as u32,
                 desired: v.desired,
-                max_kv: v
-                    .pods
-                    .iter()
-                    .filter_map(|p| p.scrapes.back())
-                    .map(|s| s.1)
-                    .fold(0.0, f64::max),
-                max_queue: v
-                    .pods
-                    .iter()
-                    .filter_map(|p| p.scrapes.back())
-                    .map(|s| s.2)
-                    .fold(0.0, f64::max),
+                max_kv: last(|s| s.kv),
+                max_queue: last(|s| s.waiting),
+                backlog: backlogs[v.model].waiting(),
             });
         }
     }
@@ -500,6 +426,188 @@ fn run_policy(scenario: &Scenario, policy: &str, progress: &mut dyn FnMut(f64)) 
         out.peak_replicas_above_need = 0;
     }
     out
+}
+
+/// One tick of model `m`'s requests: `arrivals` join its backlog, its ready replicas serve up to
+/// their throughput (`peakRps`, split in proportion to it), and each variant's pods show what
+/// that does — running requests by Little's law, KV-cache use the running share of what fills
+/// it (full at `peakRps`), and the backlog in their waiting queues. Requests served while a
+/// replica runs above `capacityRps` miss the time-per-output-token objective in proportion
+/// (none at `capacityRps`, all at `peakRps`). Returns the ready capacity within the SLO and the
+/// replicas the load needs at the model's mean `capacityRps`.
+fn serve(
+    variants: &mut [VariantState],
+    m: usize,
+    backlog: &mut requests::Backlog,
+    t: f64,
+    arrivals: f64,
+    dt: f64,
+    objective: &requests::Objective,
+) -> (f64, i64) {
+    let mut throughput = 0.0;
+    let mut slo_capacity = 0.0;
+    let mut capacity_sum = 0.0;
+    let mut count = 0.0_f64;
+    // (share of the throughput, capacityRps / peakRps) per variant with ready pods.
+    let mut shares: Vec<(f64, f64)> = Vec::new();
+    for v in variants.iter().filter(|v| v.model == m) {
+        let ready = v.pods.iter().filter(|p| p.ready(t)).count() as f64;
+        throughput += ready * v.spec.peak();
+        slo_capacity += ready * v.spec.capacity_rps;
+        capacity_sum += v.spec.capacity_rps;
+        count += 1.0;
+        if ready > 0.0 {
+            shares.push((ready * v.spec.peak(), v.spec.capacity_rps / v.spec.peak()));
+        }
+    }
+    let tpot_met = |utilisation: f64| {
+        shares
+            .iter()
+            .map(|(share, knee)| {
+                let met = if utilisation <= *knee {
+                    1.0
+                } else {
+                    ((1.0 - utilisation) / (1.0 - knee)).max(0.0)
+                };
+                share / throughput * met
+            })
+            .sum::<f64>()
+    };
+    let served = backlog.tick(t, arrivals, throughput * dt, objective, &tpot_met);
+    let queued = backlog.waiting();
+    let utilisation = if throughput > 0.0 {
+        (served / dt / throughput).min(1.0)
+    } else {
+        0.0
+    };
+    let pods_total: f64 = variants
+        .iter()
+        .filter(|v| v.model == m)
+        .map(|v| v.pods.len() as f64)
+        .sum();
+    for v in variants.iter_mut().filter(|v| v.model == m) {
+        let ready = v.pods.iter().filter(|p| p.ready(t)).count() as f64;
+        let share = if throughput > 0.0 {
+            v.spec.peak() / throughput
+        } else {
+            0.0
+        };
+        let rate = utilisation * v.spec.peak();
+        v.sample = Sample {
+            kv: if queued > 0.0 && ready > 0.0 {
+                1.0
+            } else {
+                utilisation
+            },
+            waiting: queued * share,
+            running: rate * v.spec.request_seconds,
+        };
+        // With no ready replica anywhere, the model's queue waits at the gateway for whichever
+        // pods exist.
+        v.in_flight = if throughput > 0.0 {
+            ready * (v.sample.running + v.sample.waiting)
+        } else if pods_total > 0.0 {
+            queued * v.pods.len() as f64 / pods_total
+        } else {
+            0.0
+        };
+    }
+    let needed = (arrivals / dt / (capacity_sum / count.max(1.0))).ceil() as i64;
+    (slo_capacity, needed)
+}
+
+/// The autoscaler's moves this tick: wva's cycle, the tick-driven controllers, the HPA syncs.
+#[allow(clippy::too_many_arguments)]
+fn control(
+    scenario: &Scenario,
+    config: &SaturationConfigSet,
+    decider: &mut dyn SimPolicy,
+    variants: &mut [VariantState],
+    scraped_queue: &[f64],
+    t: f64,
+    outage: bool,
+    out: &mut PolicyRun,
+) {
+    let cycle = (t as u64).is_multiple_of(scenario.cycle_seconds) && !outage;
+    let decisions = if cycle {
+        decider.on_cycle(&snapshot_of(scenario, config, variants, t))
+    } else {
+        None
+    };
+    for d in decisions.into_iter().flatten() {
+        if let Some(v) = variants.iter_mut().find(|v| v.spec.name == d.variant) {
+            if d.pending > 0 && d.target > d.current {
+                out.pending_scale_ups.push(PendingScaleUp {
+                    time: t,
+                    variant: d.variant.clone(),
+                    pending: d.pending,
+                    from: d.current,
+                    to: d.target,
+                });
+            }
+            v.desired = d.target;
+            if v.hpa.is_none() {
+                // Direct actuation has no HPA to bound it: the bounds are the policy's own,
+                // so its decision (and what it sees as its previous one) is the bounded one.
+                v.desired = d.target.clamp(v.min, v.max);
+                let bounded = v.desired;
+                set_replicas(v, bounded, &mut out.scaling_actions);
+            }
+        }
+    }
+    let observed: Vec<Observed> = variants
+        .iter()
+        .map(|v| observe(v, scraped_queue[v.model], t))
+        .collect();
+    if let Some(targets) = decider.on_tick(t, &observed) {
+        for (v, target) in variants.iter_mut().zip(targets) {
+            v.desired = target.clamp(v.min, v.max);
+            let bounded = v.desired;
+            set_replicas(v, bounded, &mut out.scaling_actions);
+        }
+    }
+    // During an outage the metrics API answers nothing: every HPA holds.
+    if outage || !(t as u64).is_multiple_of(scenario.actuation.hpa_sync_seconds) {
+        return;
+    }
+    for (v, seen) in variants.iter_mut().zip(&observed) {
+        let Some(hpa) = v.hpa.as_mut() else { continue };
+        let own = decider.hpa_metrics(seen);
+        let metrics = own.clone().unwrap_or_else(|| {
+            vec![hpa::Metric::AverageValue {
+                total: v.desired as f64,
+                target: 1.0,
+            }]
+        });
+        let target = hpa::Target {
+            spec_replicas: v.deployment_replicas,
+            status_replicas: v.pods.len() as u32,
+            ready: seen.ready,
+        };
+        let next = hpa.sync(t, target, &metrics);
+        if own.is_some() {
+            v.desired = next;
+        }
+        set_replicas(v, next, &mut out.scaling_actions);
+    }
+}
+
+/// A variant as the autoscalers see it (see [`Observed`]).
+fn observe(v: &VariantState, model_queue: f64, t: f64) -> Observed {
+    Observed {
+        model: v.model,
+        spec_replicas: v.deployment_replicas,
+        status_replicas: v.pods.len() as u32,
+        ready: v.pods.iter().filter(|p| p.ready(t)).count() as u32,
+        scraped: v
+            .pods
+            .iter()
+            .filter_map(|p| p.scrapes.back().map(|(_, s)| *s))
+            .collect(),
+        model_queue,
+        in_flight: v.in_flight,
+        concurrency_at_capacity: v.spec.capacity_rps * v.spec.request_seconds,
+    }
 }
 
 fn set_replicas(v: &mut VariantState, replicas: u32, actions: &mut u32) {
@@ -545,9 +653,13 @@ fn snapshot_of(
                         .filter(|p| !p.scrapes.is_empty())
                         .map(|p| PodMetrics {
                             name: format!("{}-{:05}", v.spec.name, p.id),
-                            kv_cache_usage: p.scrapes.iter().map(|s| s.1).fold(0.0, f64::max),
-                            queue_length: p.scrapes.iter().map(|s| s.2).fold(0.0, f64::max).trunc()
-                                as u64,
+                            kv_cache_usage: p.scrapes.iter().map(|s| s.1.kv).fold(0.0, f64::max),
+                            queue_length: p
+                                .scrapes
+                                .iter()
+                                .map(|s| s.1.waiting)
+                                .fold(0.0, f64::max)
+                                .trunc() as u64,
                         })
                         .collect(),
                 }

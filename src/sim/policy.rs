@@ -1,7 +1,13 @@
-//! The policies the simulator compares, behind one interface: what a policy sees (the
-//! controller's snapshot each cycle, or its pods' scraped queues at each HPA sync) and what it
-//! wants. A new policy implements [`SimPolicy`] and gets a name in [`by_name`].
+//! The policies the simulator compares, each configured as its users deploy it, behind one
+//! interface: how its wish reaches a Deployment ([`Drive`]), and what it sees — the
+//! controller's snapshot each cycle (wva), Prometheus' last scrapes at each HPA sync (KEDA), or
+//! the live in-flight requests every tick (Knative's autoscaler, Ray Serve, the oracle). A new
+//! policy implements [`SimPolicy`] and gets a name in [`by_name`]. Pure: no IO, no clock.
 
+use std::collections::VecDeque;
+
+use super::hpa::{Behavior, Metric, RatePolicy, Rules, Select};
+use super::scenario::Scenario;
 use crate::core::{self, Snapshot};
 
 /// One variant's decision in a controller cycle.
@@ -13,37 +19,198 @@ pub struct CycleDecision {
     pub pending: u32,
 }
 
+/// How a policy's wish reaches a Deployment.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Drive {
+    /// It writes the Deployment's replicas itself, within the variant's bounds.
+    Direct,
+    /// Through a HorizontalPodAutoscaler with this behaviour (a KEDA ScaledObject makes one).
+    Hpa(Behavior),
+}
+
+/// One pod's last scrape, as a Prometheus query returns it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Sample {
+    /// `vllm:kv_cache_usage_perc` (0..1).
+    pub kv: f64,
+    /// `vllm:num_requests_waiting`.
+    pub waiting: f64,
+    /// `vllm:num_requests_running`.
+    pub running: f64,
+}
+
+/// A variant at one moment, as the different autoscalers see it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    /// Index of the variant's model in the scenario.
+    pub model: usize,
+    pub spec_replicas: u32,
+    pub status_replicas: u32,
+    pub ready: u32,
+    /// Prometheus: the last scrape of each pod that reports metrics.
+    pub scraped: Vec<Sample>,
+    /// Prometheus: the requests queued for the model at its gateway (the endpoint picker's
+    /// flow-control queue), as last scraped.
+    pub model_queue: f64,
+    /// Live, as a queue-proxy or a router counts them: requests on this variant now, running
+    /// or queued.
+    pub in_flight: f64,
+    /// Requests in flight on one replica serving `capacityRps` (Little's law).
+    pub concurrency_at_capacity: f64,
+}
+
 /// A scaling policy under simulation.
 pub trait SimPolicy {
     fn name(&self) -> &str;
 
+    /// How its wish reaches the Deployments.
+    fn drive(&self) -> Drive;
+
+    /// `maxReplicas` where the scenario leaves a variant's unset: the recipe's own.
+    fn default_max_replicas(&self) -> u32 {
+        100
+    }
+
     /// Every controller cycle (outside Prometheus outages): the decisions from what the
     /// controller sees, or `None` when the policy does not decide on cycles.
-    fn on_cycle(&mut self, snapshot: &Snapshot) -> Option<Vec<CycleDecision>>;
-
-    /// For a policy that drives an HPA with its own metric (KEDA): the desired replicas of one
-    /// variant from its pods' last scraped queue lengths. `None`: the HPA (if any) follows the
-    /// published decision.
-    fn hpa_desired(&self, _last_queues: &[f64]) -> Option<u32> {
+    fn on_cycle(&mut self, _snapshot: &Snapshot) -> Option<Vec<CycleDecision>> {
         None
     }
 
-    /// The HPA stabilization windows (up, down) in seconds when the policy brings its own HPA.
-    fn own_hpa_windows(&self) -> Option<(f64, f64)> {
+    /// HPA-driven policies with their own metrics (KEDA): one variant's metrics at an HPA
+    /// sync. `None`: the HPA reads the published `wva_desired_replicas` (`AverageValue: 1`).
+    fn hpa_metrics(&self, _variant: &Observed) -> Option<Vec<Metric>> {
+        None
+    }
+
+    /// Controllers on their own clock, called every tick with every variant: the replicas
+    /// each variant should have, or `None` to change nothing.
+    fn on_tick(&mut self, _t: f64, _variants: &[Observed]) -> Option<Vec<u32>> {
         None
     }
 }
 
-/// A policy of the decision core (`wva-v0.5.0`, `no-pending-awareness`).
-pub struct Core(pub core::Policy);
+/// The policy called `name`, configured as deployed, with the scenario's settings.
+pub fn by_name(name: &str, scenario: &Scenario) -> Option<Box<dyn SimPolicy>> {
+    let a = &scenario.actuation;
+    let chart = Behavior::windows_and_pods(
+        a.scale_up_stabilization_seconds,
+        a.scale_down_stabilization_seconds,
+        10,
+        150,
+    );
+    let policy: Box<dyn SimPolicy> = match name {
+        "wva-v0.5.0" => Box::new(Wva::new(core::Policy::WvaV050, name, Drive::Hpa(chart))),
+        "no-pending-awareness" => Box::new(Wva::new(
+            core::Policy::NoPendingAwareness,
+            name,
+            Drive::Hpa(chart),
+        )),
+        "wva-v0.5.0-direct" => Box::new(Wva::new(core::Policy::WvaV050, name, Drive::Direct)),
+        "keda-prodstack" => Box::new(Keda {
+            name: "keda-prodstack",
+            metrics: KedaMetrics::Waiting {
+                target: scenario.keda_queue_target,
+            },
+            behavior: Behavior::kubernetes_default(),
+            max: 5,
+        }),
+        "keda-llmd-queue" => Box::new(Keda {
+            name: "keda-llmd-queue",
+            metrics: KedaMetrics::GatewayQueueAndRunning {
+                queue: 1.0,
+                running: 16.0,
+            },
+            behavior: percent_both_ways(300, 300, 100, 15),
+            max: 8,
+        }),
+        "keda-kv" => Box::new(Keda {
+            name: "keda-kv",
+            metrics: KedaMetrics::KvAndWaiting {
+                kv: 0.7,
+                waiting: 2.0,
+            },
+            behavior: Behavior {
+                up: pods_rule(0, 1, 180),
+                down: pods_rule(300, 1, 300),
+            },
+            max: 10,
+        }),
+        "knative-kpa" => Box::new(KnativeKpa::new(1.0)),
+        "ray-serve-llm" => Box::new(RayServe::new(16.0)),
+        "oracle" => Box::new(Oracle::new(scenario)),
+        _ => return None,
+    };
+    Some(policy)
+}
 
-impl SimPolicy for Core {
+fn pods_rule(window: u64, pods: u32, period: u64) -> Rules {
+    Rules {
+        stabilization_seconds: window,
+        select: Select::Max,
+        policies: vec![RatePolicy::Pods {
+            value: pods,
+            period_seconds: period,
+        }],
+    }
+}
+
+fn percent_both_ways(up_window: u64, down_window: u64, percent: u32, period: u64) -> Behavior {
+    let rule = |window| Rules {
+        stabilization_seconds: window,
+        select: Select::Max,
+        policies: vec![RatePolicy::Percent {
+            value: percent,
+            period_seconds: period,
+        }],
+    };
+    Behavior {
+        up: rule(up_window),
+        down: rule(down_window),
+    }
+}
+
+/// wva's decision core (`wva-v0.5.0`, `no-pending-awareness`): through upstream's chart HPA
+/// (`maxReplicas` 10), or writing `/scale` itself (`-direct`).
+pub struct Wva {
+    policy: core::Policy,
+    name: &'static str,
+    drive: Drive,
+}
+
+impl Wva {
+    fn new(policy: core::Policy, name: &str, drive: Drive) -> Self {
+        let name = super::POLICIES
+            .iter()
+            .find(|p| **p == name)
+            .copied()
+            .unwrap_or("wva");
+        Self {
+            policy,
+            name,
+            drive,
+        }
+    }
+}
+
+impl SimPolicy for Wva {
     fn name(&self) -> &str {
-        self.0.name()
+        self.name
+    }
+
+    fn drive(&self) -> Drive {
+        self.drive.clone()
+    }
+
+    fn default_max_replicas(&self) -> u32 {
+        match self.drive {
+            Drive::Hpa(_) => 10,
+            Drive::Direct => 100,
+        }
     }
 
     fn on_cycle(&mut self, snapshot: &Snapshot) -> Option<Vec<CycleDecision>> {
-        let report = core::decide(snapshot, self.0);
+        let report = core::decide(snapshot, self.policy);
         Some(
             report
                 .decisions
@@ -59,40 +226,429 @@ impl SimPolicy for Core {
     }
 }
 
-/// KEDA with a Prometheus trigger on `sum(vllm:num_requests_waiting)` and an `AverageValue`
-/// target per replica, through the HPA with Kubernetes' default windows (0 s up, 300 s down).
-pub struct KedaQueue {
-    pub target: f64,
+/// What a KEDA ScaledObject's Prometheus triggers query, per Deployment.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum KedaMetrics {
+    /// `sum(vllm:num_requests_waiting)`, `AverageValue` target (vLLM production-stack).
+    Waiting { target: f64 },
+    /// The gateway's queue (`AverageValue` `queue`) and `sum(vllm:num_requests_running)`
+    /// (`AverageValue` `running`): llm-d's KEDA + endpoint-picker recipe.
+    GatewayQueueAndRunning { queue: f64, running: f64 },
+    /// `avg(vllm:kv_cache_usage_perc)` (`Value` `kv`) and waiting (`AverageValue` `waiting`).
+    KvAndWaiting { kv: f64, waiting: f64 },
 }
 
-impl SimPolicy for KedaQueue {
+/// A KEDA ScaledObject: Prometheus triggers into an HPA with the recipe's behaviour and
+/// `maxReplicaCount`.
+pub struct Keda {
+    pub name: &'static str,
+    pub metrics: KedaMetrics,
+    pub behavior: Behavior,
+    pub max: u32,
+}
+
+impl SimPolicy for Keda {
     fn name(&self) -> &str {
-        "keda-queue"
+        self.name
     }
 
-    fn on_cycle(&mut self, _: &Snapshot) -> Option<Vec<CycleDecision>> {
-        None
+    fn drive(&self) -> Drive {
+        Drive::Hpa(self.behavior.clone())
     }
 
-    fn hpa_desired(&self, last_queues: &[f64]) -> Option<u32> {
-        let sum: f64 = last_queues.iter().map(|q| q.trunc()).sum();
-        Some((sum / self.target).ceil() as u32)
+    fn default_max_replicas(&self) -> u32 {
+        self.max
     }
 
-    fn own_hpa_windows(&self) -> Option<(f64, f64)> {
-        Some((0.0, 300.0))
+    fn hpa_metrics(&self, v: &Observed) -> Option<Vec<Metric>> {
+        let sum = |f: fn(&Sample) -> f64| v.scraped.iter().map(f).sum::<f64>();
+        let waiting = sum(|s| s.waiting.trunc());
+        Some(match self.metrics {
+            KedaMetrics::Waiting { target } => vec![Metric::AverageValue {
+                total: waiting,
+                target,
+            }],
+            KedaMetrics::GatewayQueueAndRunning { queue, running } => vec![
+                Metric::AverageValue {
+                    total: v.model_queue.trunc(),
+                    target: queue,
+                },
+                Metric::AverageValue {
+                    total: sum(|s| s.running.trunc()),
+                    target: running,
+                },
+            ],
+            KedaMetrics::KvAndWaiting { kv, waiting: per } => {
+                let avg = if v.scraped.is_empty() {
+                    0.0
+                } else {
+                    sum(|s| s.kv) / v.scraped.len() as f64
+                };
+                vec![
+                    Metric::Value {
+                        value: avg,
+                        target: kv,
+                    },
+                    Metric::AverageValue {
+                        total: waiting,
+                        target: per,
+                    },
+                ]
+            }
+        })
     }
 }
 
-/// The policy called `name`, configured from the scenario.
-pub fn by_name(name: &str, keda_queue_target: f64) -> Option<Box<dyn SimPolicy>> {
-    if let Some(p) = core::Policy::from_name(name) {
-        return Some(Box::new(Core(p)));
+/// Knative's autoscaler (KPA) on concurrency: target 70 % of `target` × a replica's
+/// concurrency at capacity, a 60 s stable and a 6 s panic window, panic from 200 %, at most
+/// halving per decision, every 2 s (`pkg/autoscaler/scaling/autoscaler.go`).
+pub struct KnativeKpa {
+    /// Per-replica target as a multiple of the concurrency at capacity.
+    pub target: f64,
+    history: Vec<VecDeque<(f64, f64)>>,
+    /// When each variant was last over the panic threshold, while panicking.
+    panic_since: Vec<Option<f64>>,
+    panic_peak: Vec<u32>,
+}
+
+impl KnativeKpa {
+    const UTILIZATION: f64 = 0.7;
+    const STABLE: f64 = 60.0;
+    const PANIC: f64 = 6.0;
+    const PANIC_THRESHOLD: f64 = 2.0;
+    const MAX_SCALE_DOWN_RATE: f64 = 2.0;
+    const TICK: f64 = 2.0;
+
+    pub fn new(target: f64) -> Self {
+        Self {
+            target,
+            history: Vec::new(),
+            panic_since: Vec::new(),
+            panic_peak: Vec::new(),
+        }
     }
-    match name {
-        "keda-queue" => Some(Box::new(KedaQueue {
-            target: keda_queue_target,
-        })),
-        _ => None,
+}
+
+impl SimPolicy for KnativeKpa {
+    fn name(&self) -> &str {
+        "knative-kpa"
+    }
+
+    fn drive(&self) -> Drive {
+        Drive::Direct
+    }
+
+    fn on_tick(&mut self, t: f64, variants: &[Observed]) -> Option<Vec<u32>> {
+        if self.history.len() != variants.len() {
+            self.history = vec![VecDeque::new(); variants.len()];
+            self.panic_since = vec![None; variants.len()];
+            self.panic_peak = vec![0; variants.len()];
+        }
+        for (h, v) in self.history.iter_mut().zip(variants) {
+            h.push_back((t, v.in_flight));
+            while h.front().is_some_and(|(at, _)| *at <= t - Self::STABLE) {
+                h.pop_front();
+            }
+        }
+        if (t / Self::TICK).fract() != 0.0 {
+            return None;
+        }
+        let mut out = Vec::with_capacity(variants.len());
+        for (i, v) in variants.iter().enumerate() {
+            let h = &self.history[i];
+            let average = |window: f64| {
+                let recent: Vec<f64> = h
+                    .iter()
+                    .filter(|(at, _)| *at > t - window)
+                    .map(|(_, c)| *c)
+                    .collect();
+                recent.iter().sum::<f64>() / recent.len().max(1) as f64
+            };
+            let target =
+                (Self::UTILIZATION * self.target * v.concurrency_at_capacity).max(f64::EPSILON);
+            let ready = v.ready.max(1) as f64;
+            let (stable, panic) = (
+                average(Self::STABLE) / target,
+                average(Self::PANIC) / target,
+            );
+            let max_up = (1000.0 * ready).ceil();
+            let max_down = (ready / Self::MAX_SCALE_DOWN_RATE).floor();
+            let bound = |x: f64| x.ceil().clamp(max_down, max_up) as u32;
+            let over = panic / ready >= Self::PANIC_THRESHOLD;
+            // Knative keeps the time it was last over the threshold; panic ends a stable
+            // window after that.
+            match self.panic_since[i] {
+                _ if over => self.panic_since[i] = Some(t),
+                Some(since) if t - since >= Self::STABLE => {
+                    self.panic_since[i] = None;
+                    self.panic_peak[i] = 0;
+                }
+                _ => {}
+            }
+            out.push(if self.panic_since[i].is_some() {
+                // In panic it never scales down.
+                self.panic_peak[i] = self.panic_peak[i].max(bound(panic)).max(v.spec_replicas);
+                self.panic_peak[i]
+            } else {
+                bound(stable)
+            });
+        }
+        Some(out)
+    }
+}
+
+/// Ray Serve LLM's autoscaler: `ceil(ongoing requests / target_ongoing_requests)` over a 30 s
+/// look-back, applied after the wish has held for 30 s up or 600 s down.
+pub struct RayServe {
+    pub target_ongoing: f64,
+    history: Vec<VecDeque<(f64, f64)>>,
+    /// Since when the wish has been above (positive) or below (negative) the current count.
+    wish_since: Vec<Option<(bool, f64)>>,
+}
+
+impl RayServe {
+    const LOOK_BACK: f64 = 30.0;
+    const UP_DELAY: f64 = 30.0;
+    const DOWN_DELAY: f64 = 600.0;
+
+    pub fn new(target_ongoing: f64) -> Self {
+        Self {
+            target_ongoing,
+            history: Vec::new(),
+            wish_since: Vec::new(),
+        }
+    }
+}
+
+impl SimPolicy for RayServe {
+    fn name(&self) -> &str {
+        "ray-serve-llm"
+    }
+
+    fn drive(&self) -> Drive {
+        Drive::Direct
+    }
+
+    fn on_tick(&mut self, t: f64, variants: &[Observed]) -> Option<Vec<u32>> {
+        if self.history.len() != variants.len() {
+            self.history = vec![VecDeque::new(); variants.len()];
+            self.wish_since = vec![None; variants.len()];
+        }
+        let mut out = Vec::with_capacity(variants.len());
+        for (i, v) in variants.iter().enumerate() {
+            let h = &mut self.history[i];
+            h.push_back((t, v.in_flight));
+            while h.front().is_some_and(|(at, _)| *at <= t - Self::LOOK_BACK) {
+                h.pop_front();
+            }
+            let ongoing = h.iter().map(|(_, c)| c).sum::<f64>() / h.len() as f64;
+            let wish = (ongoing / self.target_ongoing).ceil() as u32;
+            let current = v.spec_replicas;
+            let direction = (wish != current).then_some(wish > current);
+            let since = match (direction, self.wish_since[i]) {
+                (None, _) => None,
+                (Some(up), Some((was_up, at))) if up == was_up => Some((up, at)),
+                (Some(up), _) => Some((up, t)),
+            };
+            self.wish_since[i] = since;
+            out.push(match since {
+                Some((up, at)) if t - at >= if up { Self::UP_DELAY } else { Self::DOWN_DELAY } => {
+                    self.wish_since[i] = None;
+                    wish
+                }
+                _ => current,
+            });
+        }
+        Some(out)
+    }
+}
+
+/// Clairvoyant but physical: knows the load curve and which variants cannot start pods, and
+/// holds, every tick, the cheapest-per-capacity mix of replicas that covers the highest load of
+/// the next start-up time (the slowest start-up of the model's variants) at `capacityRps` —
+/// so each pod is ready before it is needed, and is paid for while it loads. A lower bound on
+/// cost and an upper bound on SLO attainment for the others.
+pub struct Oracle {
+    models: Vec<OracleModel>,
+}
+
+struct OracleModel {
+    load: super::scenario::Load,
+    lead: f64,
+    /// (variant index in the scenario's flat order, capacityRps, min, max), cheapest per
+    /// capacity first; variants whose pods never start are left out.
+    variants: Vec<(usize, f64, u32, u32)>,
+}
+
+impl Oracle {
+    pub fn new(scenario: &Scenario) -> Self {
+        let mut index = 0;
+        let models = scenario
+            .models
+            .iter()
+            .map(|m| {
+                let mut variants = Vec::new();
+                let mut lead = 0u64;
+                for v in &m.variants {
+                    let broken = scenario.faults.never_ready.contains(&v.name);
+                    // A broken variant's pods add nothing: it keeps its minimum, counted as 0.
+                    let (capacity, max) = if broken {
+                        (0.0, v.min_replicas)
+                    } else {
+                        (v.capacity_rps, v.max_replicas.unwrap_or(100))
+                    };
+                    variants.push((index, capacity, v.min_replicas, max, v.cost_per_hour));
+                    if !broken {
+                        lead = lead.max(v.startup_seconds[1]);
+                    }
+                    index += 1;
+                }
+                variants.sort_by(|a, b| (a.4 / a.1).total_cmp(&(b.4 / b.1)).then(a.0.cmp(&b.0)));
+                OracleModel {
+                    load: m.load.clone(),
+                    lead: lead as f64,
+                    variants: variants
+                        .into_iter()
+                        .map(|(i, c, lo, hi, _)| (i, c, lo, hi))
+                        .collect(),
+                }
+            })
+            .collect();
+        Self { models }
+    }
+}
+
+impl SimPolicy for Oracle {
+    fn name(&self) -> &str {
+        "oracle"
+    }
+
+    fn drive(&self) -> Drive {
+        Drive::Direct
+    }
+
+    fn on_tick(&mut self, t: f64, variants: &[Observed]) -> Option<Vec<u32>> {
+        let mut out = vec![0; variants.len()];
+        for m in &self.models {
+            let mut need = (0..=m.lead as u64)
+                .map(|s| m.load.rate(t + s as f64))
+                .fold(0.0, f64::max);
+            for &(i, capacity, min, _) in &m.variants {
+                out[i] = min;
+                need -= min as f64 * capacity;
+            }
+            for &(i, capacity, min, max) in &m.variants {
+                if need <= 1e-9 {
+                    break;
+                }
+                let more = ((need / capacity - 1e-9).ceil() as u32).min(max - min);
+                out[i] += more;
+                need -= more as f64 * capacity;
+            }
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(in_flight: f64, replicas: u32) -> Vec<Observed> {
+        vec![Observed {
+            spec_replicas: replicas,
+            status_replicas: replicas,
+            ready: replicas,
+            in_flight,
+            concurrency_at_capacity: 10.0,
+            ..Observed::default()
+        }]
+    }
+
+    /// The replica counts a tick-driven policy sets over `seconds`, the Deployment following,
+    /// as (time, count) at each change.
+    fn changes(
+        p: &mut dyn SimPolicy,
+        start: u32,
+        seconds: u32,
+        in_flight: impl Fn(f64) -> f64,
+    ) -> Vec<(u32, u32)> {
+        let mut current = start;
+        let mut seen = Vec::new();
+        for s in 0..seconds {
+            let t = s as f64;
+            if let Some(wish) = p.on_tick(t, &one(in_flight(t), current)) {
+                if wish[0] != current {
+                    seen.push((s, wish[0]));
+                }
+                current = wish[0];
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn ray_serve_waits_30_seconds_up_and_600_down() {
+        // 64 ongoing requests, 16 per replica: 4 replicas, once the wish has held for 30 s.
+        let mut ray = RayServe::new(16.0);
+        assert_eq!(changes(&mut ray, 1, 100, |_| 64.0), [(30, 4)]);
+        // Then the load goes: 600 s later (the look-back empties first), down to 1.
+        let mut ray = RayServe::new(16.0);
+        let seen = changes(&mut ray, 4, 1000, |t| if t < 100.0 { 64.0 } else { 0.0 });
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!((700..=730).contains(&seen[0].0), "{seen:?}");
+    }
+
+    #[test]
+    fn knative_panics_on_a_burst_and_holds_for_a_stable_window() {
+        // Target 0.7 × 10 = 7 per replica. 2 replicas at 10 in flight; then 80 at t = 100.
+        let mut kpa = KnativeKpa::new(1.0);
+        let seen = changes(&mut kpa, 2, 400, |t| {
+            if t < 100.0 {
+                10.0
+            } else if t < 160.0 {
+                80.0
+            } else {
+                10.0
+            }
+        });
+        // Panic at once (the 6 s window over 200 % of 2 replicas), no scale-down in panic (a
+        // stable window after the last tick over the threshold), then at most halving per
+        // 2 s step, back to ceil(10 / 7) = 2.
+        let (at, up) = seen[0];
+        assert!((100..=102).contains(&at) && up >= 4, "{seen:?}");
+        let top = seen.iter().map(|(_, n)| *n).max().unwrap();
+        assert_eq!(top, 12, "ceil(80 / 7): {seen:?}");
+        let peak = seen.iter().position(|(_, n)| *n == top).unwrap();
+        let first_down = seen[peak + 1].0;
+        assert!(first_down >= 160, "{seen:?}");
+        for w in seen.windows(2).filter(|w| w[1].1 < w[0].1) {
+            assert!(w[1].1 >= w[0].1 / 2, "{seen:?}");
+        }
+        assert_eq!(seen.last().unwrap().1, 2, "{seen:?}");
+    }
+
+    #[test]
+    fn the_oracle_fills_the_cheapest_capacity_first_ahead_of_the_load() {
+        let s = super::super::scenario::parse(
+            r#"
+durationSeconds: 600
+models:
+- modelId: m
+  variants:
+  - {name: pricey, costPerHour: 40, initialReplicas: 1, capacityRps: 8, startupSeconds: [60, 100]}
+  - {name: cheap, costPerHour: 15, initialReplicas: 1, capacityRps: 5, startupSeconds: [60, 100]}
+  load: {kind: steps, steps: [[0, 10], [300, 30]]}
+"#,
+        )
+        .unwrap();
+        let mut oracle = Oracle::new(&s);
+        let all = || vec![Observed::default(); 2];
+        // 10 rps: the minimum (8 + 5) covers it.
+        assert_eq!(oracle.on_tick(0.0, &all()), Some(vec![1, 1]));
+        // 100 s before the step (the slowest start-up): 30 − 13 = 17 more on the cheap one
+        // (3 per 8 $/h... 15/5 = 3 $ per rps beats 40/8 = 5): 4 more replicas.
+        assert_eq!(oracle.on_tick(199.0, &all()), Some(vec![1, 1]));
+        assert_eq!(oracle.on_tick(200.0, &all()), Some(vec![1, 5]));
     }
 }

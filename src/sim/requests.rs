@@ -63,10 +63,12 @@ impl Outcome {
         Some(self.ttft_bins.len() as f64 * BIN_SECONDS)
     }
 
-    fn record(&mut self, amount: f64, ttft: f64, objective: &Objective) {
+    /// `amount` requests served with this TTFT, the share `tpot_met` of them within the
+    /// time-per-output-token objective.
+    fn record(&mut self, amount: f64, ttft: f64, tpot_met: f64, objective: &Objective) {
         self.served += amount;
         if ttft <= objective.ttft_seconds + 1e-9 {
-            self.met += amount;
+            self.met += amount * tpot_met;
         }
         let bin = ((ttft / BIN_SECONDS).ceil() as usize).saturating_sub(1);
         if self.ttft_bins.len() <= bin {
@@ -91,8 +93,17 @@ impl Backlog {
     }
 
     /// One tick at time `t`: `arrivals` requests join, those waiting longer than the timeout
-    /// fail, and up to `capacity` requests are served oldest first.
-    pub fn tick(&mut self, t: f64, arrivals: f64, capacity: f64, objective: &Objective) {
+    /// fail, and up to `capacity` requests are served oldest first; `tpot_met` gives the share
+    /// of them that meet the time-per-output-token objective from the replicas' utilisation
+    /// (served / capacity). Returns the requests served.
+    pub fn tick(
+        &mut self,
+        t: f64,
+        arrivals: f64,
+        capacity: f64,
+        objective: &Objective,
+        tpot_met: &dyn Fn(f64) -> f64,
+    ) -> f64 {
         if arrivals > 0.0 {
             self.outcome.offered += arrivals;
             self.batches.push_back((t, arrivals));
@@ -105,20 +116,28 @@ impl Backlog {
                 break;
             }
         }
-        let mut left = capacity.max(0.0);
-        while left > 0.0 {
+        let capacity = capacity.max(0.0);
+        let served = self.waiting().min(capacity);
+        let share = if served > 0.0 {
+            tpot_met(served / capacity).clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        let mut left = served;
+        while left > 1e-12 {
             let Some(front) = self.batches.front_mut() else {
                 break;
             };
             let take = front.1.min(left);
             let ttft = t - front.0 + objective.prefill_seconds;
-            self.outcome.record(take, ttft, objective);
+            self.outcome.record(take, ttft, share, objective);
             left -= take;
             front.1 -= take;
             if front.1 <= 1e-12 {
                 self.batches.pop_front();
             }
         }
+        served
     }
 }
 
@@ -145,7 +164,7 @@ mod tests {
     fn enough_capacity_serves_everything_at_the_prefill_time() {
         let mut b = Backlog::default();
         for t in 0..100 {
-            b.tick(t as f64, 2.0, 3.0, &SLO);
+            b.tick(t as f64, 2.0, 3.0, &SLO, &|_| 1.0);
             conserved(&b);
         }
         assert_eq!(
@@ -161,7 +180,7 @@ mod tests {
         // 200 s at twice the capacity: the queue grows by 1 request a second, and the request
         // arriving at `a` is served at `2a` — after 60 s of waiting from `a = 60` on.
         for t in 0..200 {
-            b.tick(t as f64, 2.0, 1.0, &SLO);
+            b.tick(t as f64, 2.0, 1.0, &SLO, &|_| 1.0);
             conserved(&b);
         }
         assert!(
@@ -173,7 +192,7 @@ mod tests {
         assert!(b.outcome.ttft_quantile(0.99).unwrap() > 30.0);
         // The load stops: what is left is served or times out, nothing is lost.
         for t in 200..400 {
-            b.tick(t as f64, 0.0, 1.0, &SLO);
+            b.tick(t as f64, 0.0, 1.0, &SLO, &|_| 1.0);
             conserved(&b);
         }
         assert_eq!(b.waiting(), 0.0);
@@ -183,11 +202,22 @@ mod tests {
     fn without_replicas_every_request_fails_after_the_timeout() {
         let mut b = Backlog::default();
         for t in 0..200 {
-            b.tick(t as f64, 1.0, 0.0, &SLO);
+            b.tick(t as f64, 1.0, 0.0, &SLO, &|_| 1.0);
         }
         conserved(&b);
         assert_eq!(b.outcome.served, 0.0);
         assert_eq!(b.outcome.failed, 200.0 - 61.0, "the last 61 s still wait");
         assert_eq!(b.outcome.ttft_quantile(0.5), None);
+    }
+
+    #[test]
+    fn busy_replicas_miss_the_time_per_output_token_objective() {
+        let mut b = Backlog::default();
+        // Served at 80 % of the throughput; the replicas meet TPOT for half of what they serve.
+        let tpot = |u: f64| if u > 0.5 { 0.5 } else { 1.0 };
+        for t in 0..10 {
+            assert_eq!(b.tick(t as f64, 4.0, 5.0, &SLO, &tpot), 4.0);
+        }
+        assert_eq!((b.outcome.served, b.outcome.met), (40.0, 20.0));
     }
 }

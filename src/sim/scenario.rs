@@ -36,7 +36,7 @@ pub struct Scenario {
     pub policies: Vec<String>,
     #[serde(default)]
     pub actuation: Actuation,
-    /// Target average queue per replica for the `keda-queue` policy.
+    /// `keda-prodstack`'s target: waiting requests per replica (the recipe's 5).
     #[serde(default = "default_keda_target")]
     pub keda_queue_target: f64,
     /// The saturation-scaling ConfigMap's entries (default: the documented defaults).
@@ -101,16 +101,16 @@ impl Slo {
 }
 
 fn default_keda_target() -> f64 {
-    2.0
+    5.0
 }
 
 /// How decisions reach the Deployments.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Actuation {
-    /// `direct` (scale subresource) or `hpa` (the chart's HPA on `wva_desired_replicas`).
+    /// Removed: every policy runs as it is deployed (reported, not read).
     #[serde(default)]
-    pub mode: ActuationMode,
+    pub mode: Option<serde_json::Value>,
     /// HPA sync period (Kubernetes: 15 s).
     #[serde(default = "fifteen")]
     pub hpa_sync_seconds: u64,
@@ -127,7 +127,7 @@ pub struct Actuation {
 impl Default for Actuation {
     fn default() -> Self {
         Self {
-            mode: ActuationMode::Direct,
+            mode: None,
             hpa_sync_seconds: fifteen(),
             hpa_tolerance: default_tolerance(),
             scale_up_stabilization_seconds: default_window(),
@@ -141,14 +141,6 @@ fn default_tolerance() -> f64 {
 }
 fn default_window() -> u64 {
     240
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ActuationMode {
-    #[default]
-    Direct,
-    Hpa,
 }
 
 /// One model and its variants.
@@ -176,9 +168,21 @@ pub struct VariantSpec {
     /// Cost per replica-hour (also the VA's `variantCost`).
     pub cost_per_hour: f64,
     pub initial_replicas: u32,
-    /// Requests per second one replica serves when its KV-cache use reaches the threshold and
-    /// its queue starts to grow.
-    pub capacity_per_replica: f64,
+    /// Requests per second one replica serves within the SLO (time to first token and time per
+    /// output token).
+    #[serde(default)]
+    pub capacity_rps: f64,
+    /// Requests per second one replica can serve at all (its KV cache full); beyond it requests
+    /// queue. Default: 2.4 × `capacityRps`.
+    #[serde(default)]
+    pub peak_rps: Option<f64>,
+    /// Mean seconds a request runs on a replica (prefill and decode): running requests =
+    /// served rate × this (Little's law).
+    #[serde(default = "default_request_seconds")]
+    pub request_seconds: f64,
+    /// Renamed to `capacityRps` (the meaning changed too): reported, not read.
+    #[serde(default)]
+    pub capacity_per_replica: Option<serde_json::Value>,
     /// Start-up time (model loading), drawn uniformly from [min, max] seconds.
     #[serde(default = "default_startup")]
     pub startup_seconds: [u64; 2],
@@ -189,16 +193,29 @@ pub struct VariantSpec {
     /// `maxReplicas`; in direct actuation, the Deployment's).
     #[serde(default = "one_replica")]
     pub min_replicas: u32,
-    #[serde(default = "default_max_replicas")]
-    pub max_replicas: u32,
+    /// Unset: each policy's own default (its recipe's `maxReplicas`).
+    #[serde(default)]
+    pub max_replicas: Option<u32>,
 }
+
+impl VariantSpec {
+    /// The throughput limit of one replica (requests per second).
+    pub fn peak(&self) -> f64 {
+        self.peak_rps
+            .unwrap_or(PEAK_OVER_CAPACITY * self.capacity_rps)
+    }
+}
+
+/// `peakRps` / `capacityRps` when unset: Qwen3-32B on two H100s serves ≈ 1.25 requests/s per
+/// replica within TTFT ≤ 3 s / TPOT ≤ 100 ms and peaks at ≈ 3 (docs/simulation.md).
+pub const PEAK_OVER_CAPACITY: f64 = 2.4;
 
 fn one_replica() -> u32 {
     1
 }
 
-fn default_max_replicas() -> u32 {
-    100
+fn default_request_seconds() -> f64 {
+    10.0
 }
 
 fn one_gpu() -> u32 {
@@ -355,6 +372,12 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
     if !(0.0..1.0).contains(&scenario.actuation.hpa_tolerance) {
         bad("actuation.hpaTolerance".into(), "must be in [0, 1)");
     }
+    if scenario.actuation.mode.is_some() {
+        bad(
+            "actuation.mode".into(),
+            "removed: every policy now runs as it is deployed — wva-v0.5.0 through upstream's chart HPA, wva-v0.5.0-direct writing /scale; list the ones to compare in `policies`",
+        );
+    }
     if scenario.actuation.hpa_sync_seconds == 0 {
         bad("actuation.hpaSyncSeconds".into(), "must be at least 1");
     }
@@ -429,10 +452,29 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
             if !(variant.cost_per_hour >= 0.0 && variant.cost_per_hour.is_finite()) {
                 bad(format!("{vpath}.costPerHour"), "must be a number >= 0");
             }
-            if !(variant.capacity_per_replica > 0.0 && variant.capacity_per_replica.is_finite()) {
+            if variant.capacity_per_replica.is_some() {
                 bad(
                     format!("{vpath}.capacityPerReplica"),
-                    "must be a number above 0 (requests per second)",
+                    "renamed to capacityRps, now the rate one replica serves within the SLO (peakRps is its throughput limit); see docs/simulation.md",
+                );
+            } else if !(variant.capacity_rps > 0.0 && variant.capacity_rps.is_finite()) {
+                bad(
+                    format!("{vpath}.capacityRps"),
+                    "must be a number above 0 (requests per second one replica serves within the SLO)",
+                );
+            }
+            if let Some(peak) = variant.peak_rps
+                && !(peak >= variant.capacity_rps && peak.is_finite())
+            {
+                bad(
+                    format!("{vpath}.peakRps"),
+                    "must be a number at least capacityRps (requests per second)",
+                );
+            }
+            if !(variant.request_seconds > 0.0 && variant.request_seconds.is_finite()) {
+                bad(
+                    format!("{vpath}.requestSeconds"),
+                    "must be a number above 0 (seconds a request runs)",
                 );
             }
             if variant.min_replicas == 0 {
@@ -441,7 +483,10 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
                     "must be at least 1 (an HPA's minReplicas)",
                 );
             }
-            if variant.max_replicas < variant.min_replicas.max(1) {
+            if variant
+                .max_replicas
+                .is_some_and(|max| max < variant.min_replicas.max(1))
+            {
                 bad(
                     format!("{vpath}.maxReplicas"),
                     "must be at least minReplicas (and 1)",

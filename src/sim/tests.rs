@@ -28,32 +28,36 @@ fn identical_seeds_give_identical_timelines() {
     assert_eq!(run_quiet(&s), run_quiet(&s));
 }
 
+fn drive_of(name: &str, s: &Scenario) -> policy::Drive {
+    policy::by_name(name, s).unwrap().drive()
+}
+
 #[test]
 fn direct_actuation_never_exceeds_the_decisions() {
-    for (name, s) in shipped()
-        .into_iter()
-        .filter(|(_, s)| s.actuation.mode == ActuationMode::Direct)
-    {
+    for (name, s) in shipped() {
         let sim = run_quiet(&s);
-        for r in sim
+        for run in sim
             .runs
             .iter()
-            .filter(|r| r.policy != "keda-queue")
-            .flat_map(|r| &r.timeline)
+            .filter(|r| drive_of(&r.policy, &s) == policy::Drive::Direct)
         {
-            assert_eq!(r.replicas, r.desired, "{name}: {r:?}");
+            for r in &run.timeline {
+                assert_eq!(r.replicas, r.desired, "{name} {}: {r:?}", run.policy);
+            }
         }
     }
 }
 
 #[test]
 fn hpa_actuation_never_exceeds_the_highest_decision_so_far() {
-    for (name, s) in shipped()
-        .into_iter()
-        .filter(|(_, s)| s.actuation.mode == ActuationMode::Hpa)
-    {
+    for (name, s) in shipped() {
         let sim = run_quiet(&s);
-        for run in sim.runs.iter().filter(|r| r.policy != "keda-queue") {
+        for run in sim
+            .runs
+            .iter()
+            .filter(|r| ["wva-v0.5.0", "no-pending-awareness"].contains(&r.policy.as_str()))
+        {
+            assert_ne!(drive_of(&run.policy, &s), policy::Drive::Direct);
             let mut highest = std::collections::BTreeMap::new();
             for r in &run.timeline {
                 let h = highest.entry(r.variant.clone()).or_insert(r.replicas);
@@ -83,7 +87,7 @@ fn wva_never_scales_up_a_variant_with_pending_replicas() {
 #[test]
 fn every_load_step_of_the_default_scenario_is_served() {
     let sim = run_quiet(&parse(DEFAULT_SCENARIO).unwrap());
-    for run in sim.runs.iter().filter(|r| r.policy != "keda-queue") {
+    for run in sim.runs.iter().filter(|r| r.policy.starts_with("wva-")) {
         assert!(!run.time_to_capacity.is_empty());
         assert!(
             run.time_to_capacity.iter().all(Option::is_some),
@@ -126,7 +130,7 @@ fn a_prometheus_outage_causes_no_scale_down() {
 #[test]
 fn bad_scenarios_name_every_field_by_its_path() {
     let errors = parse(
-        "durationSeconds: 0\ntickSeconds: 0\npolicies: [magic]\nmodels:\n- namespace: Bad_NS\n  modelId: ''\n  variants:\n  - {name: a, costPerHour: -1, initialReplicas: 1, capacityPerReplica: 0, startupSeconds: [9, 1]}\n  - {name: a, costPerHour: 1, initialReplicas: 1, capacityPerReplica: 1}\n  load: {kind: ramp, from: 1, to: 2, startSeconds: 10, endSeconds: 5}\nfaults: {neverReady: [nope], prometheusOutage: [5, 1]}\n",
+        "durationSeconds: 0\ntickSeconds: 0\npolicies: [magic]\nactuation: {mode: hpa}\nmodels:\n- namespace: Bad_NS\n  modelId: ''\n  variants:\n  - {name: a, costPerHour: -1, initialReplicas: 1, capacityRps: 0, startupSeconds: [9, 1]}\n  - {name: a, costPerHour: 1, initialReplicas: 1, capacityPerReplica: 1}\n  - {name: b, costPerHour: 1, initialReplicas: 1, capacityRps: 1, peakRps: 0.5, requestSeconds: 0}\n  load: {kind: ramp, from: 1, to: 2, startSeconds: 10, endSeconds: 5}\nfaults: {neverReady: [nope], prometheusOutage: [5, 1]}\n",
     )
     .unwrap_err();
     for want in [
@@ -136,9 +140,13 @@ fn bad_scenarios_name_every_field_by_its_path() {
         "models[0].namespace: a lowercase RFC 1123 label",
         "models[0].modelId: must not be empty",
         "models[0].variants[0].costPerHour: must be a number >= 0",
-        "models[0].variants[0].capacityPerReplica: must be a number above 0",
+        "models[0].variants[0].capacityRps: must be a number above 0",
         "models[0].variants[0].startupSeconds: must be [min, max] with min <= max",
         "models[0].variants[1].name: variant names must be unique",
+        "models[0].variants[1].capacityPerReplica: renamed to capacityRps",
+        "models[0].variants[2].peakRps: must be a number at least capacityRps",
+        "models[0].variants[2].requestSeconds: must be a number above 0",
+        "actuation.mode: removed: every policy now runs as it is deployed",
         "models[0].load.endSeconds: must be after startSeconds",
         "faults.neverReady[0]: no variant named \"nope\"",
         "faults.prometheusOutage: must be [start, end] with start < end",
@@ -166,7 +174,7 @@ fn bad_scenarios_name_every_field_by_its_path() {
 
 #[test]
 fn csv_load_traces_are_read() {
-    let s = parse("durationSeconds: 60\nmodels:\n- modelId: m\n  variants: [{name: v, costPerHour: 1, initialReplicas: 1, capacityPerReplica: 1}]\n  load: {kind: csv, csv: \"time,rate\\n0,1\\n30,2.5\\n\"}\n").unwrap();
+    let s = parse("durationSeconds: 60\nmodels:\n- modelId: m\n  variants: [{name: v, costPerHour: 1, initialReplicas: 1, capacityRps: 1}]\n  load: {kind: csv, csv: \"time,rate\\n0,1\\n30,2.5\\n\"}\n").unwrap();
     assert_eq!(s.models[0].load.rate(10.0), 1.0);
     assert_eq!(s.models[0].load.rate(45.0), 2.5);
     assert_eq!(s.models[0].load.step_ups(), [30]);
@@ -174,11 +182,12 @@ fn csv_load_traces_are_read() {
 
 #[test]
 fn every_listed_policy_has_an_implementation() {
+    let s = parse(DEFAULT_SCENARIO).unwrap();
     for name in POLICIES {
-        let p = policy::by_name(name, 2.0).unwrap_or_else(|| panic!("{name}"));
+        let p = policy::by_name(name, &s).unwrap_or_else(|| panic!("{name}"));
         assert_eq!(p.name(), name);
     }
-    assert!(policy::by_name("magic", 2.0).is_none());
+    assert!(policy::by_name("magic", &s).is_none());
 }
 
 /// A variant whose pods never start no longer freezes its model: once the stuck pod shows its
@@ -186,13 +195,18 @@ fn every_listed_policy_has_an_implementation() {
 #[test]
 fn a_stuck_pod_lets_scale_up_spill_to_the_other_variant() {
     let mut s = parse(include_str!("../../scenarios/stuck-pod.yaml")).unwrap();
-    s.policies = vec!["wva-v0.5.0".into()];
-    let run = &run_quiet(&s).runs[0];
-    assert!(
-        run.time_to_capacity[0].is_some_and(|t| t < 600.0),
-        "served within 10 minutes: {:?}",
-        run.time_to_capacity
-    );
+    s.policies = vec!["wva-v0.5.0-direct".into(), "wva-v0.5.0".into()];
+    let sim = run_quiet(&s);
+    // Through the chart's HPA, its 240 s windows come on top.
+    for (run, within) in sim.runs.iter().zip([600.0, 900.0]) {
+        assert!(
+            run.time_to_capacity[0].is_some_and(|t| t < within),
+            "{}: served within {within} s: {:?}",
+            run.policy,
+            run.time_to_capacity
+        );
+    }
+    let run = &sim.runs[0];
     let expensive_peak = run
         .timeline
         .iter()
@@ -221,7 +235,7 @@ saturationConfig:
 models:
 - modelId: m
   variants:
-  - {{name: small, accelerator: NVIDIA-L40S, costPerHour: 5, initialReplicas: 1, capacityPerReplica: 2, gpusPerReplica: 2, startupSeconds: [60, 60]}}
+  - {{name: small, accelerator: NVIDIA-L40S, costPerHour: 5, initialReplicas: 1, capacityRps: 2, gpusPerReplica: 2, startupSeconds: [60, 60]}}
   load: {{kind: ramp, from: 1, to: 40, startSeconds: 0, endSeconds: 1800}}
 "#
         ))
@@ -280,7 +294,7 @@ policies: [wva-v0.5.0]
 models:
 - modelId: m
   variants:
-  - {{name: v, costPerHour: 5, initialReplicas: {replicas}, capacityPerReplica: 2, startupSeconds: [600, 600]}}
+  - {{name: v, costPerHour: 5, initialReplicas: {replicas}, capacityRps: 2, peakRps: 2.5, startupSeconds: [600, 600]}}
   load: {{kind: constant, rate: {rate}}}
 "#
         ))
@@ -315,7 +329,7 @@ durationSeconds: 60
 slo: {ttftSeconds: 0.2, prefillSeconds: 0.5, timeoutSeconds: 0.1}
 models:
 - modelId: m
-  variants: [{name: v, costPerHour: 1, initialReplicas: 1, capacityPerReplica: 1}]
+  variants: [{name: v, costPerHour: 1, initialReplicas: 1, capacityRps: 1}]
   load: {kind: constant, rate: 1}
 "#,
     )
@@ -336,7 +350,7 @@ durationSeconds: 3600
 models:
 - modelId: m
   variants:
-  - {name: v, costPerHour: 5, initialReplicas: 2, minReplicas: 2, maxReplicas: 3, capacityPerReplica: 1, startupSeconds: [30, 60]}
+  - {name: v, costPerHour: 5, initialReplicas: 2, minReplicas: 2, maxReplicas: 3, capacityRps: 1, startupSeconds: [30, 60]}
   load: {kind: ramp, from: 0.1, to: 20, startSeconds: 0, endSeconds: 1800}
 "#,
     )
@@ -344,14 +358,19 @@ models:
     for run in run_quiet(&s).runs {
         let most = run.timeline.iter().map(|r| r.replicas).max().unwrap();
         let least = run.timeline.iter().map(|r| r.replicas).min().unwrap();
-        assert_eq!((least, most), (2, 3), "{}", run.policy);
+        // Upstream v0.5.0 through an HPA whose minReplicas is above what wva asks for (1, at
+        // the start's low load): the transition check (desired != current) holds the model
+        // for good (docs/operations.md).
+        let frozen = ["wva-v0.5.0", "no-pending-awareness"].contains(&run.policy.as_str());
+        let want = if frozen { (2, 2) } else { (2, 3) };
+        assert_eq!((least, most), want, "{}", run.policy);
     }
     let errors = parse(
         r#"
 durationSeconds: 60
 models:
 - modelId: m
-  variants: [{name: v, costPerHour: 1, initialReplicas: 1, minReplicas: 0, maxReplicas: 0, capacityPerReplica: 1}]
+  variants: [{name: v, costPerHour: 1, initialReplicas: 1, minReplicas: 0, maxReplicas: 0, capacityRps: 1}]
   load: {kind: constant, rate: 1}
 "#,
     )
@@ -364,4 +383,69 @@ models:
             "models[0].variants[0].maxReplicas"
         ]
     );
+}
+
+/// The oracle holds just the capacity the load needs, ahead of it: no policy may serve at
+/// least as many requests within the SLO for less, in any shipped scenario (a property that
+/// catches oracle bugs).
+#[test]
+fn the_oracle_is_never_beaten_on_cost_at_equal_or_better_slo_attainment() {
+    for (name, s) in shipped() {
+        let sim = run_quiet(&s);
+        let oracle = sim.runs.iter().find(|r| r.policy == "oracle").unwrap();
+        assert!(
+            oracle.slo_attainment() > 0.95,
+            "{name}: {}",
+            oracle.slo_attainment()
+        );
+        for run in sim.runs.iter().filter(|r| r.policy != "oracle") {
+            assert!(
+                run.slo_attainment() < oracle.slo_attainment() || run.cost >= oracle.cost,
+                "{name}: {} at {:.4} for {:.2} beats the oracle at {:.4} for {:.2}",
+                run.policy,
+                run.slo_attainment(),
+                run.cost,
+                oracle.slo_attainment(),
+                oracle.cost
+            );
+        }
+    }
+}
+
+/// vLLM's metrics come from the requests: no waiting queue while the replicas keep up (a
+/// hockey stick at the throughput limit, not a ramp), KV-cache use the share of it in use.
+#[test]
+fn the_waiting_queue_is_a_hockey_stick_at_the_throughput_limit() {
+    let s = parse(
+        r#"
+durationSeconds: 1200
+scrapeIntervalSeconds: 1
+policies: [keda-prodstack]
+models:
+- modelId: m
+  variants:
+  - {name: v, costPerHour: 5, initialReplicas: 2, minReplicas: 2, maxReplicas: 2, capacityRps: 2, peakRps: 5}
+  load: {kind: ramp, from: 0, to: 20, startSeconds: 0, endSeconds: 1200}
+"#,
+    )
+    .unwrap();
+    let run = run_quiet(&s).runs.remove(0);
+    let mut queued_after = None;
+    for r in &run.timeline {
+        let utilisation = r.load / 10.0;
+        if utilisation < 0.99 {
+            assert_eq!(r.max_queue, 0.0, "{r:?}");
+            // The last scrape (1 s ago) of the share of throughput in use.
+            assert!(
+                (r.max_kv - (r.load - 1.0 / 60.0) / 10.0).abs() < 0.01,
+                "{r:?}"
+            );
+        } else if r.max_queue > 0.0 && queued_after.is_none() {
+            queued_after = Some(r.time);
+        }
+    }
+    // 10 rps of throughput is reached at 600 s; the queue grows from there.
+    assert!(queued_after.is_some_and(|t| t <= 610.0), "{queued_after:?}");
+    let end = run.timeline.last().unwrap();
+    assert!(end.max_queue > 100.0 && end.max_kv == 1.0, "{end:?}");
 }
