@@ -279,6 +279,68 @@ fn simulate_runs_the_built_in_scenario_and_writes_chart_and_timeline() {
 }
 
 #[test]
+fn simulate_prints_the_summary_as_json_with_the_fixed_field_names() {
+    let out = wva(&["simulate", "--output", "json", "--no-files"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["scenario"], "default (changelog story)");
+    assert_eq!(doc["seed"], 42);
+    let policies = doc["policies"].as_array().unwrap();
+    assert_eq!(policies.len(), wva::sim::POLICIES.len());
+    for p in policies {
+        for field in [
+            "policy",
+            "sloAttainment",
+            "goodputRps",
+            "ttftP50Seconds",
+            "ttftP99Seconds",
+            "failedRequests",
+            "gpuHours",
+            "cost",
+            "costRatioToOracle",
+            "wasteGpuHours",
+            "avgReplicas",
+            "maxReplicas",
+            "underCapacityMinutes",
+            "stuckGpuHours",
+            "actions",
+            "flaps",
+        ] {
+            assert!(p.get(field).is_some(), "{field} missing in {p}");
+        }
+    }
+    let oracle = policies.iter().find(|p| p["policy"] == "oracle").unwrap();
+    assert_eq!(oracle["costRatioToOracle"], 1.0);
+    assert_eq!(oracle["wasteGpuHours"], 0.0);
+    let attainment: Vec<f64> = policies
+        .iter()
+        .map(|p| p["sloAttainment"].as_f64().unwrap())
+        .collect();
+    assert!(
+        attainment.windows(2).all(|w| w[0] >= w[1]),
+        "{attainment:?}"
+    );
+    // Only a policy subset: the oracle's row still comes along.
+    let out = wva(&[
+        "simulate",
+        "--output",
+        "json",
+        "--no-files",
+        "--policies",
+        "keda-kv",
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = doc["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["policy"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.contains(&"keda-kv") && names.contains(&"oracle"));
+}
+
+#[test]
 fn simulate_rejects_bad_scenarios_naming_the_field() {
     let out = wva(&["simulate", &data("scenarios/invalid.yaml"), "--no-files"]);
     assert_eq!(out.status.code(), Some(2));

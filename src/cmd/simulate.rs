@@ -21,6 +21,9 @@ pub struct SimulateArgs {
     /// Print the summary only; write no file.
     #[arg(long)]
     pub no_files: bool,
+    /// `text` (a table) or `json` (the same figures as data; file names go to stderr).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
 }
 
 pub fn run(args: &SimulateArgs) -> ExitCode {
@@ -78,7 +81,12 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
     if shown {
         eprintln!();
     }
-    let mut text = crate::sim::report::summary(&simulation);
+    let json = args.output == "json";
+    let mut text = if json {
+        crate::sim::report::json(&simulation)
+    } else {
+        crate::sim::report::summary(&simulation)
+    };
     if !args.no_files {
         let chart = args.out.join("wva-simulation.svg");
         let timeline = args.out.join("wva-simulation.csv");
@@ -91,11 +99,16 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
             eprintln!("error: cannot write to {}: {e}", args.out.display());
             return ExitCode::FAILURE;
         }
-        text.push_str(&format!(
+        let written = format!(
             "\nchart: {}\ntimeline: {}\n",
             chart.display(),
             timeline.display()
-        ));
+        );
+        if json {
+            eprint!("{}", written.trim_start());
+        } else {
+            text.push_str(&written);
+        }
     }
     print(&text)
 }

@@ -100,6 +100,8 @@ struct VariantState {
     /// This tick: what each ready pod shows, and the variant's requests in flight.
     sample: Sample,
     in_flight: f64,
+    /// (time, up?) of every change of `deployment_replicas`.
+    changes: Vec<(f64, bool)>,
 }
 
 /// One tick of one variant, for the timeline.
@@ -116,6 +118,11 @@ pub struct Row {
     pub max_queue: f64,
     /// The model's requests waiting (all its variants).
     pub backlog: f64,
+    /// The model's ready capacity within the SLO (requests per second).
+    pub ready_capacity: f64,
+    /// Whether some of the model's requests missed the SLO in this tick (served late, above
+    /// the time-per-output-token objective, or failed).
+    pub slo_missed: bool,
 }
 
 /// A decision that scaled up a variant with pending replicas (what v0.5.0 prevents).
@@ -132,11 +139,27 @@ pub struct PendingScaleUp {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PolicyRun {
     pub policy: String,
-    pub replica_hours: f64,
+    /// GPU-hours of every pod that existed, loading and stuck ones included.
+    pub gpu_hours: f64,
+    /// GPU-hours of pods that never became ready.
+    pub stuck_gpu_hours: f64,
     pub cost: f64,
+    /// The time-weighted mean and the most of the replicas of every variant together.
+    pub avg_replicas: f64,
+    pub max_replicas: u32,
+    /// Minutes (summed over models) in which the ready capacity within the SLO was below the
+    /// load.
+    pub under_capacity_minutes: f64,
+    /// Changes of a variant's replica count in the other direction than its previous change,
+    /// within [`FLAP_SECONDS`] of it.
+    pub flaps: u32,
+    /// Against the oracle of the same scenario (filled in by [`run`]): cost / the oracle's,
+    /// and the GPU-hours above the oracle's at each moment.
+    pub cost_ratio_to_oracle: Option<f64>,
+    pub waste_gpu_hours: Option<f64>,
+    /// GPUs allocated per tick (every model), for the comparison with the oracle.
+    gpus_per_tick: Vec<f64>,
     pub saturated_replica_minutes: f64,
-    pub requests_over_capacity: f64,
-    pub peak_replicas_above_need: i64,
     /// Seconds from each load step-up until ready capacity covers the load (`None`: never).
     pub time_to_capacity: Vec<Option<f64>>,
     pub scaling_actions: u32,
@@ -148,7 +171,15 @@ pub struct PolicyRun {
     pub timeline: Vec<Row>,
 }
 
+/// A reversal within this many seconds of the previous change counts as a flap.
+pub const FLAP_SECONDS: f64 = 600.0;
+
 impl PolicyRun {
+    /// Requests per second served within the SLO.
+    pub fn goodput(&self, duration_seconds: u64) -> f64 {
+        self.requests.met / duration_seconds.max(1) as f64
+    }
+
     /// The share of offered requests served within the SLO (1 when none offered).
     pub fn slo_attainment(&self) -> f64 {
         if self.requests.offered > 0.0 {
@@ -170,17 +201,34 @@ pub struct Simulation {
 
 /// Runs every requested policy on the scenario. `progress` is told the fraction done.
 pub fn run(scenario: &Scenario, progress: &mut dyn FnMut(f64)) -> Simulation {
-    let policies: Vec<String> = if scenario.policies.is_empty() {
+    let mut policies: Vec<String> = if scenario.policies.is_empty() {
         POLICIES.iter().map(|p| p.to_string()).collect()
     } else {
         scenario.policies.clone()
     };
+    // Every comparison has the oracle's row: the bound the others are measured against.
+    if !policies.iter().any(|p| p == "oracle") {
+        policies.push("oracle".into());
+    }
     let count = policies.len() as f64;
-    let runs = policies
+    let mut runs: Vec<PolicyRun> = policies
         .iter()
         .enumerate()
         .map(|(i, p)| run_policy(scenario, p, &mut |f| progress((i as f64 + f) / count)))
         .collect();
+    let dt = scenario.tick_seconds as f64;
+    if let Some(oracle) = runs.iter().find(|r| r.policy == "oracle").cloned() {
+        for run in &mut runs {
+            run.cost_ratio_to_oracle = (oracle.cost > 0.0).then(|| run.cost / oracle.cost);
+            run.waste_gpu_hours = Some(
+                run.gpus_per_tick
+                    .iter()
+                    .zip(&oracle.gpus_per_tick)
+                    .map(|(mine, need)| (mine - need).max(0.0) * dt / 3600.0)
+                    .sum(),
+            );
+        }
+    }
     Simulation {
         scenario: scenario.name.clone(),
         seed: scenario.seed,
@@ -247,6 +295,7 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
                 hpa,
                 sample: Sample::default(),
                 in_flight: 0.0,
+                changes: Vec::new(),
             });
         }
     }
@@ -254,11 +303,17 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
     let ticks = scenario.duration_seconds / scenario.tick_seconds;
     let mut out = PolicyRun {
         policy: name.to_owned(),
-        replica_hours: 0.0,
+        gpu_hours: 0.0,
+        stuck_gpu_hours: 0.0,
         cost: 0.0,
+        avg_replicas: 0.0,
+        max_replicas: 0,
+        under_capacity_minutes: 0.0,
+        flaps: 0,
+        cost_ratio_to_oracle: None,
+        waste_gpu_hours: None,
+        gpus_per_tick: Vec::with_capacity(ticks as usize),
         saturated_replica_minutes: 0.0,
-        requests_over_capacity: 0.0,
-        peak_replicas_above_need: i64::MIN,
         time_to_capacity: Vec::new(),
         scaling_actions: 0,
         pending_scale_ups: Vec::new(),
@@ -278,6 +333,8 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
         .flat_map(|(m, model)| model.load.step_ups().into_iter().map(move |t| (m, t)))
         .collect();
     let mut step_results: Vec<(usize, u64, Option<f64>)> = Vec::new();
+    // This tick per model: (ready capacity within the SLO, some request missed it).
+    let mut model_now = vec![(0.0, false); scenario.models.len()];
 
     for tick in 0..ticks {
         let t = (tick * scenario.tick_seconds) as f64;
@@ -287,7 +344,8 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
         // The requests: arrivals, service by the ready replicas, what the pods show.
         for (m, model) in scenario.models.iter().enumerate() {
             let load = model.load.rate(t);
-            let (slo_capacity, needed) = serve(
+            let before = backlogs[m].outcome.clone();
+            let slo_capacity = serve(
                 &mut variants,
                 m,
                 &mut backlogs[m],
@@ -296,15 +354,13 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
                 dt,
                 &objective,
             );
-            out.requests_over_capacity += (load - slo_capacity).max(0.0) * dt;
-            let total_replicas: u32 = variants
-                .iter()
-                .filter(|v| v.model == m)
-                .map(|v| v.pods.len() as u32)
-                .sum();
-            out.peak_replicas_above_need = out
-                .peak_replicas_above_need
-                .max(total_replicas as i64 - needed);
+            if slo_capacity < load {
+                out.under_capacity_minutes += dt / 60.0;
+            }
+            let after = &backlogs[m].outcome;
+            let missed = (after.served - after.met) - (before.served - before.met) > 1e-9
+                || after.failed > before.failed;
+            model_now[m] = (slo_capacity, missed);
             waiting.retain(|(wm, at)| {
                 if *wm == m && t >= *at as f64 && slo_capacity >= load {
                     step_results.push((*wm, *at, Some(t - *at as f64)));
@@ -320,6 +376,7 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
                 *q = backlog.waiting();
             }
         }
+        let (mut gpus, mut replicas) = (0.0, 0);
         for v in variants.iter_mut() {
             let cfg = config
                 .for_model(
@@ -328,8 +385,13 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
                 )
                 .1;
             let per_hour = v.pods.len() as f64 * dt / 3600.0;
-            out.replica_hours += per_hour;
+            let per_gpu = v.spec.gpus_per_replica as f64;
+            out.gpu_hours += per_hour * per_gpu;
             out.cost += per_hour * v.spec.cost_per_hour;
+            let stuck = v.pods.iter().filter(|p| p.ready_at.is_none()).count();
+            out.stuck_gpu_hours += stuck as f64 * per_gpu * dt / 3600.0;
+            gpus += v.pods.len() as f64 * per_gpu;
+            replicas += v.pods.len() as u32;
             let ready = v.pods.iter().filter(|p| p.ready(t)).count();
             if v.sample.kv >= cfg.kv_cache_threshold
                 || v.sample.waiting >= cfg.queue_length_threshold
@@ -354,6 +416,9 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
                 }
             }
         }
+        out.gpus_per_tick.push(gpus);
+        out.avg_replicas += replicas as f64 / ticks as f64;
+        out.max_replicas = out.max_replicas.max(replicas);
         let outage = scenario
             .faults
             .prometheus_outage
@@ -411,6 +476,8 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
                 max_kv: last(|s| s.kv),
                 max_queue: last(|s| s.waiting),
                 backlog: backlogs[v.model].waiting(),
+                ready_capacity: model_now[v.model].0,
+                slo_missed: model_now[v.model].1,
             });
         }
     }
@@ -422,10 +489,16 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
     step_results.extend(waiting.into_iter().map(|(m, at)| (m, at, None)));
     step_results.sort_by_key(|(m, at, _)| (*m, *at));
     out.time_to_capacity = step_results.into_iter().map(|(_, _, d)| d).collect();
-    if out.peak_replicas_above_need == i64::MIN {
-        out.peak_replicas_above_need = 0;
-    }
+    out.flaps = variants.iter().map(|v| flaps(&v.changes)).sum();
     out
+}
+
+/// Reversals within [`FLAP_SECONDS`] of the previous change, in a list of (time, up?) changes.
+fn flaps(changes: &[(f64, bool)]) -> u32 {
+    changes
+        .windows(2)
+        .filter(|w| w[0].1 != w[1].1 && w[1].0 - w[0].0 <= FLAP_SECONDS)
+        .count() as u32
 }
 
 /// One tick of model `m`'s requests: `arrivals` join its backlog, its ready replicas serve up to
@@ -433,8 +506,7 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
 /// that does — running requests by Little's law, KV-cache use the running share of what fills
 /// it (full at `peakRps`), and the backlog in their waiting queues. Requests served while a
 /// replica runs above `capacityRps` miss the time-per-output-token objective in proportion
-/// (none at `capacityRps`, all at `peakRps`). Returns the ready capacity within the SLO and the
-/// replicas the load needs at the model's mean `capacityRps`.
+/// (none at `capacityRps`, all at `peakRps`). Returns the ready capacity within the SLO.
 fn serve(
     variants: &mut [VariantState],
     m: usize,
@@ -443,19 +515,15 @@ fn serve(
     arrivals: f64,
     dt: f64,
     objective: &requests::Objective,
-) -> (f64, i64) {
+) -> f64 {
     let mut throughput = 0.0;
     let mut slo_capacity = 0.0;
-    let mut capacity_sum = 0.0;
-    let mut count = 0.0_f64;
     // (share of the throughput, capacityRps / peakRps) per variant with ready pods.
     let mut shares: Vec<(f64, f64)> = Vec::new();
     for v in variants.iter().filter(|v| v.model == m) {
         let ready = v.pods.iter().filter(|p| p.ready(t)).count() as f64;
         throughput += ready * v.spec.peak();
         slo_capacity += ready * v.spec.capacity_rps;
-        capacity_sum += v.spec.capacity_rps;
-        count += 1.0;
         if ready > 0.0 {
             shares.push((ready * v.spec.peak(), v.spec.capacity_rps / v.spec.peak()));
         }
@@ -512,8 +580,7 @@ fn serve(
             0.0
         };
     }
-    let needed = (arrivals / dt / (capacity_sum / count.max(1.0))).ceil() as i64;
-    (slo_capacity, needed)
+    slo_capacity
 }
 
 /// The autoscaler's moves this tick: wva's cycle, the tick-driven controllers, the HPA syncs.
@@ -551,7 +618,7 @@ fn control(
                 // so its decision (and what it sees as its previous one) is the bounded one.
                 v.desired = d.target.clamp(v.min, v.max);
                 let bounded = v.desired;
-                set_replicas(v, bounded, &mut out.scaling_actions);
+                set_replicas(v, bounded, t, &mut out.scaling_actions);
             }
         }
     }
@@ -563,7 +630,7 @@ fn control(
         for (v, target) in variants.iter_mut().zip(targets) {
             v.desired = target.clamp(v.min, v.max);
             let bounded = v.desired;
-            set_replicas(v, bounded, &mut out.scaling_actions);
+            set_replicas(v, bounded, t, &mut out.scaling_actions);
         }
     }
     // During an outage the metrics API answers nothing: every HPA holds.
@@ -588,7 +655,7 @@ fn control(
         if own.is_some() {
             v.desired = next;
         }
-        set_replicas(v, next, &mut out.scaling_actions);
+        set_replicas(v, next, t, &mut out.scaling_actions);
     }
 }
 
@@ -610,8 +677,9 @@ fn observe(v: &VariantState, model_queue: f64, t: f64) -> Observed {
     }
 }
 
-fn set_replicas(v: &mut VariantState, replicas: u32, actions: &mut u32) {
+fn set_replicas(v: &mut VariantState, replicas: u32, t: f64, actions: &mut u32) {
     if v.deployment_replicas != replicas {
+        v.changes.push((t, replicas > v.deployment_replicas));
         v.deployment_replicas = replicas;
         *actions += 1;
     }

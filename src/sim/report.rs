@@ -5,7 +5,19 @@ use std::fmt::Write as _;
 
 use super::{PolicyRun, Simulation};
 
-/// The summary table, one row per policy.
+/// The runs best first: by SLO attainment, then cost, then name.
+pub fn ranked(sim: &Simulation) -> Vec<&PolicyRun> {
+    let mut runs: Vec<&PolicyRun> = sim.runs.iter().collect();
+    runs.sort_by(|a, b| {
+        b.slo_attainment()
+            .total_cmp(&a.slo_attainment())
+            .then(a.cost.total_cmp(&b.cost))
+            .then(a.policy.cmp(&b.policy))
+    });
+    runs
+}
+
+/// The summary table, one row per policy (the oracle's included), best first.
 pub fn summary(sim: &Simulation) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -16,65 +28,154 @@ pub fn summary(sim: &Simulation) -> String {
         sim.duration_seconds / 60
     );
     let _ = writeln!(out);
+    let row = |cells: [&str; 19]| {
+        format!(
+            "{:<21} {:>7} {:>7} {:>8} {:>8} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>12} {:>7} {:>5} {:>9} {:>8}",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            cells[4],
+            cells[5],
+            cells[6],
+            cells[7],
+            cells[8],
+            cells[9],
+            cells[10],
+            cells[11],
+            cells[12],
+            cells[13],
+            cells[14],
+            cells[15],
+            cells[16],
+            cells[17],
+            cells[18]
+        )
+    };
     let _ = writeln!(
         out,
-        "{:<22} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>11} {:>12} {:>9} {:>17} {:>8} {:>8}",
-        "POLICY",
-        "SLO-ATT",
-        "TTFT-P50",
-        "TTFT-P99",
-        "FAILED",
-        "REPLICA-H",
-        "COST",
-        "SATURATED",
-        "OVER-CAP",
-        "PEAK-OVER",
-        "TIME-TO-CAPACITY",
-        "ACTIONS",
-        "PENDING+"
+        "{}",
+        row([
+            "POLICY",
+            "SLO-ATT",
+            "GOODPUT",
+            "TTFT-P50",
+            "TTFT-P99",
+            "FAILED",
+            "GPU-H",
+            "COST",
+            "×ORACLE",
+            "WASTE",
+            "STUCK",
+            "AVG-REPL",
+            "MAX-REPL",
+            "UNDER-MIN",
+            "TIME-TO-CAP",
+            "ACTIONS",
+            "FLAPS",
+            "SATURATED",
+            "PENDING+",
+        ])
     );
     let _ = writeln!(
         out,
-        "{:<22} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>11} {:>12} {:>9} {:>17} {:>8} {:>8}",
-        "",
-        "%",
-        "s",
-        "s",
-        "requests",
-        "",
-        "",
-        "replica-min",
-        "requests",
-        "replicas",
-        "after steps",
-        "",
-        "scale-ups"
+        "{}",
+        row([
+            "",
+            "%",
+            "req/s",
+            "s",
+            "s",
+            "requests",
+            "",
+            "",
+            "",
+            "GPU-h",
+            "GPU-h",
+            "",
+            "",
+            "minutes",
+            "after steps",
+            "",
+            "",
+            "repl-min",
+            "scale-up",
+        ])
     );
-    for run in &sim.runs {
+    for run in ranked(sim) {
         let quantile = |q: f64| {
             run.requests
                 .ttft_quantile(q)
                 .map_or("-".to_owned(), |s| format!("{s:.1}"))
         };
+        let optional =
+            |x: Option<f64>, digits: usize| x.map_or("-".to_owned(), |x| format!("{x:.digits$}"));
         let _ = writeln!(
             out,
-            "{:<22} {:>8.1} {:>9} {:>9} {:>9.0} {:>9.2} {:>10.2} {:>11.1} {:>12.0} {:>9} {:>17} {:>8} {:>8}",
-            run.policy,
-            100.0 * run.slo_attainment(),
-            quantile(0.5),
-            quantile(0.99),
-            run.requests.failed,
-            run.replica_hours,
-            run.cost,
-            run.saturated_replica_minutes,
-            run.requests_over_capacity,
-            run.peak_replicas_above_need,
-            time_to_capacity(run),
-            run.scaling_actions,
-            run.pending_scale_ups.len(),
+            "{}",
+            row([
+                &run.policy,
+                &format!("{:.1}", 100.0 * run.slo_attainment()),
+                &format!("{:.2}", run.goodput(sim.duration_seconds)),
+                &quantile(0.5),
+                &quantile(0.99),
+                &format!("{:.0}", run.requests.failed),
+                &format!("{:.2}", run.gpu_hours),
+                &format!("{:.2}", run.cost),
+                &optional(run.cost_ratio_to_oracle, 2),
+                &optional(run.waste_gpu_hours, 2),
+                &format!("{:.2}", run.stuck_gpu_hours),
+                &format!("{:.1}", run.avg_replicas),
+                &run.max_replicas.to_string(),
+                &format!("{:.1}", run.under_capacity_minutes),
+                &time_to_capacity(run),
+                &run.scaling_actions.to_string(),
+                &run.flaps.to_string(),
+                &format!("{:.1}", run.saturated_replica_minutes),
+                &run.pending_scale_ups.len().to_string(),
+            ])
         );
     }
     out
+}
+
+/// The summary as data (`--output json`). The field names are fixed — tools outside the
+/// project read them; new fields may follow.
+pub fn json(sim: &Simulation) -> String {
+    let policies: Vec<serde_json::Value> = ranked(sim)
+        .into_iter()
+        .map(|run| {
+            serde_json::json!({
+                "policy": run.policy,
+                "sloAttainment": run.slo_attainment(),
+                "goodputRps": run.goodput(sim.duration_seconds),
+                "ttftP50Seconds": run.requests.ttft_quantile(0.5),
+                "ttftP99Seconds": run.requests.ttft_quantile(0.99),
+                "failedRequests": run.requests.failed,
+                "gpuHours": run.gpu_hours,
+                "cost": run.cost,
+                "costRatioToOracle": run.cost_ratio_to_oracle,
+                "wasteGpuHours": run.waste_gpu_hours,
+                "avgReplicas": run.avg_replicas,
+                "maxReplicas": run.max_replicas,
+                "underCapacityMinutes": run.under_capacity_minutes,
+                "stuckGpuHours": run.stuck_gpu_hours,
+                "actions": run.scaling_actions,
+                "flaps": run.flaps,
+                "offeredRequests": run.requests.offered,
+                "timeToCapacitySeconds": run.time_to_capacity,
+                "saturatedReplicaMinutes": run.saturated_replica_minutes,
+                "pendingScaleUps": run.pending_scale_ups.len(),
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "scenario": sim.scenario,
+        "seed": sim.seed,
+        "durationSeconds": sim.duration_seconds,
+        "policies": policies,
+    });
+    format!("{doc:#}\n")
 }
 
 fn time_to_capacity(run: &PolicyRun) -> String {
@@ -90,13 +191,14 @@ fn time_to_capacity(run: &PolicyRun) -> String {
 
 /// The timeline as CSV: one line per tick, policy and variant.
 pub fn timeline_csv(sim: &Simulation) -> String {
-    let mut out =
-        String::from("time_s,policy,variant,load_rps,replicas,ready,desired,max_kv,max_queue\n");
+    let mut out = String::from(
+        "time_s,policy,variant,load_rps,replicas,ready,desired,max_kv,max_queue,backlog,ready_capacity_rps,slo_missed\n",
+    );
     for run in &sim.runs {
         for r in &run.timeline {
             let _ = writeln!(
                 out,
-                "{},{},{},{:.3},{},{},{},{:.3},{:.1}",
+                "{},{},{},{:.3},{},{},{},{:.3},{:.1},{:.1},{:.2},{}",
                 r.time,
                 r.policy,
                 r.variant,
@@ -105,7 +207,10 @@ pub fn timeline_csv(sim: &Simulation) -> String {
                 r.ready,
                 r.desired,
                 r.max_kv,
-                r.max_queue
+                r.max_queue,
+                r.backlog,
+                r.ready_capacity,
+                u8::from(r.slo_missed)
             );
         }
     }
@@ -116,8 +221,9 @@ const COLORS: [&str; 6] = [
     "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
 ];
 
-/// One panel per policy: load (grey area, right axis), replicas per variant (lines, left axis),
-/// and a red band where any replica was saturated.
+/// One panel per policy: load (grey area) and ready capacity within the SLO (dashed) on one
+/// axis, replicas per variant (lines, left axis), the backlog (orange, its own scale), and a
+/// red band where requests missed the SLO.
 pub fn chart_svg(sim: &Simulation) -> String {
     let (width, panel, margin) = (960.0, 220.0, 50.0);
     let height = margin + sim.runs.len() as f64 * (panel + margin);
@@ -156,55 +262,88 @@ pub fn chart_svg(sim: &Simulation) -> String {
             svg,
             "<rect x=\"{margin}\" y=\"{top}\" width=\"{plot_w}\" height=\"{panel}\" fill=\"none\" stroke=\"#999\"/>"
         );
-        // Saturation bands, from the timeline's per-variant max KV-cache use.
         let mut variants: Vec<&str> = run.timeline.iter().map(|r| r.variant.as_str()).collect();
         variants.sort();
         variants.dedup();
-        let mut saturated_since: Option<f64> = None;
-        let mut times: Vec<f64> = run.timeline.iter().map(|r| r.time).collect();
-        times.dedup();
-        for &t in &times {
-            let sat = run
-                .timeline
-                .iter()
-                .any(|r| r.time == t && (r.max_kv >= 0.8 || r.max_queue >= 5.0));
-            match (sat, saturated_since) {
-                (true, None) => saturated_since = Some(t),
-                (false, Some(s)) => {
-                    let _ = writeln!(
-                        svg,
-                        "<rect x=\"{:.1}\" y=\"{top}\" width=\"{:.1}\" height=\"6\" fill=\"#d62728\" opacity=\"0.7\"/>",
-                        x(s),
-                        x(t) - x(s)
-                    );
-                    saturated_since = None;
+        // The first variant's rows carry the model-level series (one model per chart line).
+        let first: Vec<&super::Row> = variants
+            .first()
+            .map(|f| run.timeline.iter().filter(|r| r.variant == *f).collect())
+            .unwrap_or_default();
+        // Red bands where requests missed the SLO.
+        let mut band = |from: f64, to: f64| {
+            let _ = writeln!(
+                svg,
+                "<rect x=\"{:.1}\" y=\"{top}\" width=\"{:.1}\" height=\"6\" fill=\"#d62728\" opacity=\"0.7\"/>",
+                x(from),
+                (x(to) - x(from)).max(0.5)
+            );
+        };
+        let mut missed_since: Option<f64> = None;
+        for r in &first {
+            match (r.slo_missed, missed_since) {
+                (true, None) => missed_since = Some(r.time),
+                (false, Some(since)) => {
+                    band(since, r.time);
+                    missed_since = None;
                 }
                 _ => {}
             }
         }
-        if let Some(s) = saturated_since {
-            let _ = writeln!(
-                svg,
-                "<rect x=\"{:.1}\" y=\"{top}\" width=\"{:.1}\" height=\"6\" fill=\"#d62728\" opacity=\"0.7\"/>",
-                x(s),
-                x(duration) - x(s)
-            );
+        if let Some(since) = missed_since {
+            band(since, duration);
         }
-        // Load as a grey area (from the first variant's rows; the load is per model).
-        if let Some(first) = variants.first() {
+        // Load as a grey area, the ready capacity within the SLO as a dashed line on the
+        // same axis, the backlog as an orange line on its own scale.
+        if !first.is_empty() {
             let mut points = format!("{:.1},{:.1}", x(0.0), top + panel);
-            for r in run
-                .timeline
-                .iter()
-                .filter(|r| r.variant == *first)
-                .step_by(5)
-            {
+            let (mut capacity, mut backlog) = (String::new(), String::new());
+            let most_waiting = first.iter().map(|r| r.backlog).fold(0.0, f64::max);
+            for r in first.iter().step_by(5) {
                 let _ = write!(points, " {:.1},{:.1}", x(r.time), y_load(r.load));
+                let _ = write!(
+                    capacity,
+                    " {:.1},{:.1}",
+                    x(r.time),
+                    y_load(r.ready_capacity.min(max_load))
+                );
+                if most_waiting > 0.0 {
+                    let _ = write!(
+                        backlog,
+                        " {:.1},{:.1}",
+                        x(r.time),
+                        top + panel - r.backlog / most_waiting * panel
+                    );
+                }
             }
             let _ = write!(points, " {:.1},{:.1}", x(duration), top + panel);
             let _ = writeln!(
                 svg,
                 "<polygon points=\"{points}\" fill=\"#bbb\" opacity=\"0.35\"/>"
+            );
+            let _ = writeln!(
+                svg,
+                "<polyline points=\"{}\" fill=\"none\" stroke=\"#333\" stroke-dasharray=\"4 3\"/>",
+                capacity.trim()
+            );
+            if most_waiting > 0.0 {
+                let _ = writeln!(
+                    svg,
+                    "<polyline points=\"{}\" fill=\"none\" stroke=\"#ff7f0e\" stroke-width=\"1.5\"/>",
+                    backlog.trim()
+                );
+            }
+            let _ = writeln!(
+                svg,
+                "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#ff7f0e\">backlog (max {most_waiting:.0} requests)</text>",
+                width - margin - 200.0,
+                top + 44.0 + 14.0 * variants.len() as f64
+            );
+            let _ = writeln!(
+                svg,
+                "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#333\">- - ready capacity within the SLO</text>",
+                width - margin - 200.0,
+                top + 58.0 + 14.0 * variants.len() as f64
             );
         }
         for (c, variant) in variants.iter().enumerate() {
@@ -245,7 +384,7 @@ pub fn chart_svg(sim: &Simulation) -> String {
         );
         let _ = writeln!(
             svg,
-            "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#d62728\">saturated</text>",
+            "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#d62728\">SLO missed</text>",
             width - margin - 200.0,
             top + 30.0 + 14.0 * variants.len() as f64
         );

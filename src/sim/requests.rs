@@ -89,7 +89,8 @@ pub struct Backlog {
 impl Backlog {
     /// Requests waiting now.
     pub fn waiting(&self) -> f64 {
-        self.batches.iter().map(|(_, n)| n).sum()
+        // `+ 0.0`: an empty sum is -0.0.
+        self.batches.iter().map(|(_, n)| n).sum::<f64>() + 0.0
     }
 
     /// One tick at time `t`: `arrivals` requests join, those waiting longer than the timeout

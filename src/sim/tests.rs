@@ -449,3 +449,12 @@ models:
     let end = run.timeline.last().unwrap();
     assert!(end.max_queue > 100.0 && end.max_kv == 1.0, "{end:?}");
 }
+
+#[test]
+fn a_flap_is_a_reversal_within_ten_minutes() {
+    let up = |t: f64| (t, true);
+    let down = |t: f64| (t, false);
+    assert_eq!(flaps(&[up(0.0), up(30.0), down(600.0), up(1300.0)]), 1);
+    assert_eq!(flaps(&[up(0.0), down(601.0), up(1202.0)]), 0);
+    assert_eq!(flaps(&[]), 0);
+}
