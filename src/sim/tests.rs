@@ -458,3 +458,24 @@ fn a_flap_is_a_reversal_within_ten_minutes() {
     assert_eq!(flaps(&[up(0.0), down(601.0), up(1202.0)]), 0);
     assert_eq!(flaps(&[]), 0);
 }
+
+/// llm-d's published benchmark: saturation scaling averaged 1.7 replicas (at most 3), the
+/// queue-driven KEDA setup 7.4–8.2 (at most 10). The simulator lands within ±30 % of each.
+#[test]
+fn the_calibration_scenario_reproduces_the_published_benchmark_within_30_percent() {
+    let s = parse(include_str!("../../scenarios/llmd-benchmark.yaml")).unwrap();
+    let sim = run_quiet(&s);
+    let run = |name: &str| sim.runs.iter().find(|r| r.policy == name).unwrap();
+    let within = |what: &str, got: f64, low: f64, high: f64| {
+        assert!(
+            got >= 0.7 * low && got <= 1.3 * high,
+            "{what}: {got:.2} is not within ±30 % of {low}..{high}"
+        );
+    };
+    let wva = run("wva-v0.5.0");
+    within("wva average", wva.avg_replicas, 1.7, 1.7);
+    within("wva maximum", wva.max_replicas as f64, 3.0, 3.0);
+    let keda = run("keda-prodstack");
+    within("keda average", keda.avg_replicas, 7.4, 8.2);
+    within("keda maximum", keda.max_replicas as f64, 10.0, 10.0);
+}
