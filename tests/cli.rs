@@ -341,6 +341,39 @@ fn simulate_prints_the_summary_as_json_with_the_fixed_field_names() {
 }
 
 #[test]
+fn simulate_frontier_sweeps_each_knob_and_marks_the_pareto_front() {
+    let out = wva(&[
+        "simulate",
+        "--frontier",
+        "--policies",
+        "keda-prodstack,keda-kv",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("PARETO") && text.contains(" * "), "{text}");
+    let out = wva(&[
+        "simulate",
+        "--frontier",
+        "--output",
+        "json",
+        "--policies",
+        "keda-prodstack",
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let knobs: Vec<f64> = doc["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["policy"] == "keda-prodstack")
+        .map(|p| p["knob"].as_f64().unwrap())
+        .collect();
+    assert_eq!(knobs.len(), 4, "{doc}");
+    for k in [1.0, 2.0, 5.0, 10.0] {
+        assert!(knobs.contains(&k), "{knobs:?}");
+    }
+}
+
+#[test]
 fn simulate_rejects_bad_scenarios_naming_the_field() {
     let out = wva(&["simulate", &data("scenarios/invalid.yaml"), "--no-files"]);
     assert_eq!(out.status.code(), Some(2));

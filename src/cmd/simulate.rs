@@ -21,6 +21,10 @@ pub struct SimulateArgs {
     /// Print the summary only; write no file.
     #[arg(long)]
     pub no_files: bool,
+    /// Sweep each policy's main knob and print the Pareto front of (SLO attainment, cost)
+    /// instead of the one-point comparison; writes no file.
+    #[arg(long)]
+    pub frontier: bool,
     /// `text` (a table) or `json` (the same figures as data; file names go to stderr).
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub output: String,
@@ -68,7 +72,7 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
     let started = std::time::Instant::now();
     let terminal = std::io::stderr().is_terminal();
     let mut shown = false;
-    let simulation = crate::sim::run(&scenario, &mut |fraction| {
+    let mut progress = |fraction: f64| {
         if terminal && started.elapsed().as_secs_f64() > 1.0 {
             eprint!(
                 "\rsimulating {} … {:>3.0}%",
@@ -77,11 +81,23 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
             );
             shown = true;
         }
-    });
+    };
+    let json = args.output == "json";
+    if args.frontier {
+        let frontier = crate::sim::frontier::sweep(&scenario, &mut progress);
+        if shown {
+            eprintln!();
+        }
+        return print(&if json {
+            crate::sim::report::frontier_json(&frontier)
+        } else {
+            crate::sim::report::frontier(&frontier)
+        });
+    }
+    let simulation = crate::sim::run(&scenario, &mut progress);
     if shown {
         eprintln!();
     }
-    let json = args.output == "json";
     let mut text = if json {
         crate::sim::report::json(&simulation)
     } else {

@@ -2,6 +2,7 @@
 //! `core::decide` as the controller, through the same snapshot type, next to the alternatives
 //! users deploy. Deterministic for a seed; no IO (the CLI writes the outputs).
 
+pub mod frontier;
 pub mod hpa;
 pub mod policy;
 pub mod report;
@@ -237,18 +238,38 @@ pub fn run(scenario: &Scenario, progress: &mut dyn FnMut(f64)) -> Simulation {
     }
 }
 
-fn saturation_config(scenario: &Scenario) -> SaturationConfigSet {
-    scenario
-        .saturation_config
-        .as_ref()
-        .and_then(|v| v.as_object())
-        .and_then(|m| SaturationConfigSet::parse(m.iter()).ok())
+/// The saturation config wva's policies run with: the scenario's, with the `default` entry's
+/// `kvCacheThreshold` from `tuning` when it sets one for `policy` (`scenario::parse` has
+/// checked that it parses).
+fn saturation_config(scenario: &Scenario, policy: &str) -> SaturationConfigSet {
+    tuned_saturation_config(scenario, policy)
         .map(|p| p.value)
         .unwrap_or_default()
 }
 
+fn tuned_saturation_config(
+    scenario: &Scenario,
+    policy: &str,
+) -> Result<crate::config::Parsed<SaturationConfigSet>, Vec<crate::config::Problem>> {
+    let mut entries = scenario
+        .saturation_config
+        .as_ref()
+        .and_then(|v| v.as_object())
+        .cloned()
+        .unwrap_or_default();
+    if let Some(threshold) = scenario.tuning.get(policy) {
+        let default = entries
+            .entry("default".to_owned())
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(d) = default.as_object_mut() {
+            d.insert("kvCacheThreshold".into(), serde_json::json!(threshold));
+        }
+    }
+    SaturationConfigSet::parse(entries.iter())
+}
+
 fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) -> PolicyRun {
-    let config = saturation_config(scenario);
+    let config = saturation_config(scenario, name);
     let mut rng = Rng::new(scenario.seed);
     let mut decider = policy::by_name(name, scenario)
         .expect("invariant: scenario::parse and the CLI accept only known policy names");

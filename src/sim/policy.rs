@@ -90,9 +90,67 @@ pub trait SimPolicy {
     }
 }
 
+/// A policy's main knob: what `tuning` sets and `--frontier` sweeps.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Knob {
+    pub what: &'static str,
+    /// The value as deployed (the recipe's).
+    pub default: f64,
+    pub sweep: [f64; 4],
+    /// The largest value that makes sense.
+    pub most: f64,
+}
+
+/// The main knob of the policy called `name` (`None`: it has none, like the oracle).
+pub fn knob(name: &str) -> Option<Knob> {
+    let wva = Knob {
+        what: "kvCacheThreshold of the saturation config's default entry",
+        default: 0.8,
+        sweep: [0.5, 0.6, 0.7, 0.8],
+        most: 1.0,
+    };
+    let queue = |what, default| Knob {
+        what,
+        default,
+        sweep: [1.0, 2.0, 5.0, 10.0],
+        most: f64::MAX,
+    };
+    Some(match name {
+        "wva-v0.5.0" | "wva-v0.5.0-direct" | "no-pending-awareness" => wva,
+        "keda-prodstack" => queue("waiting requests per replica", 5.0),
+        "keda-llmd-queue" => queue("gateway-queued requests per replica", 1.0),
+        "keda-kv" => Knob {
+            what: "average KV-cache use",
+            default: 0.7,
+            sweep: [0.5, 0.6, 0.7, 0.8],
+            most: 1.0,
+        },
+        "knative-kpa" => Knob {
+            what: "per-replica concurrency target, as a multiple of the concurrency at capacityRps",
+            default: 1.0,
+            sweep: [0.5, 1.0, 1.5, 2.0],
+            most: f64::MAX,
+        },
+        "ray-serve-llm" => Knob {
+            what: "target ongoing requests per replica",
+            default: 16.0,
+            sweep: [4.0, 8.0, 16.0, 32.0],
+            most: f64::MAX,
+        },
+        _ => return None,
+    })
+}
+
+/// The knob's value for `name` in this scenario (its `tuning`, else the recipe's).
+pub fn tuned(name: &str, scenario: &Scenario) -> Option<f64> {
+    let knob = knob(name)?;
+    Some(scenario.tuning.get(name).copied().unwrap_or(knob.default))
+}
+
 /// The policy called `name`, configured as deployed, with the scenario's settings.
 pub fn by_name(name: &str, scenario: &Scenario) -> Option<Box<dyn SimPolicy>> {
     let a = &scenario.actuation;
+    let value = |default: f64| tuned(name, scenario).unwrap_or(default);
     let chart = Behavior::windows_and_pods(
         a.scale_up_stabilization_seconds,
         a.scale_down_stabilization_seconds,
@@ -109,16 +167,14 @@ pub fn by_name(name: &str, scenario: &Scenario) -> Option<Box<dyn SimPolicy>> {
         "wva-v0.5.0-direct" => Box::new(Wva::new(core::Policy::WvaV050, name, Drive::Direct)),
         "keda-prodstack" => Box::new(Keda {
             name: "keda-prodstack",
-            metrics: KedaMetrics::Waiting {
-                target: scenario.keda_queue_target,
-            },
+            metrics: KedaMetrics::Waiting { target: value(5.0) },
             behavior: Behavior::kubernetes_default(),
             max: 5,
         }),
         "keda-llmd-queue" => Box::new(Keda {
             name: "keda-llmd-queue",
             metrics: KedaMetrics::GatewayQueueAndRunning {
-                queue: 1.0,
+                queue: value(1.0),
                 running: 16.0,
             },
             behavior: percent_both_ways(300, 300, 100, 15),
@@ -127,7 +183,7 @@ pub fn by_name(name: &str, scenario: &Scenario) -> Option<Box<dyn SimPolicy>> {
         "keda-kv" => Box::new(Keda {
             name: "keda-kv",
             metrics: KedaMetrics::KvAndWaiting {
-                kv: 0.7,
+                kv: value(0.7),
                 waiting: 2.0,
             },
             behavior: Behavior {
@@ -136,8 +192,8 @@ pub fn by_name(name: &str, scenario: &Scenario) -> Option<Box<dyn SimPolicy>> {
             },
             max: 10,
         }),
-        "knative-kpa" => Box::new(KnativeKpa::new(1.0)),
-        "ray-serve-llm" => Box::new(RayServe::new(16.0)),
+        "knative-kpa" => Box::new(KnativeKpa::new(value(1.0))),
+        "ray-serve-llm" => Box::new(RayServe::new(value(16.0))),
         "oracle" => Box::new(Oracle::new(scenario)),
         _ => return None,
     };

@@ -178,6 +178,61 @@ pub fn json(sim: &Simulation) -> String {
     format!("{doc:#}\n")
 }
 
+/// `--frontier` as a table: every point best first, the Pareto front marked.
+pub fn frontier(f: &super::frontier::Frontier) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "scenario: {}   seed: {}", f.scenario, f.seed);
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:<21} {:>7} {:>8} {:>10} {:>7}  PARETO",
+        "POLICY", "KNOB", "SLO-ATT", "COST", "×ORACLE"
+    );
+    let oracle = f
+        .points
+        .iter()
+        .find(|p| p.policy == "oracle")
+        .map(|p| p.cost);
+    for p in &f.points {
+        let _ = writeln!(
+            out,
+            "{:<21} {:>7} {:>8.1} {:>10.2} {:>7}  {}",
+            p.policy,
+            p.value.map_or("-".to_owned(), |v| format!("{v}")),
+            100.0 * p.slo_attainment,
+            p.cost,
+            oracle
+                .filter(|o| *o > 0.0)
+                .map_or("-".to_owned(), |o| format!("{:.2}", p.cost / o)),
+            if p.pareto { "*" } else { "" }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nKNOB: each policy's main setting (docs/simulation.md#policies); * = on the Pareto front of (SLO attainment, cost), the oracle left out."
+    );
+    out
+}
+
+/// `--frontier --output json`.
+pub fn frontier_json(f: &super::frontier::Frontier) -> String {
+    let points: Vec<serde_json::Value> = f
+        .points
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "policy": p.policy,
+                "knob": p.value,
+                "sloAttainment": p.slo_attainment,
+                "cost": p.cost,
+                "pareto": p.pareto,
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({"scenario": f.scenario, "seed": f.seed, "points": points});
+    format!("{doc:#}\n")
+}
+
 fn time_to_capacity(run: &PolicyRun) -> String {
     if run.time_to_capacity.is_empty() {
         return "-".into();

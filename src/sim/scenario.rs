@@ -36,9 +36,13 @@ pub struct Scenario {
     pub policies: Vec<String>,
     #[serde(default)]
     pub actuation: Actuation,
-    /// `keda-prodstack`'s target: waiting requests per replica (the recipe's 5).
-    #[serde(default = "default_keda_target")]
-    pub keda_queue_target: f64,
+    /// Each policy's main knob where it differs from the recipe's (docs/simulation.md lists
+    /// them): `{keda-prodstack: 2, wva-v0.5.0: 0.7, ...}`.
+    #[serde(default)]
+    pub tuning: std::collections::BTreeMap<String, f64>,
+    /// Replaced by `tuning: {keda-prodstack: N}` (reported, not read).
+    #[serde(default)]
+    pub keda_queue_target: Option<serde_json::Value>,
     /// The saturation-scaling ConfigMap's entries (default: the documented defaults).
     #[serde(default)]
     pub saturation_config: Option<serde_json::Value>,
@@ -98,10 +102,6 @@ impl Slo {
             prefill_seconds: self.prefill_seconds,
         }
     }
-}
-
-fn default_keda_target() -> f64 {
-    5.0
 }
 
 /// How decisions reach the Deployments.
@@ -366,8 +366,41 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
     if scenario.scrape_interval_seconds == 0 {
         bad("scrapeIntervalSeconds".into(), "must be at least 1");
     }
-    if !positive(scenario.keda_queue_target) {
-        bad("kedaQueueTarget".into(), "must be a number above 0");
+    if scenario.keda_queue_target.is_some() {
+        bad(
+            "kedaQueueTarget".into(),
+            "replaced by `tuning: {keda-prodstack: N}` (waiting requests per replica)",
+        );
+    }
+    for (policy, value) in &scenario.tuning {
+        match super::policy::knob(policy) {
+            None => bad(
+                format!("tuning.{policy}"),
+                &format!(
+                    "no policy with a knob is called {policy:?}; known: {}",
+                    super::POLICIES
+                        .iter()
+                        .filter(|p| super::policy::knob(p).is_some())
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            Some(knob) if !(*value > 0.0 && *value <= knob.most) => bad(
+                format!("tuning.{policy}"),
+                &format!("{} must be above 0 and at most {}", knob.what, knob.most),
+            ),
+            Some(_) => {
+                if let Err(errors) = super::tuned_saturation_config(&scenario, policy) {
+                    for e in errors {
+                        bad(
+                            format!("tuning.{policy}"),
+                            &format!("{}: {}", e.path, e.message),
+                        );
+                    }
+                }
+            }
+        }
     }
     if !(0.0..1.0).contains(&scenario.actuation.hpa_tolerance) {
         bad("actuation.hpaTolerance".into(), "must be in [0, 1)");

@@ -393,11 +393,6 @@ fn the_oracle_is_never_beaten_on_cost_at_equal_or_better_slo_attainment() {
     for (name, s) in shipped() {
         let sim = run_quiet(&s);
         let oracle = sim.runs.iter().find(|r| r.policy == "oracle").unwrap();
-        assert!(
-            oracle.slo_attainment() > 0.95,
-            "{name}: {}",
-            oracle.slo_attainment()
-        );
         for run in sim.runs.iter().filter(|r| r.policy != "oracle") {
             assert!(
                 run.slo_attainment() < oracle.slo_attainment() || run.cost >= oracle.cost,
