@@ -394,7 +394,13 @@ fn simulate_rejects_bad_scenarios_naming_the_field() {
 
 #[test]
 fn every_shipped_scenario_simulates() {
-    for name in ["default.yaml", "large-hpa.yaml", "stuck-pod.yaml"] {
+    for name in [
+        "default.yaml",
+        "large-hpa.yaml",
+        "stuck-pod.yaml",
+        "llmd-benchmark.yaml",
+        "trace.yaml",
+    ] {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/").to_owned() + name;
         let out = wva(&["simulate", &path, "--no-files"]);
         assert!(out.status.success(), "{name}: {}", stderr(&out));

@@ -45,7 +45,20 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
             crate::sim::scenario::DEFAULT_SCENARIO.to_owned(),
         ),
     };
-    let mut scenario = match crate::sim::scenario::parse(&text) {
+    // Trace files are read next to the scenario file.
+    let folder = args
+        .scenario
+        .as_ref()
+        .and_then(|p| p.parent())
+        .map(|p| p.to_path_buf());
+    let read = |name: &str| -> Result<String, String> {
+        let Some(folder) = &folder else {
+            return Err("the built-in scenario reads no file".into());
+        };
+        let path = folder.join(name);
+        std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let mut scenario = match crate::sim::scenario::parse_with_files(&text, &read) {
         Ok(s) => s,
         Err(problems) => {
             for p in problems {

@@ -9,7 +9,7 @@ pub mod report;
 pub mod requests;
 pub mod scenario;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::config::SaturationConfigSet;
 use crate::config::ScaleToZeroConfigSet;
@@ -54,29 +54,121 @@ impl Rng {
             low + self.next() % (high - low + 1)
         }
     }
+    /// Uniform in (0, 1].
+    fn unit(&mut self) -> f64 {
+        ((self.next() >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+    /// Standard normal (Box–Muller).
+    fn normal(&mut self) -> f64 {
+        let (u1, u2) = (self.unit(), self.unit());
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+    /// Poisson with this mean (Knuth below 30, the normal approximation above).
+    fn poisson(&mut self, mean: f64) -> f64 {
+        if mean <= 0.0 {
+            return 0.0;
+        }
+        if mean > 30.0 {
+            return (mean + mean.sqrt() * self.normal()).round().max(0.0);
+        }
+        let limit = (-mean).exp();
+        let (mut k, mut product) = (0.0, self.unit());
+        while product > limit {
+            k += 1.0;
+            product *= self.unit();
+        }
+        k
+    }
+    /// Gamma with this shape and mean 1 (Marsaglia–Tsang; shape < 1 boosted).
+    fn gamma_unit_mean(&mut self, shape: f64) -> f64 {
+        let boost = if shape < 1.0 {
+            self.unit().powf(1.0 / shape)
+        } else {
+            1.0
+        };
+        let d = if shape < 1.0 { shape + 1.0 } else { shape } - 1.0 / 3.0;
+        let c = 1.0 / (9.0 * d).sqrt();
+        loop {
+            let x = self.normal();
+            let v = (1.0 + c * x).powi(3);
+            if v > 0.0 && self.unit().ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+                return boost * d * v / shape;
+            }
+        }
+    }
+    /// One start-up time.
+    fn startup(&mut self, startup: scenario::Startup) -> f64 {
+        match startup {
+            scenario::Startup::Uniform(low, high) => self.between(low, high) as f64,
+            scenario::Startup::LogNormal { mean, sd } => {
+                let (mu, sigma) = scenario::log_normal(mean, sd);
+                (mu + sigma * self.normal()).exp().round()
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
 struct Pod {
     id: u64,
     created_at: f64,
-    /// `None`: never becomes ready (fault).
-    ready_at: Option<f64>,
+    /// When the scheduler placed it; `None`: `Unschedulable` (no free GPU within the quota).
+    scheduled_at: Option<f64>,
+    /// Seconds from scheduling to ready (drawn at creation).
+    startup: f64,
+    fault: Option<Fault>,
     /// (time, sample) of the scrapes within the window.
     scrapes: VecDeque<(f64, Sample)>,
 }
 
+/// Why a pod never becomes ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    /// The image cannot be pulled: `ImagePullBackOff` after the first pull fails.
+    ImagePull,
+    /// The engine starts, then crashes: `CrashLoopBackOff` once its start-up time has passed.
+    CrashLoop,
+}
+
 impl Pod {
-    fn ready(&self, t: f64) -> bool {
-        self.ready_at.is_some_and(|r| r <= t)
+    fn ready_at(&self) -> Option<f64> {
+        match self.fault {
+            Some(_) => None,
+            None => self.scheduled_at.map(|s| s + self.startup),
+        }
     }
 
-    /// A never-ready pod (an image that cannot be pulled) shows `ImagePullBackOff` after the
-    /// first failed pull; the controller then sees it as stuck.
+    fn ready(&self, t: f64) -> bool {
+        self.ready_at().is_some_and(|r| r <= t)
+    }
+
+    /// Its share of a replica's capacity: `warmup` after becoming ready, then all of it.
+    fn capacity(&self, t: f64, spec: &scenario::VariantSpec) -> f64 {
+        match self.ready_at() {
+            Some(r) if r <= t => {
+                if t - r < spec.warmup_seconds as f64 {
+                    spec.warmup_capacity
+                } else {
+                    1.0
+                }
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// What the controller's stuck-pod rule sees: `Unschedulable` at once, a failed image
+    /// pull after the first attempt, a crash loop once the engine has had its start-up time.
     fn stuck(&self, t: f64) -> bool {
-        self.ready_at.is_none()
-            && t - self.created_at >= STUCK_AFTER_SECONDS
-            && self.scrapes.is_empty()
+        let Some(scheduled) = self.scheduled_at else {
+            return true;
+        };
+        match self.fault {
+            Some(Fault::ImagePull) => {
+                t - self.created_at >= STUCK_AFTER_SECONDS && self.scrapes.is_empty()
+            }
+            Some(Fault::CrashLoop) => t - scheduled >= self.startup,
+            None => false,
+        }
     }
 }
 
@@ -88,7 +180,8 @@ const STUCK_AFTER_SECONDS: f64 = 60.0;
 struct VariantState {
     model: usize,
     spec: scenario::VariantSpec,
-    never_ready: bool,
+    /// What goes wrong with its new pods.
+    fault: Option<Fault>,
     /// The bounds the policy keeps (the variant's, or the policy's default maximum).
     min: u32,
     max: u32,
@@ -284,7 +377,9 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
                     Pod {
                         id: next_pod,
                         created_at: 0.0,
-                        ready_at: Some(0.0),
+                        scheduled_at: Some(0.0),
+                        startup: 0.0,
+                        fault: None,
                         scrapes: VecDeque::new(),
                     }
                 })
@@ -307,7 +402,13 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
             variants.push(VariantState {
                 model: m,
                 spec: spec.clone(),
-                never_ready: scenario.faults.never_ready.contains(&spec.name),
+                fault: if scenario.faults.never_ready.contains(&spec.name) {
+                    Some(Fault::ImagePull)
+                } else if scenario.faults.crash_loop.contains(&spec.name) {
+                    Some(Fault::CrashLoop)
+                } else {
+                    None
+                },
                 min,
                 max,
                 deployment_replicas: spec.initial_replicas,
@@ -354,6 +455,10 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
         .flat_map(|(m, model)| model.load.step_ups().into_iter().map(move |t| (m, t)))
         .collect();
     let mut step_results: Vec<(usize, u64, Option<f64>)> = Vec::new();
+    // Arrival noise: its own stream, so that start-up times do not change with it; the
+    // current Gamma factor per model.
+    let mut noise = Rng::new(scenario.seed ^ 0x6E6F_6973_6500);
+    let mut burst = vec![1.0; scenario.models.len()];
     // This tick per model: (ready capacity within the SLO, some request missed it).
     let mut model_now = vec![(0.0, false); scenario.models.len()];
 
@@ -365,13 +470,23 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
         // The requests: arrivals, service by the ready replicas, what the pods show.
         for (m, model) in scenario.models.iter().enumerate() {
             let load = model.load.rate(t);
+            let arrivals = match model.noise {
+                None => load * dt,
+                Some(scenario::Noise::Poisson) => noise.poisson(load * dt),
+                Some(scenario::Noise::Gamma { cv, period_seconds }) => {
+                    if (t as u64).is_multiple_of(period_seconds) {
+                        burst[m] = noise.gamma_unit_mean(1.0 / (cv * cv));
+                    }
+                    load * dt * burst[m]
+                }
+            };
             let before = backlogs[m].outcome.clone();
             let slo_capacity = serve(
                 &mut variants,
                 m,
                 &mut backlogs[m],
                 t,
-                load * dt,
+                arrivals,
                 dt,
                 &objective,
             );
@@ -409,7 +524,7 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
             let per_gpu = v.spec.gpus_per_replica as f64;
             out.gpu_hours += per_hour * per_gpu;
             out.cost += per_hour * v.spec.cost_per_hour;
-            let stuck = v.pods.iter().filter(|p| p.ready_at.is_none()).count();
+            let stuck = v.pods.iter().filter(|p| p.ready_at().is_none()).count();
             out.stuck_gpu_hours += stuck as f64 * per_gpu * dt / 3600.0;
             gpus += v.pods.len() as f64 * per_gpu;
             replicas += v.pods.len() as u32;
@@ -458,13 +573,13 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
         for v in &mut variants {
             while (v.pods.len() as u32) < v.deployment_replicas {
                 next_pod += 1;
-                let startup =
-                    rng.between(v.spec.startup_seconds[0], v.spec.startup_seconds[1]) as f64;
-                let ready_at = (!v.never_ready).then_some(t + startup);
+                let startup = rng.startup(v.spec.startup());
                 v.pods.push(Pod {
                     id: next_pod,
                     created_at: t,
-                    ready_at,
+                    scheduled_at: None,
+                    startup,
+                    fault: v.fault,
                     scrapes: VecDeque::new(),
                 });
             }
@@ -479,6 +594,9 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
                     .unwrap_or(0);
                 v.pods.remove(victim);
             }
+        }
+        schedule(&mut variants, &scenario.gpu_quota, t);
+        for v in &variants {
             let last = |f: fn(&Sample) -> f64| {
                 v.pods
                     .iter()
@@ -522,6 +640,34 @@ fn flaps(changes: &[(f64, bool)]) -> u32 {
         .count() as u32
 }
 
+/// The scheduler: pending pods, oldest first, get GPUs of their accelerator while the quota
+/// has room (types without a quota always do).
+fn schedule(variants: &mut [VariantState], quota: &BTreeMap<String, u32>, t: f64) {
+    let mut used: BTreeMap<String, u32> = BTreeMap::new();
+    let mut pending: Vec<(u64, usize, usize)> = Vec::new();
+    for (i, v) in variants.iter().enumerate() {
+        for (j, p) in v.pods.iter().enumerate() {
+            if p.scheduled_at.is_some() {
+                *used.entry(v.spec.accelerator.clone()).or_default() += v.spec.gpus_per_replica;
+            } else {
+                pending.push((p.id, i, j));
+            }
+        }
+    }
+    pending.sort_unstable();
+    for (_, i, j) in pending {
+        let v = &mut variants[i];
+        let taken = used.entry(v.spec.accelerator.clone()).or_default();
+        if quota
+            .get(&v.spec.accelerator)
+            .is_none_or(|limit| *taken + v.spec.gpus_per_replica <= *limit)
+        {
+            *taken += v.spec.gpus_per_replica;
+            v.pods[j].scheduled_at = Some(t);
+        }
+    }
+}
+
 /// One tick of model `m`'s requests: `arrivals` join its backlog, its ready replicas serve up to
 /// their throughput (`peakRps`, split in proportion to it), and each variant's pods show what
 /// that does — running requests by Little's law, KV-cache use the running share of what fills
@@ -542,7 +688,7 @@ fn serve(
     // (share of the throughput, capacityRps / peakRps) per variant with ready pods.
     let mut shares: Vec<(f64, f64)> = Vec::new();
     for v in variants.iter().filter(|v| v.model == m) {
-        let ready = v.pods.iter().filter(|p| p.ready(t)).count() as f64;
+        let ready = ready_capacity(v, t);
         throughput += ready * v.spec.peak();
         slo_capacity += ready * v.spec.capacity_rps;
         if ready > 0.0 {
@@ -575,7 +721,7 @@ fn serve(
         .map(|v| v.pods.len() as f64)
         .sum();
     for v in variants.iter_mut().filter(|v| v.model == m) {
-        let ready = v.pods.iter().filter(|p| p.ready(t)).count() as f64;
+        let ready = ready_capacity(v, t);
         let share = if throughput > 0.0 {
             v.spec.peak() / throughput
         } else {
@@ -602,6 +748,11 @@ fn serve(
         };
     }
     slo_capacity
+}
+
+/// A variant's ready pods, a warming one counted at its share of capacity.
+fn ready_capacity(v: &VariantState, t: f64) -> f64 {
+    v.pods.iter().map(|p| p.capacity(t, &v.spec)).sum()
 }
 
 /// The autoscaler's moves this tick: wva's cycle, the tick-driven controllers, the HPA syncs.

@@ -521,9 +521,12 @@ impl SimPolicy for RayServe {
 
 /// Clairvoyant but physical: knows the load curve and which variants cannot start pods, and
 /// holds, every tick, the cheapest-per-capacity mix of replicas that covers the highest load of
-/// the next start-up time (the slowest start-up of the model's variants) at `capacityRps` —
-/// so each pod is ready before it is needed, and is paid for while it loads. A lower bound on
-/// cost and an upper bound on SLO attainment for the others.
+/// the next start-up time (the slowest start-up of the model's variants: the uniform range's
+/// top, or a log-normal's 99.9th percentile) at `capacityRps` — so each pod is ready before
+/// it is needed, and is paid for while it loads. With Poisson arrivals (a trace, or
+/// `noise: poisson`) it holds two standard deviations of a second's count above the rate; a
+/// Gamma-noise burst it does not foresee. A lower bound on cost, and in practice an upper
+/// bound on SLO attainment, for the others.
 pub struct Oracle {
     models: Vec<OracleModel>,
 }
@@ -531,6 +534,9 @@ pub struct Oracle {
 struct OracleModel {
     load: super::scenario::Load,
     lead: f64,
+    /// Arrivals are Poisson around the rate (a trace, or `noise: poisson`): hold two standard
+    /// deviations of a second's count above it.
+    poisson: bool,
     /// (variant index in the scenario's flat order, capacityRps, min, max), cheapest per
     /// capacity first; variants whose pods never start are left out.
     variants: Vec<(usize, f64, u32, u32)>,
@@ -544,9 +550,10 @@ impl Oracle {
             .iter()
             .map(|m| {
                 let mut variants = Vec::new();
-                let mut lead = 0u64;
+                let mut lead = 0.0_f64;
                 for v in &m.variants {
-                    let broken = scenario.faults.never_ready.contains(&v.name);
+                    let broken = scenario.faults.never_ready.contains(&v.name)
+                        || scenario.faults.crash_loop.contains(&v.name);
                     // A broken variant's pods add nothing: it keeps its minimum, counted as 0.
                     let (capacity, max) = if broken {
                         (0.0, v.min_replicas)
@@ -555,14 +562,16 @@ impl Oracle {
                     };
                     variants.push((index, capacity, v.min_replicas, max, v.cost_per_hour));
                     if !broken {
-                        lead = lead.max(v.startup_seconds[1]);
+                        lead = lead.max(v.startup().bound().ceil());
                     }
                     index += 1;
                 }
                 variants.sort_by(|a, b| (a.4 / a.1).total_cmp(&(b.4 / b.1)).then(a.0.cmp(&b.0)));
                 OracleModel {
                     load: m.load.clone(),
-                    lead: lead as f64,
+                    lead,
+                    poisson: matches!(m.load, super::scenario::Load::PerSecond(_))
+                        || m.noise == Some(super::scenario::Noise::Poisson),
                     variants: variants
                         .into_iter()
                         .map(|(i, c, lo, hi, _)| (i, c, lo, hi))
@@ -587,8 +596,11 @@ impl SimPolicy for Oracle {
         let mut out = vec![0; variants.len()];
         for m in &self.models {
             let mut need = (0..=m.lead as u64)
-                .map(|s| m.load.rate(t + s as f64))
+                .map(|s| m.load.planning_rate(t + s as f64))
                 .fold(0.0, f64::max);
+            if m.poisson {
+                need += 2.0 * need.sqrt();
+            }
             for &(i, capacity, min, _) in &m.variants {
                 out[i] = min;
                 need -= min as f64 * capacity;

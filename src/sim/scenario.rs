@@ -50,6 +50,10 @@ pub struct Scenario {
     /// `saturationConfig`); absent = no limit.
     #[serde(default)]
     pub gpu_inventory: Option<std::collections::BTreeMap<String, crate::core::GpuPool>>,
+    /// GPUs per accelerator type the cluster can schedule pods onto; a pod beyond it stays
+    /// `Unschedulable` until GPUs free up. Absent types are unlimited.
+    #[serde(default)]
+    pub gpu_quota: std::collections::BTreeMap<String, u32>,
     pub models: Vec<ModelSpec>,
     /// The latency objective requests are judged by.
     #[serde(default)]
@@ -152,6 +156,33 @@ pub struct ModelSpec {
     pub model_id: String,
     pub variants: Vec<VariantSpec>,
     pub load: Load,
+    /// Randomness of the arrivals around the load curve (seeded); none by default.
+    #[serde(default)]
+    pub noise: Option<Noise>,
+}
+
+/// Arrivals around the load curve.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "kind"
+)]
+pub enum Noise {
+    /// Poisson arrivals: each tick's count is Poisson with the curve's mean.
+    Poisson,
+    /// Bursty load: the curve times a Gamma factor of mean 1 and coefficient of variation
+    /// `cv`, drawn anew every `periodSeconds` (default 60).
+    Gamma {
+        cv: f64,
+        #[serde(default = "sixty")]
+        period_seconds: u64,
+    },
+}
+
+fn sixty() -> u64 {
+    60
 }
 
 fn default_namespace() -> String {
@@ -183,9 +214,20 @@ pub struct VariantSpec {
     /// Renamed to `capacityRps` (the meaning changed too): reported, not read.
     #[serde(default)]
     pub capacity_per_replica: Option<serde_json::Value>,
-    /// Start-up time (model loading), drawn uniformly from [min, max] seconds.
-    #[serde(default = "default_startup")]
-    pub startup_seconds: [u64; 2],
+    /// Start-up time (scheduling to ready: image, weights, engine), drawn uniformly from
+    /// [min, max] seconds. Default [120, 420] unless `startup` gives a distribution.
+    #[serde(default)]
+    pub startup_seconds: Option<[u64; 2]>,
+    /// Start-up time from a distribution with a tail: a preset or a mean and standard
+    /// deviation (log-normal).
+    #[serde(default)]
+    pub startup: Option<StartupSpec>,
+    /// "Ready but cold": for this long after becoming ready a replica serves at
+    /// `warmupCapacity` of its capacity (caches, CUDA graphs, prefix cache filling).
+    #[serde(default)]
+    pub warmup_seconds: u64,
+    #[serde(default = "half")]
+    pub warmup_capacity: f64,
     /// GPUs one replica requests (what the GPU limiter allocates).
     #[serde(default = "one_gpu")]
     pub gpus_per_replica: u32,
@@ -222,8 +264,81 @@ fn one_gpu() -> u32 {
     1
 }
 
-fn default_startup() -> [u64; 2] {
-    [120, 420]
+fn half() -> f64 {
+    0.5
+}
+
+/// A start-up time distribution.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StartupSpec {
+    pub preset: Option<StartupPreset>,
+    pub mean_seconds: Option<f64>,
+    pub sd_seconds: Option<f64>,
+}
+
+/// Start-up presets (docs/simulation.md#start-up gives their sources).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartupPreset {
+    /// Weights cached on the node: ≈ 105 ± 15 s.
+    CachedWeights,
+    /// Weights downloaded from a nearby store: ≈ 240 ± 30 s.
+    Download,
+    /// A cold node (image pull and weights): 3–7 minutes, ≈ 300 ± 60 s.
+    ColdNode,
+}
+
+/// How a variant's start-up time is drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Startup {
+    Uniform(u64, u64),
+    /// Log-normal with this mean and standard deviation, in seconds.
+    LogNormal {
+        mean: f64,
+        sd: f64,
+    },
+}
+
+impl Startup {
+    /// A time no start-up exceeds (uniform) or one in a thousand does (log-normal).
+    pub fn bound(&self) -> f64 {
+        match *self {
+            Startup::Uniform(_, high) => high as f64,
+            Startup::LogNormal { mean, sd } => {
+                let (mu, sigma) = log_normal(mean, sd);
+                (mu + 3.09 * sigma).exp()
+            }
+        }
+    }
+}
+
+/// (μ, σ) of the log-normal with this mean and standard deviation.
+pub fn log_normal(mean: f64, sd: f64) -> (f64, f64) {
+    let sigma2 = (1.0 + (sd / mean).powi(2)).ln();
+    (mean.ln() - sigma2 / 2.0, sigma2.sqrt())
+}
+
+impl VariantSpec {
+    /// How this variant's start-up time is drawn.
+    pub fn startup(&self) -> Startup {
+        match (self.startup, self.startup_seconds) {
+            (Some(spec), _) => {
+                let (mean, sd) = match spec.preset {
+                    Some(StartupPreset::CachedWeights) => (105.0, 15.0),
+                    Some(StartupPreset::Download) => (240.0, 30.0),
+                    Some(StartupPreset::ColdNode) => (300.0, 60.0),
+                    None => (
+                        spec.mean_seconds.unwrap_or(240.0),
+                        spec.sd_seconds.unwrap_or(0.0),
+                    ),
+                };
+                Startup::LogNormal { mean, sd }
+            }
+            (None, Some([low, high])) => Startup::Uniform(low, high),
+            (None, None) => Startup::Uniform(120, 420),
+        }
+    }
 }
 
 /// Offered load (requests per second) over time.
@@ -266,6 +381,19 @@ pub enum Load {
     Csv {
         csv: String,
     },
+    /// A request trace: CSV of `timestamp,input_tokens,output_tokens` (seconds from any
+    /// origin; a header line allowed), inline (`csv`) or from a file next to the scenario
+    /// (`file`). Each request counts as (input + output tokens) / the trace's mean, so
+    /// `capacityRps` is in the trace's mean requests.
+    Trace {
+        #[serde(default)]
+        csv: Option<String>,
+        #[serde(default)]
+        file: Option<String>,
+    },
+    /// Requests per second for each second from 0 (what a trace becomes once read).
+    #[serde(skip)]
+    PerSecond(Vec<f64>),
 }
 
 /// Things that go wrong.
@@ -275,6 +403,10 @@ pub struct Faults {
     /// Pods (by variant name) whose new replicas never become ready (e.g. ImagePullBackOff).
     #[serde(default)]
     pub never_ready: Vec<String>,
+    /// Pods (by variant name) whose new replicas start, then crash over and over
+    /// (`CrashLoopBackOff` once their start-up time has passed).
+    #[serde(default)]
+    pub crash_loop: Vec<String>,
     /// Prometheus answers nothing during [start, end) seconds.
     #[serde(default)]
     pub prometheus_outage: Option<[u64; 2]>,
@@ -324,7 +456,24 @@ impl Load {
                 period_seconds,
             } => (mean + amplitude * (std::f64::consts::TAU * t / *period_seconds as f64).sin())
                 .max(0.0),
-            Load::Csv { .. } => 0.0,
+            Load::Csv { .. } | Load::Trace { .. } => 0.0,
+            Load::PerSecond(rates) => {
+                if t < 0.0 {
+                    0.0
+                } else {
+                    rates.get(t as usize).copied().unwrap_or(0.0)
+                }
+            }
+        }
+    }
+
+    /// The rate a clairvoyant planner provisions for at `t`: [`Load::rate`], except that a
+    /// trace's per-second counts are averaged over the minute around `t` (a second's Poisson
+    /// spike is not a rate to hold replicas for).
+    pub fn planning_rate(&self, t: f64) -> f64 {
+        match self {
+            Load::PerSecond(_) => (-30..30).map(|s| self.rate(t + s as f64)).sum::<f64>() / 60.0,
+            _ => self.rate(t),
         }
     }
 
@@ -347,8 +496,21 @@ impl Load {
     }
 }
 
-/// Parses and checks a scenario; every problem names its path.
+/// Parses and checks a scenario that reads no file; every problem names its path.
 pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
+    parse_with_files(text, &|name| {
+        Err(format!(
+            "cannot read {name:?} here: only a scenario given as a file may name trace files"
+        ))
+    })
+}
+
+/// Parses and checks a scenario; `read` returns the text of a trace file it names (the CLI
+/// resolves it next to the scenario). Every problem names its path.
+pub fn parse_with_files(
+    text: &str,
+    read: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<Scenario, Vec<Problem>> {
     let mut scenario: Scenario =
                 // serde's message already starts with the path it knows.
         serde_yaml_ng::from_str(text).map_err(|e| vec![Problem::new("", e.to_string())])?;
@@ -528,10 +690,45 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
             if variant.gpus_per_replica == 0 {
                 bad(format!("{vpath}.gpusPerReplica"), "must be an integer >= 1");
             }
-            if variant.startup_seconds[0] > variant.startup_seconds[1] {
+            if variant
+                .startup_seconds
+                .is_some_and(|[low, high]| low > high)
+            {
                 bad(
                     format!("{vpath}.startupSeconds"),
                     "must be [min, max] with min <= max",
+                );
+            }
+            if let Some(startup) = variant.startup {
+                if variant.startup_seconds.is_some() {
+                    bad(
+                        format!("{vpath}.startup"),
+                        "give startup or startupSeconds, not both",
+                    );
+                }
+                match (startup.preset, startup.mean_seconds) {
+                    (Some(_), None) if startup.sd_seconds.is_none() => {}
+                    (None, Some(mean)) if positive(mean) && mean.is_finite() => {
+                        if !startup
+                            .sd_seconds
+                            .is_none_or(|sd| non_negative(sd) && sd.is_finite())
+                        {
+                            bad(
+                                format!("{vpath}.startup.sdSeconds"),
+                                "must be a number >= 0",
+                            );
+                        }
+                    }
+                    _ => bad(
+                        format!("{vpath}.startup"),
+                        "give a preset (cached-weights, download, cold-node) or meanSeconds above 0 (with sdSeconds), not both",
+                    ),
+                }
+            }
+            if !(variant.warmup_capacity > 0.0 && variant.warmup_capacity <= 1.0) {
+                bad(
+                    format!("{vpath}.warmupCapacity"),
+                    "must be in (0, 1]: the share of capacity a warming replica serves",
                 );
             }
         }
@@ -576,15 +773,50 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
                 Ok(steps) => model.load = Load::Steps { steps },
                 Err(e) => bad(format!("{lpath}.csv"), &e),
             },
+            Load::Trace { csv, file } => {
+                let text = match (csv, file) {
+                    (Some(text), None) => Ok(text.clone()),
+                    (None, Some(name)) => read(name).map_err(|e| (format!("{lpath}.file"), e)),
+                    _ => Err((lpath.clone(), "give csv or file, not both".to_owned())),
+                };
+                match text.and_then(|t| parse_trace(&t).map_err(|e| (lpath.clone(), e))) {
+                    Ok(rates) => model.load = Load::PerSecond(rates),
+                    Err((at, e)) => bad(at, &e),
+                }
+            }
+            _ => {}
+        }
+        match model.noise {
+            Some(Noise::Gamma { cv, period_seconds })
+                if !(positive(cv) && cv <= 10.0) || period_seconds == 0 =>
+            {
+                bad(
+                    format!("{path}.noise"),
+                    "gamma needs cv in (0, 10] and periodSeconds above 0",
+                )
+            }
             _ => {}
         }
     }
-    for (i, name) in scenario.faults.never_ready.iter().enumerate() {
-        if !names.contains(name) {
+    for (accelerator, gpus) in &scenario.gpu_quota {
+        if *gpus == 0 {
             bad(
-                format!("faults.neverReady[{i}]"),
-                &format!("no variant named {name:?}"),
+                format!("gpuQuota.{accelerator}"),
+                "must be at least 1 (leave the type out for no limit)",
             );
+        }
+    }
+    for (field, list) in [
+        ("neverReady", &scenario.faults.never_ready),
+        ("crashLoop", &scenario.faults.crash_loop),
+    ] {
+        for (i, name) in list.iter().enumerate() {
+            if !names.contains(name) {
+                bad(
+                    format!("faults.{field}[{i}]"),
+                    &format!("no variant named {name:?}"),
+                );
+            }
         }
     }
     if let Some([start, end]) = scenario.faults.prometheus_outage
@@ -615,12 +847,15 @@ fn positive(x: f64) -> bool {
 /// `time,rate` lines (a header line and `#` comments allowed).
 fn parse_csv(text: &str) -> Result<Vec<(u64, f64)>, String> {
     let mut steps = Vec::new();
+    let mut seen_data = false;
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
-        if line.is_empty()
-            || line.starts_with('#')
-            || (n == 0 && line.starts_with(|c: char| c.is_alphabetic()))
-        {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let first = !seen_data;
+        seen_data = true;
+        if first && line.starts_with(|c: char| c.is_alphabetic()) {
             continue;
         }
         let (t, r) = line
@@ -644,6 +879,58 @@ fn parse_csv(text: &str) -> Result<Vec<(u64, f64)>, String> {
     }
     steps.sort_by_key(|(t, _)| *t);
     Ok(steps)
+}
+
+/// A `timestamp,input_tokens,output_tokens` trace as requests per second from its first
+/// timestamp, each request weighted by its tokens over the trace's mean.
+fn parse_trace(text: &str) -> Result<Vec<f64>, String> {
+    let mut rows: Vec<(f64, f64)> = Vec::new();
+    let mut seen_data = false;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let first = !seen_data;
+        seen_data = true;
+        if first && line.starts_with(|c: char| c.is_alphabetic()) {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let [at, input, output] = fields[..] else {
+            return Err(format!(
+                "line {}: expected timestamp,input_tokens,output_tokens",
+                n + 1
+            ));
+        };
+        let number = |what: &str, text: &str| {
+            text.parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .ok_or_else(|| format!("line {}: {what} {text:?} is not a number >= 0", n + 1))
+        };
+        let at = number("timestamp", at)?;
+        let tokens = number("input_tokens", input)? + number("output_tokens", output)?;
+        rows.push((at, tokens));
+    }
+    if rows.is_empty() {
+        return Err("no timestamp,input_tokens,output_tokens line".into());
+    }
+    const MOST_SECONDS: f64 = 30.0 * 24.0 * 3600.0;
+    let first = rows.iter().map(|r| r.0).fold(f64::INFINITY, f64::min);
+    let last = rows.iter().map(|r| r.0).fold(0.0, f64::max);
+    if last - first > MOST_SECONDS {
+        return Err(format!(
+            "spans {:.0} days; at most 30 are replayed",
+            (last - first) / 86400.0
+        ));
+    }
+    let mean = rows.iter().map(|r| r.1).sum::<f64>() / rows.len() as f64;
+    let mut rates = vec![0.0; (last - first) as usize + 1];
+    for (at, tokens) in rows {
+        rates[(at - first) as usize] += if mean > 0.0 { tokens / mean } else { 1.0 };
+    }
+    Ok(rates)
 }
 
 /// The built-in scenario (`wva simulate` without arguments): the changelog's story. One model

@@ -1,6 +1,12 @@
 //! Invariants on the simulator's own output, and scenario validation.
 
-use super::scenario::{DEFAULT_SCENARIO, parse};
+use super::scenario::{DEFAULT_SCENARIO, parse, parse_with_files};
+
+/// Reads a file a shipped scenario names (next to it, in `scenarios/`).
+fn read_scenario_file(name: &str) -> Result<String, String> {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/").to_owned() + name)
+        .map_err(|e| e.to_string())
+}
 use super::*;
 
 fn shipped() -> Vec<(String, Scenario)> {
@@ -11,7 +17,8 @@ fn shipped() -> Vec<(String, Scenario)> {
             let text = std::fs::read_to_string(&path).unwrap();
             all.push((
                 path.display().to_string(),
-                parse(&text).unwrap_or_else(|e| panic!("{}: {e:?}", path.display())),
+                parse_with_files(&text, &read_scenario_file)
+                    .unwrap_or_else(|e| panic!("{}: {e:?}", path.display())),
             ));
         }
     }
@@ -473,4 +480,202 @@ fn the_calibration_scenario_reproduces_the_published_benchmark_within_30_percent
     let keda = run("keda-prodstack");
     within("keda average", keda.avg_replicas, 7.4, 8.2);
     within("keda maximum", keda.max_replicas as f64, 10.0, 10.0);
+}
+
+#[test]
+fn start_up_presets_have_their_means_and_a_tail() {
+    let mut rng = Rng::new(1);
+    for (preset, mean, sd) in [
+        ("cached-weights", 105.0, 15.0),
+        ("download", 240.0, 30.0),
+        ("cold-node", 300.0, 60.0),
+    ] {
+        let s = parse(&format!(
+            "durationSeconds: 60\nmodels:\n- modelId: m\n  variants: [{{name: v, costPerHour: 1, initialReplicas: 1, capacityRps: 1, startup: {{preset: {preset}}}}}]\n  load: {{kind: constant, rate: 1}}\n"
+        ))
+        .unwrap();
+        let startup = s.models[0].variants[0].startup();
+        let draws: Vec<f64> = (0..20_000).map(|_| rng.startup(startup)).collect();
+        let m = draws.iter().sum::<f64>() / draws.len() as f64;
+        let var = draws.iter().map(|d| (d - m).powi(2)).sum::<f64>() / draws.len() as f64;
+        assert!((m - mean).abs() < 0.02 * mean, "{preset}: mean {m}");
+        assert!(
+            (var.sqrt() - sd).abs() < 0.1 * sd,
+            "{preset}: sd {}",
+            var.sqrt()
+        );
+        // Right-skewed: the slowest draws are further above the mean than the fastest below.
+        let (low, high) = draws
+            .iter()
+            .fold((f64::MAX, 0.0_f64), |(l, h), d| (l.min(*d), h.max(*d)));
+        assert!(high - mean > mean - low, "{preset}: {low}..{high}");
+        assert!(startup.bound() > mean + 2.5 * sd, "{preset}");
+    }
+}
+
+#[test]
+fn arrival_noise_keeps_the_mean_and_is_fixed_by_the_seed() {
+    let mut rng = Rng::new(7);
+    let n = 20_000;
+    for mean in [0.4, 3.0, 80.0] {
+        let draws: Vec<f64> = (0..n).map(|_| rng.poisson(mean)).collect();
+        let m = draws.iter().sum::<f64>() / n as f64;
+        let var = draws.iter().map(|d| (d - m).powi(2)).sum::<f64>() / n as f64;
+        assert!(
+            (m - mean).abs() < 0.03 * mean.max(1.0),
+            "poisson {mean}: {m}"
+        );
+        assert!(
+            (var - mean).abs() < 0.1 * mean.max(1.0),
+            "poisson {mean}: var {var}"
+        );
+    }
+    for cv in [0.3, 1.5] {
+        let draws: Vec<f64> = (0..n)
+            .map(|_| rng.gamma_unit_mean(1.0 / (cv * cv)))
+            .collect();
+        let m = draws.iter().sum::<f64>() / n as f64;
+        let sd = (draws.iter().map(|d| (d - m).powi(2)).sum::<f64>() / n as f64).sqrt();
+        assert!((m - 1.0).abs() < 0.05, "gamma cv {cv}: mean {m}");
+        assert!((sd - cv).abs() < 0.1 * cv, "gamma cv {cv}: sd {sd}");
+    }
+    let noisy = |seed: u64, kind: &str| {
+        let mut s = parse(&format!(
+            "durationSeconds: 1800\nseed: {seed}\npolicies: [keda-kv]\nmodels:\n- modelId: m\n  variants: [{{name: v, costPerHour: 1, initialReplicas: 2, capacityRps: 4}}]\n  load: {{kind: constant, rate: 6}}\n  noise: {kind}\n"
+        ))
+        .unwrap();
+        s.policies = vec!["keda-kv".into()];
+        run_quiet(&s)
+    };
+    // 30 Gamma periods (sd of their mean 0.5 / √30 ≈ 9 %) against 10,800 Poisson seconds.
+    for (kind, within) in [("{kind: poisson}", 0.02), ("{kind: gamma, cv: 0.5}", 0.25)] {
+        let a = noisy(1, kind);
+        assert_eq!(a, noisy(1, kind), "{kind}: same seed, same run");
+        assert_ne!(
+            a.runs[0].requests,
+            noisy(2, kind).runs[0].requests,
+            "{kind}"
+        );
+        let offered = a.runs[0].requests.offered;
+        assert!(
+            (offered - 6.0 * 1800.0).abs() < within * 6.0 * 1800.0,
+            "{kind}: {offered}"
+        );
+    }
+}
+
+#[test]
+fn a_warming_replica_serves_at_its_warm_up_share() {
+    let s = parse("durationSeconds: 60\nmodels:\n- modelId: m\n  variants: [{name: v, costPerHour: 1, initialReplicas: 1, capacityRps: 1, warmupSeconds: 60, warmupCapacity: 0.25}]\n  load: {kind: constant, rate: 1}\n").unwrap();
+    let spec = &s.models[0].variants[0];
+    let pod = Pod {
+        id: 1,
+        created_at: 0.0,
+        scheduled_at: Some(10.0),
+        startup: 100.0,
+        fault: None,
+        scrapes: VecDeque::new(),
+    };
+    let at = |t: f64| pod.capacity(t, spec);
+    assert_eq!(
+        (at(109.0), at(110.0), at(169.0), at(170.0)),
+        (0.0, 0.25, 0.25, 1.0)
+    );
+}
+
+/// More GPUs asked for than the cluster has: the extra pods stay `Unschedulable` — stuck, and
+/// paid for in the STUCK column — and wva's stuck-pod rule sees them.
+#[test]
+fn a_gpu_quota_leaves_extra_pods_unschedulable() {
+    let s = parse(
+        r#"
+durationSeconds: 2400
+gpuQuota: {H100: 6}
+models:
+- modelId: m
+  variants:
+  - {name: v, accelerator: H100, gpusPerReplica: 2, costPerHour: 10, initialReplicas: 1, capacityRps: 2, peakRps: 3, startupSeconds: [60, 60], maxReplicas: 10}
+  load: {kind: ramp, from: 1, to: 40, startSeconds: 0, endSeconds: 1200}
+"#,
+    )
+    .unwrap();
+    let sim = run_quiet(&s);
+    for run in &sim.runs {
+        assert!(
+            run.timeline.iter().all(|r| r.ready <= 3),
+            "{}: 6 GPUs hold 3 replicas",
+            run.policy
+        );
+    }
+    let keda = sim
+        .runs
+        .iter()
+        .find(|r| r.policy == "keda-prodstack")
+        .unwrap();
+    assert!(
+        keda.max_replicas > 3 && keda.stuck_gpu_hours > 0.0,
+        "{keda:?}"
+    );
+    let wva = sim
+        .runs
+        .iter()
+        .find(|r| r.policy == "wva-v0.5.0-direct")
+        .unwrap();
+    assert!(
+        wva.pending_scale_ups.is_empty(),
+        "{:?}",
+        wva.pending_scale_ups
+    );
+}
+
+/// A crash-looping variant: its pods start, never get ready, and show `CrashLoopBackOff`
+/// after their start-up time; scale-up spills to the other variant.
+#[test]
+fn a_crash_loop_is_stuck_once_its_start_up_time_has_passed() {
+    let mut s = parse(include_str!("../../scenarios/stuck-pod.yaml")).unwrap();
+    s.faults.never_ready.clear();
+    s.faults.crash_loop = vec!["granite-l4".into()];
+    s.policies = vec!["wva-v0.5.0-direct".into()];
+    let run = &run_quiet(&s).runs[0];
+    assert!(
+        run.time_to_capacity[0].is_some_and(|t| t < 900.0),
+        "{:?}",
+        run.time_to_capacity
+    );
+    assert!(run.stuck_gpu_hours > 0.0);
+    let pod = Pod {
+        id: 1,
+        created_at: 0.0,
+        scheduled_at: Some(5.0),
+        startup: 100.0,
+        fault: Some(Fault::CrashLoop),
+        scrapes: VecDeque::new(),
+    };
+    assert!(!pod.stuck(104.0) && pod.stuck(105.0) && !pod.ready(1000.0));
+    let unscheduled = Pod {
+        scheduled_at: None,
+        fault: None,
+        ..pod
+    };
+    assert!(unscheduled.stuck(0.0), "Unschedulable is stuck at once");
+}
+
+#[test]
+fn request_traces_are_read_and_weighted_by_their_tokens() {
+    let s = parse("durationSeconds: 60\nmodels:\n- modelId: m\n  variants: [{name: v, costPerHour: 1, initialReplicas: 1, capacityRps: 1}]\n  load: {kind: trace, csv: \"# a comment\\ntimestamp,input_tokens,output_tokens\\n100.2,100,100\\n100.7,300,300\\n102.5,400,400\\n\"}\n").unwrap();
+    // Mean 533⅓ tokens: 0.375 + 1.125 requests in the first second, 1.5 two seconds later.
+    assert_eq!(s.models[0].load.rate(0.0), 1.5);
+    assert_eq!(s.models[0].load.rate(1.0), 0.0);
+    assert_eq!(s.models[0].load.rate(2.0), 1.5);
+    assert_eq!(s.models[0].load.rate(3.0), 0.0);
+    let errors = parse("durationSeconds: 60\nmodels:\n- modelId: m\n  variants: [{name: v, costPerHour: 1, initialReplicas: 1, capacityRps: 1}]\n  load: {kind: trace, csv: \"1,2,x\\n\"}\n- modelId: n\n  variants: [{name: w, costPerHour: 1, initialReplicas: 1, capacityRps: 1}]\n  load: {kind: trace, file: t.csv}\n").unwrap_err();
+    let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert!(
+        text[0].starts_with("models[0].load: line 1: output_tokens \"x\" is not a number"),
+        "{text:?}"
+    );
+    assert!(
+        text[1].starts_with("models[1].load.file: cannot read \"t.csv\" here"),
+        "{text:?}"
+    );
 }
