@@ -400,6 +400,9 @@ fn every_shipped_scenario_simulates() {
         "stuck-pod.yaml",
         "llmd-benchmark.yaml",
         "trace.yaml",
+        "burst.yaml",
+        "diurnal.yaml",
+        "multi-variant.yaml",
     ] {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/").to_owned() + name;
         let out = wva(&["simulate", &path, "--no-files"]);

@@ -455,10 +455,14 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
         .flat_map(|(m, model)| model.load.step_ups().into_iter().map(move |t| (m, t)))
         .collect();
     let mut step_results: Vec<(usize, u64, Option<f64>)> = Vec::new();
-    // Arrival noise: its own stream, so that start-up times do not change with it; the
-    // current Gamma factor per model.
-    let mut noise = Rng::new(scenario.seed ^ 0x6E6F_6973_6500);
-    let mut burst = vec![1.0; scenario.models.len()];
+    // Arrival noise: a stream per model, apart from the start-up times' so that those do not
+    // change with it; Gamma factors are drawn ahead (the oracle draws the same ones).
+    let mut noise: Vec<Rng> = (0..scenario.models.len())
+        .map(|m| noise_rng(scenario.seed, m))
+        .collect();
+    let bursts: Vec<Option<Vec<f64>>> = (0..scenario.models.len())
+        .map(|m| burst_factors(scenario, m))
+        .collect();
     // This tick per model: (ready capacity within the SLO, some request missed it).
     let mut model_now = vec![(0.0, false); scenario.models.len()];
 
@@ -469,16 +473,21 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
         }
         // The requests: arrivals, service by the ready replicas, what the pods show.
         for (m, model) in scenario.models.iter().enumerate() {
-            let load = model.load.rate(t);
-            let arrivals = match model.noise {
-                None => load * dt,
-                Some(scenario::Noise::Poisson) => noise.poisson(load * dt),
-                Some(scenario::Noise::Gamma { cv, period_seconds }) => {
-                    if (t as u64).is_multiple_of(period_seconds) {
-                        burst[m] = noise.gamma_unit_mean(1.0 / (cv * cv));
-                    }
-                    load * dt * burst[m]
+            // The demand: the curve, times the Gamma factor of the period if any; the
+            // arrivals: the demand, or a Poisson count around it.
+            let load = match (model.noise, &bursts[m]) {
+                (Some(scenario::Noise::Gamma { period_seconds, .. }), Some(factors)) => {
+                    model.load.rate(t)
+                        * factors
+                            .get(t as usize / period_seconds as usize)
+                            .copied()
+                            .unwrap_or(1.0)
                 }
+                _ => model.load.rate(t),
+            };
+            let arrivals = match model.noise {
+                Some(scenario::Noise::Poisson) => noise[m].poisson(load * dt),
+                _ => load * dt,
             };
             let before = backlogs[m].outcome.clone();
             let slo_capacity = serve(
@@ -638,6 +647,26 @@ fn flaps(changes: &[(f64, bool)]) -> u32 {
         .windows(2)
         .filter(|w| w[0].1 != w[1].1 && w[1].0 - w[0].0 <= FLAP_SECONDS)
         .count() as u32
+}
+
+/// Model `m`'s arrival-noise stream.
+fn noise_rng(seed: u64, m: usize) -> Rng {
+    Rng::new(seed ^ 0x6E6F_6973_6500 ^ (m as u64 + 1).wrapping_mul(0x9E37_79B9))
+}
+
+/// Model `m`'s Gamma load factors, one per noise period over the scenario (`None` without
+/// Gamma noise): what the arrivals are multiplied by, and what a clairvoyant oracle knows.
+pub(crate) fn burst_factors(scenario: &Scenario, m: usize) -> Option<Vec<f64>> {
+    let Some(scenario::Noise::Gamma { cv, period_seconds }) = scenario.models[m].noise else {
+        return None;
+    };
+    let mut rng = noise_rng(scenario.seed, m);
+    let periods = scenario.duration_seconds.div_ceil(period_seconds) as usize + 1;
+    Some(
+        (0..periods)
+            .map(|_| rng.gamma_unit_mean(1.0 / (cv * cv)))
+            .collect(),
+    )
 }
 
 /// The scheduler: pending pods, oldest first, get GPUs of their accelerator while the quota

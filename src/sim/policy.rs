@@ -524,8 +524,8 @@ impl SimPolicy for RayServe {
 /// the next start-up time (the slowest start-up of the model's variants: the uniform range's
 /// top, or a log-normal's 99.9th percentile) at `capacityRps` — so each pod is ready before
 /// it is needed, and is paid for while it loads. With Poisson arrivals (a trace, or
-/// `noise: poisson`) it holds two standard deviations of a second's count above the rate; a
-/// Gamma-noise burst it does not foresee. A lower bound on cost, and in practice an upper
+/// `noise: poisson`) it holds two standard deviations of a second's count above the rate;
+/// Gamma-noise bursts it foresees like the curve. A lower bound on cost, and in practice an upper
 /// bound on SLO attainment, for the others.
 pub struct Oracle {
     models: Vec<OracleModel>,
@@ -537,6 +537,8 @@ struct OracleModel {
     /// Arrivals are Poisson around the rate (a trace, or `noise: poisson`): hold two standard
     /// deviations of a second's count above it.
     poisson: bool,
+    /// Gamma noise: the factors the arrivals will be multiplied by, per period.
+    bursts: Option<(u64, Vec<f64>)>,
     /// (variant index in the scenario's flat order, capacityRps, min, max), cheapest per
     /// capacity first; variants whose pods never start are left out.
     variants: Vec<(usize, f64, u32, u32)>,
@@ -548,7 +550,8 @@ impl Oracle {
         let models = scenario
             .models
             .iter()
-            .map(|m| {
+            .enumerate()
+            .map(|(n, m)| {
                 let mut variants = Vec::new();
                 let mut lead = 0.0_f64;
                 for v in &m.variants {
@@ -572,6 +575,12 @@ impl Oracle {
                     lead,
                     poisson: matches!(m.load, super::scenario::Load::PerSecond(_))
                         || m.noise == Some(super::scenario::Noise::Poisson),
+                    bursts: match m.noise {
+                        Some(super::scenario::Noise::Gamma { period_seconds, .. }) => {
+                            super::burst_factors(scenario, n).map(|f| (period_seconds, f))
+                        }
+                        _ => None,
+                    },
                     variants: variants
                         .into_iter()
                         .map(|(i, c, lo, hi, _)| (i, c, lo, hi))
@@ -595,8 +604,16 @@ impl SimPolicy for Oracle {
     fn on_tick(&mut self, t: f64, variants: &[Observed]) -> Option<Vec<u32>> {
         let mut out = vec![0; variants.len()];
         for m in &self.models {
+            let factor = |at: f64| match &m.bursts {
+                Some((period, factors)) => factors
+                    .get(at as usize / *period as usize)
+                    .copied()
+                    .unwrap_or(1.0),
+                None => 1.0,
+            };
             let mut need = (0..=m.lead as u64)
-                .map(|s| m.load.planning_rate(t + s as f64))
+                .map(|s| t + s as f64)
+                .map(|at| m.load.planning_rate(at) * factor(at))
                 .fold(0.0, f64::max);
             if m.poisson {
                 need += 2.0 * need.sqrt();

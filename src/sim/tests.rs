@@ -679,3 +679,28 @@ fn request_traces_are_read_and_weighted_by_their_tokens() {
         "{text:?}"
     );
 }
+
+/// When the load stops, every policy serves what is left: nothing waits at the end (and with
+/// a timeout longer than the run, nothing left by failing either).
+#[test]
+fn the_backlog_drains_once_the_load_stops() {
+    let s = parse(
+        r#"
+durationSeconds: 3000
+slo: {timeoutSeconds: 3000}
+models:
+- modelId: m
+  variants:
+  - {name: v, costPerHour: 5, initialReplicas: 1, capacityRps: 2, peakRps: 3, startupSeconds: [60, 120], maxReplicas: 8}
+  load: {kind: steps, steps: [[0, 12], [900, 0]]}
+"#,
+    )
+    .unwrap();
+    for run in run_quiet(&s).runs {
+        let peak = run.timeline.iter().map(|r| r.backlog).fold(0.0, f64::max);
+        assert!(peak > 0.0, "{}: a backlog built up", run.policy);
+        assert_eq!(run.waiting_at_end, 0.0, "{}", run.policy);
+        assert_eq!(run.requests.failed, 0.0, "{}", run.policy);
+        assert_eq!(run.timeline.last().unwrap().backlog, 0.0, "{}", run.policy);
+    }
+}
