@@ -1,6 +1,6 @@
 //! Simulator speed: simulated hours per second of wall time, for 1 and 50 models at a 1 s
-//! tick (policy wva-v0.5.0-direct), and the built-in scenario with every policy (the budget:
-//! under 1 s on one core). Run: `taskset -c 1 cargo bench --bench simulate`.
+//! tick (policy wva-v0.5.0-direct), and the built-in scenario with every policy (budget: under
+//! 1 s on one core) and its `--frontier` sweep (budget: under 30 s). Run: `taskset -c 1 cargo bench --bench simulate`.
 
 use std::time::Instant;
 
@@ -34,7 +34,7 @@ fn main() {
         let started = Instant::now();
         let sim = wva::sim::run(&s, &mut |_| {});
         let wall = started.elapsed().as_secs_f64();
-        assert_eq!(sim.runs.len(), 1);
+        assert_eq!(sim.runs.len(), 2, "the policy and the oracle");
         println!(
             "| {models} | {hours} h | {wall:.2} s | {:.1} |",
             hours as f64 / wall
@@ -44,8 +44,15 @@ fn main() {
     let started = Instant::now();
     let sim = wva::sim::run(&default, &mut |_| {});
     println!(
-        "\nbuilt-in scenario, {} policies: {:.3} s",
+        "\nbuilt-in scenario, all {} policies: {:.3} s (budget 1 s)",
         sim.runs.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    let frontier = wva::sim::frontier::sweep(&default, &mut |_| {});
+    println!(
+        "built-in scenario, --frontier ({} runs): {:.3} s (budget 30 s)",
+        frontier.points.len(),
         started.elapsed().as_secs_f64()
     );
 }

@@ -672,6 +672,12 @@ pub(crate) fn burst_factors(scenario: &Scenario, m: usize) -> Option<Vec<f64>> {
 /// The scheduler: pending pods, oldest first, get GPUs of their accelerator while the quota
 /// has room (types without a quota always do).
 fn schedule(variants: &mut [VariantState], quota: &BTreeMap<String, u32>, t: f64) {
+    if variants
+        .iter()
+        .all(|v| v.pods.iter().all(|p| p.scheduled_at.is_some()))
+    {
+        return;
+    }
     let mut used: BTreeMap<String, u32> = BTreeMap::new();
     let mut pending: Vec<(u64, usize, usize)> = Vec::new();
     for (i, v) in variants.iter().enumerate() {
@@ -823,24 +829,27 @@ fn control(
             }
         }
     }
-    let observed: Vec<Observed> = variants
-        .iter()
-        .map(|v| observe(v, scraped_queue[v.model], t))
-        .collect();
-    if let Some(targets) = decider.on_tick(t, &observed) {
-        for (v, target) in variants.iter_mut().zip(targets) {
-            v.desired = target.clamp(v.min, v.max);
-            let bounded = v.desired;
-            set_replicas(v, bounded, t, &mut out.scaling_actions);
+    if decider.ticks() {
+        let observed: Vec<Observed> = variants
+            .iter()
+            .map(|v| observe(v, scraped_queue[v.model], t))
+            .collect();
+        if let Some(targets) = decider.on_tick(t, &observed) {
+            for (v, target) in variants.iter_mut().zip(targets) {
+                v.desired = target.clamp(v.min, v.max);
+                let bounded = v.desired;
+                set_replicas(v, bounded, t, &mut out.scaling_actions);
+            }
         }
     }
     // During an outage the metrics API answers nothing: every HPA holds.
     if outage || !(t as u64).is_multiple_of(scenario.actuation.hpa_sync_seconds) {
         return;
     }
-    for (v, seen) in variants.iter_mut().zip(&observed) {
+    for v in variants.iter_mut().filter(|v| v.hpa.is_some()) {
+        let seen = observe(v, scraped_queue[v.model], t);
         let Some(hpa) = v.hpa.as_mut() else { continue };
-        let own = decider.hpa_metrics(seen);
+        let own = decider.hpa_metrics(&seen);
         let metrics = own.clone().unwrap_or_else(|| {
             vec![hpa::Metric::AverageValue {
                 total: v.desired as f64,

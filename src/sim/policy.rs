@@ -83,6 +83,11 @@ pub trait SimPolicy {
         None
     }
 
+    /// Whether it runs on its own clock: then [`SimPolicy::on_tick`] is called every tick.
+    fn ticks(&self) -> bool {
+        false
+    }
+
     /// Controllers on their own clock, called every tick with every variant: the replicas
     /// each variant should have, or `None` to change nothing.
     fn on_tick(&mut self, _t: f64, _variants: &[Observed]) -> Option<Vec<u32>> {
@@ -390,6 +395,10 @@ impl SimPolicy for KnativeKpa {
         "knative-kpa"
     }
 
+    fn ticks(&self) -> bool {
+        true
+    }
+
     fn drive(&self) -> Drive {
         Drive::Direct
     }
@@ -481,6 +490,10 @@ impl SimPolicy for RayServe {
         "ray-serve-llm"
     }
 
+    fn ticks(&self) -> bool {
+        true
+    }
+
     fn drive(&self) -> Drive {
         Drive::Direct
     }
@@ -526,21 +539,19 @@ impl SimPolicy for RayServe {
 /// it is needed, and is paid for while it loads. With Poisson arrivals (a trace, or
 /// `noise: poisson`) it holds two standard deviations of a second's count above the rate;
 /// Gamma-noise bursts it foresees like the curve. A lower bound on cost, and in practice an upper
-/// bound on SLO attainment, for the others.
+/// bound on SLO attainment, for the others. It keeps within the cluster's GPU quota.
 pub struct Oracle {
     models: Vec<OracleModel>,
+    /// The cluster's GPU quota per accelerator, and each variant's (accelerator, GPUs).
+    quota: std::collections::BTreeMap<String, u32>,
+    gpus: Vec<(String, u32)>,
 }
 
 struct OracleModel {
-    load: super::scenario::Load,
-    lead: f64,
-    /// Arrivals are Poisson around the rate (a trace, or `noise: poisson`): hold two standard
-    /// deviations of a second's count above it.
-    poisson: bool,
-    /// Gamma noise: the factors the arrivals will be multiplied by, per period.
-    bursts: Option<(u64, Vec<f64>)>,
+    /// Per second from 0: the capacity to hold (requests per second within the SLO).
+    need: Vec<f64>,
     /// (variant index in the scenario's flat order, capacityRps, min, max), cheapest per
-    /// capacity first; variants whose pods never start are left out.
+    /// capacity first; a variant whose pods never start counts with capacity 0.
     variants: Vec<(usize, f64, u32, u32)>,
 }
 
@@ -571,16 +582,7 @@ impl Oracle {
                 }
                 variants.sort_by(|a, b| (a.4 / a.1).total_cmp(&(b.4 / b.1)).then(a.0.cmp(&b.0)));
                 OracleModel {
-                    load: m.load.clone(),
-                    lead,
-                    poisson: matches!(m.load, super::scenario::Load::PerSecond(_))
-                        || m.noise == Some(super::scenario::Noise::Poisson),
-                    bursts: match m.noise {
-                        Some(super::scenario::Noise::Gamma { period_seconds, .. }) => {
-                            super::burst_factors(scenario, n).map(|f| (period_seconds, f))
-                        }
-                        _ => None,
-                    },
+                    need: need(scenario, n, lead as usize),
                     variants: variants
                         .into_iter()
                         .map(|(i, c, lo, hi, _)| (i, c, lo, hi))
@@ -588,13 +590,74 @@ impl Oracle {
                 }
             })
             .collect();
-        Self { models }
+        let gpus = scenario
+            .models
+            .iter()
+            .flat_map(|m| &m.variants)
+            .map(|v| (v.accelerator.clone(), v.gpus_per_replica))
+            .collect();
+        Self {
+            models,
+            quota: scenario.gpu_quota.clone(),
+            gpus,
+        }
     }
+}
+
+/// Model `n`'s capacity to hold each second: the highest demand of the next `lead` seconds
+/// (the curve with its Gamma factors, a trace smoothed over a minute), with two standard
+/// deviations of a second's Poisson count on top where arrivals are Poisson.
+fn need(scenario: &Scenario, n: usize, lead: usize) -> Vec<f64> {
+    use super::scenario::{Load, Noise};
+    let model = &scenario.models[n];
+    let bursts = match model.noise {
+        Some(Noise::Gamma { period_seconds, .. }) => {
+            super::burst_factors(scenario, n).map(|f| (period_seconds as usize, f))
+        }
+        _ => None,
+    };
+    let poisson = matches!(model.load, Load::PerSecond(_)) || model.noise == Some(Noise::Poisson);
+    let seconds = scenario.duration_seconds as usize + 1;
+    let demand: Vec<f64> = (0..seconds + lead)
+        .map(|at| {
+            let factor = bursts
+                .as_ref()
+                .and_then(|(period, f)| f.get(at / period).copied())
+                .unwrap_or(1.0);
+            model.load.planning_rate(at as f64) * factor
+        })
+        .collect();
+    // The maximum over each window [t, t + lead], with a monotonic queue.
+    let mut window: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
+    let mut out = Vec::with_capacity(seconds);
+    for at in 0..seconds + lead {
+        while window.back().is_some_and(|&j| demand[j] <= demand[at]) {
+            window.pop_back();
+        }
+        window.push_back(at);
+        if at >= lead {
+            let start = at - lead;
+            while window.front().is_some_and(|&j| j < start) {
+                window.pop_front();
+            }
+            let most = demand[window[0]];
+            out.push(if poisson {
+                most + 2.0 * most.sqrt()
+            } else {
+                most
+            });
+        }
+    }
+    out
 }
 
 impl SimPolicy for Oracle {
     fn name(&self) -> &str {
         "oracle"
+    }
+
+    fn ticks(&self) -> bool {
+        true
     }
 
     fn drive(&self) -> Drive {
@@ -603,30 +666,36 @@ impl SimPolicy for Oracle {
 
     fn on_tick(&mut self, t: f64, variants: &[Observed]) -> Option<Vec<u32>> {
         let mut out = vec![0; variants.len()];
+        // GPUs left within the quota, after every variant's minimum.
+        let mut left = self.quota.clone();
         for m in &self.models {
-            let factor = |at: f64| match &m.bursts {
-                Some((period, factors)) => factors
-                    .get(at as usize / *period as usize)
-                    .copied()
-                    .unwrap_or(1.0),
-                None => 1.0,
-            };
-            let mut need = (0..=m.lead as u64)
-                .map(|s| t + s as f64)
-                .map(|at| m.load.planning_rate(at) * factor(at))
-                .fold(0.0, f64::max);
-            if m.poisson {
-                need += 2.0 * need.sqrt();
-            }
-            for &(i, capacity, min, _) in &m.variants {
+            for &(i, _, min, _) in &m.variants {
                 out[i] = min;
+                let (accelerator, gpus) = &self.gpus[i];
+                if let Some(l) = left.get_mut(accelerator) {
+                    *l = l.saturating_sub(min * gpus);
+                }
+            }
+        }
+        for m in &self.models {
+            let mut need = m.need.get(t as usize).copied().unwrap_or(0.0);
+            for &(_, capacity, min, _) in &m.variants {
                 need -= min as f64 * capacity;
             }
             for &(i, capacity, min, max) in &m.variants {
                 if need <= 1e-9 {
                     break;
                 }
-                let more = ((need / capacity - 1e-9).ceil() as u32).min(max - min);
+                let (accelerator, gpus) = &self.gpus[i];
+                let room = left
+                    .get(accelerator)
+                    .map_or(u32::MAX, |l| l / (*gpus).max(1));
+                let more = ((need / capacity - 1e-9).ceil() as u32)
+                    .min(max - min)
+                    .min(room);
+                if let Some(l) = left.get_mut(accelerator) {
+                    *l -= more * gpus;
+                }
                 out[i] += more;
                 need -= more as f64 * capacity;
             }
