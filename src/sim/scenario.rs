@@ -672,6 +672,12 @@ pub fn parse_with_files(
                     "must be a number above 0 (seconds a request runs)",
                 );
             }
+            if variant.initial_replicas < variant.min_replicas {
+                bad(
+                    format!("{vpath}.initialReplicas"),
+                    "must be at least minReplicas (an HPA does not scale a Deployment that starts below it from 0)",
+                );
+            }
             if variant.min_replicas == 0 {
                 bad(
                     format!("{vpath}.minReplicas"),

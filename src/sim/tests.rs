@@ -377,7 +377,9 @@ models:
 durationSeconds: 60
 models:
 - modelId: m
-  variants: [{name: v, costPerHour: 1, initialReplicas: 1, minReplicas: 0, maxReplicas: 0, capacityRps: 1}]
+  variants:
+  - {name: v, costPerHour: 1, initialReplicas: 1, minReplicas: 0, maxReplicas: 0, capacityRps: 1}
+  - {name: w, costPerHour: 1, initialReplicas: 1, minReplicas: 2, capacityRps: 1}
   load: {kind: constant, rate: 1}
 "#,
     )
@@ -387,7 +389,8 @@ models:
         paths,
         [
             "models[0].variants[0].minReplicas",
-            "models[0].variants[0].maxReplicas"
+            "models[0].variants[0].maxReplicas",
+            "models[0].variants[1].initialReplicas"
         ]
     );
 }
