@@ -857,8 +857,8 @@ fn control(
             }]
         });
         let target = hpa::Target {
-            spec_replicas: v.deployment_replicas,
-            status_replicas: v.pods.len() as u32,
+            spec_replicas: seen.spec_replicas,
+            status_replicas: seen.status_replicas,
             ready: seen.ready,
         };
         let next = hpa.sync(t, target, &metrics);

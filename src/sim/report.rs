@@ -17,6 +17,9 @@ pub fn ranked(sim: &Simulation) -> Vec<&PolicyRun> {
     runs
 }
 
+/// The summary's column widths, POLICY first.
+const COLUMN_WIDTHS: [usize; 19] = [21, 7, 7, 8, 8, 8, 7, 9, 7, 7, 7, 8, 8, 9, 12, 7, 5, 9, 8];
+
 /// The summary table, one row per policy (the oracle's included), best first.
 pub fn summary(sim: &Simulation) -> String {
     let mut out = String::new();
@@ -29,28 +32,16 @@ pub fn summary(sim: &Simulation) -> String {
     );
     let _ = writeln!(out);
     let row = |cells: [&str; 19]| {
-        format!(
-            "{:<21} {:>7} {:>7} {:>8} {:>8} {:>8} {:>7} {:>9} {:>7} {:>7} {:>7} {:>8} {:>8} {:>9} {:>12} {:>7} {:>5} {:>9} {:>8}",
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            cells[4],
-            cells[5],
-            cells[6],
-            cells[7],
-            cells[8],
-            cells[9],
-            cells[10],
-            cells[11],
-            cells[12],
-            cells[13],
-            cells[14],
-            cells[15],
-            cells[16],
-            cells[17],
-            cells[18]
-        )
+        cells
+            .iter()
+            .zip(COLUMN_WIDTHS)
+            .enumerate()
+            .map(|(i, (cell, width))| match i {
+                0 => format!("{cell:<width$}"),
+                _ => format!("{cell:>width$}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
     };
     let _ = writeln!(
         out,
