@@ -44,6 +44,7 @@ fn snapshot(variants: usize) -> Snapshot {
                         name: format!("variant-{i:05}-pod-{p:02}"),
                         kv_cache_usage: (load + (next() % 20) as f64 / 100.0).min(1.0),
                         queue_length: next() % 8,
+                        served_rps: None,
                     })
                     .collect(),
             }

@@ -257,6 +257,8 @@ pub fn build(
                         name: pod_name,
                         kv_cache_usage: s.kv_cache_usage.unwrap_or(0.0),
                         queue_length: s.queue_length.unwrap_or(0),
+                        // Not collected yet: no policy of the controller reads it.
+                        served_rps: None,
                     });
                 }
                 None => {

@@ -79,6 +79,11 @@ pub struct PodMetrics {
     pub kv_cache_usage: f64,
     /// Requests waiting, truncated toward zero.
     pub queue_length: u64,
+    /// Requests per second the pod completed over the window (`rate(vllm:request_success_total)`):
+    /// the served demand a saturated pod's KV-cache and queue figures cannot show. `None`: not
+    /// collected (`wva-v0.5.0` does not read it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub served_rps: Option<f64>,
 }
 
 impl Variant {
@@ -480,6 +485,22 @@ impl Reader {
                     }
                 },
             };
+            let served_rps = match obj.get("servedRps") {
+                None | Some(Value::Null) => Some(None),
+                Some(Value::Number(n)) if n.as_f64().is_some_and(|r| r >= 0.0 && r.is_finite()) => {
+                    Some(n.as_f64())
+                }
+                Some(other) => {
+                    self.error(
+                        format!("{pod_path}.servedRps"),
+                        format!(
+                            "must be a number >= 0 (requests per second), got {}",
+                            describe(other)
+                        ),
+                    );
+                    None
+                }
+            };
             if let Some(n) = &name
                 && !names.insert(n.clone())
             {
@@ -488,13 +509,14 @@ impl Reader {
                     format!("duplicate pod name {n:?} within the variant"),
                 );
             }
-            if let (Some(name), Some(kv_cache_usage), Some(queue_length)) =
-                (name, kv_cache_usage, queue_length)
+            if let (Some(name), Some(kv_cache_usage), Some(queue_length), Some(served_rps)) =
+                (name, kv_cache_usage, queue_length, served_rps)
             {
                 pods.push(PodMetrics {
                     name,
                     kv_cache_usage,
                     queue_length,
+                    served_rps,
                 });
             }
         }

@@ -20,6 +20,7 @@ fn pod(name: &str, kv: f64, queue: u64) -> PodMetrics {
         name: name.into(),
         kv_cache_usage: kv,
         queue_length: queue,
+        served_rps: None,
     }
 }
 

@@ -771,6 +771,7 @@ fn serve(
             },
             waiting: queued * share,
             running: rate * v.spec.request_seconds,
+            served: rate,
         };
         // With no ready replica anywhere, the model's queue waits at the gateway for whichever
         // pods exist.
@@ -938,6 +939,11 @@ fn snapshot_of(
                                 .map(|s| s.1.waiting)
                                 .fold(0.0, f64::max)
                                 .trunc() as u64,
+                            // `rate(...[1m])`: the mean over the window's scrapes.
+                            served_rps: Some(
+                                p.scrapes.iter().map(|s| s.1.served).sum::<f64>()
+                                    / p.scrapes.len() as f64,
+                            ),
                         })
                         .collect(),
                 }

@@ -37,6 +37,8 @@ pub struct Sample {
     pub waiting: f64,
     /// `vllm:num_requests_running`.
     pub running: f64,
+    /// Requests completed per second (the rate of `vllm:request_success_total`).
+    pub served: f64,
 }
 
 /// A variant at one moment, as the different autoscalers see it.

@@ -707,3 +707,76 @@ models:
         assert_eq!(run.timeline.last().unwrap().backlog, 0.0, "{}", run.policy);
     }
 }
+
+/// The snapshot wva's policies see carries each pod's served rate (`rate(vllm:request_success_total[1m])`):
+/// below the throughput limit the pods together serve the load.
+#[test]
+fn the_snapshot_carries_the_served_rate_per_pod() {
+    let s = parse(
+        r#"
+durationSeconds: 600
+models:
+- modelId: m
+  variants:
+  - {name: a, costPerHour: 1, initialReplicas: 2, capacityRps: 2, peakRps: 4}
+  - {name: b, costPerHour: 3, initialReplicas: 1, capacityRps: 4, peakRps: 8}
+  load: {kind: constant, rate: 6}
+"#,
+    )
+    .unwrap();
+    let config = saturation_config(&s, "wva-v0.5.0");
+    // A minute of the world without a policy: the initial pods, the constant load.
+    let mut variants = Vec::new();
+    let mut next_id = 0;
+    let mut backlog = requests::Backlog::default();
+    let objective = s.slo.objective();
+    for (m, model) in s.models.iter().enumerate() {
+        for spec in &model.variants {
+            variants.push(VariantState {
+                model: m,
+                spec: spec.clone(),
+                fault: None,
+                min: 1,
+                max: 10,
+                deployment_replicas: spec.initial_replicas,
+                pods: (0..spec.initial_replicas)
+                    .map(|_| Pod {
+                        id: {
+                            next_id += 1;
+                            next_id
+                        },
+                        created_at: 0.0,
+                        scheduled_at: Some(0.0),
+                        startup: 0.0,
+                        fault: None,
+                        scrapes: VecDeque::new(),
+                    })
+                    .collect(),
+                desired: spec.initial_replicas,
+                hpa: None,
+                sample: Sample::default(),
+                in_flight: 0.0,
+                changes: Vec::new(),
+            });
+        }
+    }
+    for t in 0..60 {
+        let t = t as f64;
+        serve(&mut variants, 0, &mut backlog, t, 6.0, 1.0, &objective);
+        for v in &mut variants {
+            for p in &mut v.pods {
+                p.scrapes.push_back((t, v.sample));
+            }
+        }
+    }
+    let snapshot = snapshot_of(&s, &config, &variants, 60.0);
+    let served: f64 = snapshot
+        .variants
+        .iter()
+        .flat_map(|v| &v.pods)
+        .map(|p| p.served_rps.unwrap())
+        .sum();
+    assert!((served - 6.0).abs() < 1e-9, "{served}");
+    // Split by throughput: each pod of `a` serves 6 × 4/16, the `b` pod 6 × 8/16.
+    assert!((snapshot.variants[1].pods[0].served_rps.unwrap() - 3.0).abs() < 1e-9);
+}

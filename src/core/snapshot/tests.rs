@@ -41,7 +41,8 @@ fn pod_metric_defaults_and_whole_numbers() {
         PodMetrics {
             name: "p1".into(),
             kv_cache_usage: 0.0,
-            queue_length: 0
+            queue_length: 0,
+            served_rps: None,
         }
     );
     assert_eq!(s.variants[0].pods[1].queue_length, 3);
@@ -174,6 +175,32 @@ fn the_gpu_inventory_and_gpus_per_replica_are_read_checked_and_written_back() {
             "gpuInventory.H100: must be an object, got a number",
             "gpuInventory.L4.allocatable: must be an integer >= 0, got -1",
             "gpuInventory.NVIDIA-A100-SXM4-80GB: accelerator types are keyed by their normalised name: use \"A100\"",
+        ]
+    );
+}
+
+#[test]
+fn a_pods_served_rate_is_optional_checked_and_round_trips() {
+    let mut v = minimal_variant();
+    v["pods"] = json!([{"name": "p1", "servedRps": 2.5}, {"name": "p2", "servedRps": null}]);
+    let s = Snapshot::from_value(&json!({"saturationConfig": {"default": {}}, "variants": [v]}))
+        .unwrap();
+    assert_eq!(s.variants[0].pods[0].served_rps, Some(2.5));
+    assert_eq!(s.variants[0].pods[1].served_rps, None);
+    let again = Snapshot::from_json(&s.to_json()).unwrap();
+    assert_eq!(again, s);
+    assert!(
+        !s.to_json().contains("\"servedRps\": null"),
+        "absent, not null"
+    );
+    let mut v = minimal_variant();
+    v["pods"] = json!([{"name": "p1", "servedRps": -1}, {"name": "p2", "servedRps": "fast"}]);
+    let got = errors(json!({"saturationConfig": {"default": {}}, "variants": [v]}));
+    assert_eq!(
+        got,
+        [
+            "variants[0].pods[0].servedRps: must be a number >= 0 (requests per second), got -1",
+            "variants[0].pods[1].servedRps: must be a number >= 0 (requests per second), got \"fast\"",
         ]
     );
 }

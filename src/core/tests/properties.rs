@@ -60,6 +60,7 @@ fn variant_strategy() -> impl Strategy<Value = Variant> {
                         name: format!("pod-{i}"),
                         kv_cache_usage: kv,
                         queue_length: queue,
+                        served_rps: None,
                     })
                     .collect(),
             },
