@@ -381,15 +381,18 @@ pub enum Load {
     Csv {
         csv: String,
     },
-    /// A request trace: CSV of `timestamp,input_tokens,output_tokens` (seconds from any
-    /// origin; a header line allowed), inline (`csv`) or from a file next to the scenario
-    /// (`file`). Each request counts as (input + output tokens) / the trace's mean, so
-    /// `capacityRps` is in the trace's mean requests.
+    /// A request trace: CSV of `timestamp,input_tokens,output_tokens`, or with a header naming
+    /// its columns (the Azure LLM inference traces' and BurstGPT's are recognised), inline
+    /// (`csv`) or from a file next to the scenario (`file`). Each request counts as (input +
+    /// output tokens) / the trace's mean, so `capacityRps` is in the trace's mean requests.
     Trace {
         #[serde(default)]
         csv: Option<String>,
         #[serde(default)]
         file: Option<String>,
+        /// Replay only [start, end) seconds after the trace's first request.
+        #[serde(default)]
+        window: Option<[u64; 2]>,
     },
     /// Requests per second for each second from 0 (what a trace becomes once read).
     #[serde(skip)]
@@ -779,13 +782,20 @@ pub fn parse_with_files(
                 Ok(steps) => model.load = Load::Steps { steps },
                 Err(e) => bad(format!("{lpath}.csv"), &e),
             },
-            Load::Trace { csv, file } => {
+            Load::Trace { csv, file, window } => {
                 let text = match (csv, file) {
                     (Some(text), None) => Ok(text.clone()),
                     (None, Some(name)) => read(name).map_err(|e| (format!("{lpath}.file"), e)),
                     _ => Err((lpath.clone(), "give csv or file, not both".to_owned())),
                 };
-                match text.and_then(|t| parse_trace(&t).map_err(|e| (lpath.clone(), e))) {
+                let window = *window;
+                if window.is_some_and(|[start, end]| start >= end) {
+                    bad(
+                        format!("{lpath}.window"),
+                        "must be [start, end] seconds with start < end",
+                    );
+                }
+                match text.and_then(|t| parse_trace(&t, window).map_err(|e| (lpath.clone(), e))) {
                     Ok(rates) => model.load = Load::PerSecond(rates),
                     Err((at, e)) => bad(at, &e),
                 }
@@ -887,27 +897,74 @@ fn parse_csv(text: &str) -> Result<Vec<(u64, f64)>, String> {
     Ok(steps)
 }
 
-/// A `timestamp,input_tokens,output_tokens` trace as requests per second from its first
-/// timestamp, each request weighted by its tokens over the trace's mean.
-fn parse_trace(text: &str) -> Result<Vec<f64>, String> {
+/// Header names of a trace's columns, lowercased: ours, the Azure LLM inference traces'
+/// (`TIMESTAMP,ContextTokens,GeneratedTokens`) and BurstGPT's (`Timestamp,Model,Request tokens,
+/// Response tokens,...`).
+const TIMESTAMP_COLUMNS: [&str; 2] = ["timestamp", "time"];
+const INPUT_COLUMNS: [&str; 4] = [
+    "input_tokens",
+    "contexttokens",
+    "request tokens",
+    "prompt_tokens",
+];
+const OUTPUT_COLUMNS: [&str; 4] = [
+    "output_tokens",
+    "generatedtokens",
+    "response tokens",
+    "completion_tokens",
+];
+
+/// A request trace as requests per second from its first timestamp (or from `window[0]`
+/// seconds after it, up to `window[1]`), each request weighted by its tokens over the trace's
+/// mean. With a header line the columns are found by name (see the constants above); without,
+/// the lines are `timestamp,input_tokens,output_tokens`. Timestamps are seconds, or dates
+/// `YYYY-MM-DD HH:MM:SS[.fraction]`.
+fn parse_trace(text: &str, window: Option<[u64; 2]>) -> Result<Vec<f64>, String> {
     let mut rows: Vec<(f64, f64)> = Vec::new();
+    // (timestamp, input, output) column indices.
+    let mut columns = (0, 1, 2);
+    let mut header = false;
     let mut seen_data = false;
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let first = !seen_data;
-        seen_data = true;
-        if first && line.starts_with(|c: char| c.is_alphabetic()) {
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if !seen_data && line.starts_with(|c: char| c.is_alphabetic()) {
+            seen_data = true;
+            header = true;
+            let find = |names: &[&str], what: &str| {
+                fields
+                    .iter()
+                    .position(|f| names.contains(&f.to_lowercase().as_str()))
+                    .ok_or_else(|| {
+                        format!(
+                            "line {}: the header names no {what} column (one of {})",
+                            n + 1,
+                            names.join(", ")
+                        )
+                    })
+            };
+            columns = (
+                find(&TIMESTAMP_COLUMNS, "timestamp")?,
+                find(&INPUT_COLUMNS, "input-token")?,
+                find(&OUTPUT_COLUMNS, "output-token")?,
+            );
             continue;
         }
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        let [at, input, output] = fields[..] else {
+        seen_data = true;
+        if !header && fields.len() != 3 {
             return Err(format!(
                 "line {}: expected timestamp,input_tokens,output_tokens",
                 n + 1
             ));
+        }
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .copied()
+                .ok_or_else(|| format!("line {}: has {} columns", n + 1, fields.len()))
         };
         let number = |what: &str, text: &str| {
             text.parse::<f64>()
@@ -915,19 +972,36 @@ fn parse_trace(text: &str) -> Result<Vec<f64>, String> {
                 .filter(|x| x.is_finite() && *x >= 0.0)
                 .ok_or_else(|| format!("line {}: {what} {text:?} is not a number >= 0", n + 1))
         };
-        let at = number("timestamp", at)?;
-        let tokens = number("input_tokens", input)? + number("output_tokens", output)?;
+        let stamp = field(columns.0)?;
+        let at = match stamp.parse::<f64>() {
+            Ok(_) => number("timestamp", stamp)?,
+            Err(_) => date_seconds(stamp).ok_or_else(|| {
+                format!(
+                    "line {}: timestamp {stamp:?} is neither seconds nor YYYY-MM-DD HH:MM:SS",
+                    n + 1
+                )
+            })?,
+        };
+        let tokens = number("input tokens", field(columns.1)?)?
+            + number("output tokens", field(columns.2)?)?;
         rows.push((at, tokens));
     }
     if rows.is_empty() {
-        return Err("no timestamp,input_tokens,output_tokens line".into());
+        return Err("no request line (timestamp, input tokens, output tokens)".into());
     }
-    const MOST_SECONDS: f64 = 30.0 * 24.0 * 3600.0;
-    let first = rows.iter().map(|r| r.0).fold(f64::INFINITY, f64::min);
+    let origin = rows.iter().map(|r| r.0).fold(f64::INFINITY, f64::min);
+    if let Some([start, end]) = window {
+        rows.retain(|(at, _)| (start as f64..end as f64).contains(&(at - origin)));
+        if rows.is_empty() {
+            return Err(format!("no request within window [{start}, {end})"));
+        }
+    }
+    let first = origin + window.map_or(0.0, |[start, _]| start as f64);
     let last = rows.iter().map(|r| r.0).fold(0.0, f64::max);
+    const MOST_SECONDS: f64 = 30.0 * 24.0 * 3600.0;
     if last - first > MOST_SECONDS {
         return Err(format!(
-            "spans {:.0} days; at most 30 are replayed",
+            "spans {:.0} days; at most 30 are replayed (choose a window)",
             (last - first) / 86400.0
         ));
     }
@@ -937,6 +1011,35 @@ fn parse_trace(text: &str) -> Result<Vec<f64>, String> {
         rates[(at - first) as usize] += if mean > 0.0 { tokens / mean } else { 1.0 };
     }
     Ok(rates)
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.fraction]` (or with a `T`) as seconds since 1970 (no time zone: only
+/// differences matter).
+pub(crate) fn date_seconds(text: &str) -> Option<f64> {
+    let (date, time) = text.split_once([' ', 'T'])?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.trim_end_matches('Z').split(':');
+    let (h, min) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
+    let sec: f64 = t.next()?.parse().ok()?;
+    if d.next().is_some()
+        || t.next().is_some()
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+    {
+        return None;
+    }
+    // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3600 + min * 60) as f64 + sec)
 }
 
 /// The built-in scenario (`wva simulate` without arguments): the changelog's story. One model

@@ -674,7 +674,7 @@ fn request_traces_are_read_and_weighted_by_their_tokens() {
     let errors = parse("durationSeconds: 60\nmodels:\n- modelId: m\n  variants: [{name: v, costPerHour: 1, initialReplicas: 1, capacityRps: 1}]\n  load: {kind: trace, csv: \"1,2,x\\n\"}\n- modelId: n\n  variants: [{name: w, costPerHour: 1, initialReplicas: 1, capacityRps: 1}]\n  load: {kind: trace, file: t.csv}\n").unwrap_err();
     let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     assert!(
-        text[0].starts_with("models[0].load: line 1: output_tokens \"x\" is not a number"),
+        text[0].starts_with("models[0].load: line 1: output tokens \"x\" is not a number"),
         "{text:?}"
     );
     assert!(
@@ -779,4 +779,74 @@ models:
     assert!((served - 6.0).abs() < 1e-9, "{served}");
     // Split by throughput: each pod of `a` serves 6 × 4/16, the `b` pod 6 × 8/16.
     assert!((snapshot.variants[1].pods[0].served_rps.unwrap() - 3.0).abs() < 1e-9);
+}
+
+/// The public traces replay as published: the Azure LLM inference traces (dates,
+/// `ContextTokens`, `GeneratedTokens`) and BurstGPT (seconds, named columns among others).
+#[test]
+fn azure_and_burstgpt_traces_are_read_by_their_headers() {
+    let load = |csv: &str, window: &str| {
+        let s = parse(&format!(
+            "durationSeconds: 60\nmodels:\n- modelId: m\n  variants: [{{name: v, costPerHour: 1, initialReplicas: 1, capacityRps: 1}}]\n  load: {{kind: trace, csv: {csv:?}{window}}}\n"
+        ));
+        s.map(|s| s.models[0].load.clone())
+    };
+    let azure = "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,374,44\n2023-11-16 18:15:50.9951690,396,109\n2023-11-16 18:15:51.0,1000,100\n";
+    let l = load(azure, "").unwrap();
+    // Mean 674.33 tokens: 418 / 674.33 at 0 s, (505 + 1100) / 674.33 at 4 s.
+    assert!(
+        (l.rate(0.0) - 418.0 / (2023.0 / 3.0)).abs() < 1e-9,
+        "{}",
+        l.rate(0.0)
+    );
+    assert!(
+        (l.rate(4.0) - 1605.0 / (2023.0 / 3.0)).abs() < 1e-9,
+        "{}",
+        l.rate(4.0)
+    );
+    let burst = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n5,ChatGPT,472,18,490,Conversation log\n45,ChatGPT,1087,0,1087,Conversation log\n46,GPT-4,417,30,447,API log\n";
+    let l = load(burst, ", window: [40, 100]").unwrap();
+    // The window starts 40 s after the first request (at 5 s): 45 s is its second 0; the
+    // weights are over the two requests inside it.
+    let mean = (1087.0 + 447.0) / 2.0;
+    assert!(
+        (l.rate(0.0) - 1087.0 / mean).abs() < 1e-9,
+        "{}",
+        l.rate(0.0)
+    );
+    assert!((l.rate(1.0) - 447.0 / mean).abs() < 1e-9);
+    assert_eq!(l.rate(2.0), 0.0);
+    let text =
+        |r: Result<scenario::Load, Vec<crate::config::Problem>>| r.unwrap_err()[0].to_string();
+    assert!(
+        text(load("time,prompt_tokens\n1,2\n", "")).contains(
+            "line 1: the header names no output-token column (one of output_tokens, generatedtokens, response tokens, completion_tokens)"
+        )
+    );
+    assert!(
+        text(load(
+            "TIMESTAMP,ContextTokens,GeneratedTokens\nyesterday,1,2\n",
+            ""
+        ))
+        .contains("line 2: timestamp \"yesterday\" is neither seconds nor YYYY-MM-DD HH:MM:SS")
+    );
+    assert!(
+        text(load(burst, ", window: [500, 600]")).contains("no request within window [500, 600)")
+    );
+    assert!(
+        text(load(burst, ", window: [9, 9]"))
+            .contains("window: must be [start, end] seconds with start < end")
+    );
+}
+
+#[test]
+fn dates_count_seconds_since_1970() {
+    use super::scenario::date_seconds;
+    assert_eq!(date_seconds("1970-01-01 00:00:00"), Some(0.0));
+    assert_eq!(date_seconds("2000-03-01 00:00:00"), Some(951_868_800.0));
+    assert_eq!(date_seconds("2023-11-16T18:15:46Z"), Some(1_700_158_546.0));
+    assert_eq!(date_seconds("2024-02-29 23:59:59.5"), Some(1_709_251_199.5));
+    assert_eq!(date_seconds("1969-12-31 23:59:59"), Some(-1.0));
+    assert_eq!(date_seconds("2024-13-01 00:00:00"), None);
+    assert_eq!(date_seconds("2024-01-01"), None);
 }
