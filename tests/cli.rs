@@ -374,6 +374,25 @@ fn simulate_frontier_sweeps_each_knob_and_marks_the_pareto_front() {
 }
 
 #[test]
+fn simulate_judge_prints_each_check_and_fails_when_one_does() {
+    let out = wva(&["simulate", "--judge", "keda-prodstack"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("FAIL  SLO attainment >= 99 % at <= 1.2× the oracle's cost: 40.0 %"),
+        "{text}"
+    );
+    let out = wva(&["simulate", "--judge", "oracle", "--output", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["passed"], true);
+    assert_eq!(doc["checks"].as_array().unwrap().len(), 4);
+    let out = wva(&["simulate", "--judge", "magic"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--judge: unknown policy \"magic\""));
+}
+
+#[test]
 fn simulate_rejects_bad_scenarios_naming_the_field() {
     let out = wva(&["simulate", &data("scenarios/invalid.yaml"), "--no-files"]);
     assert_eq!(out.status.code(), Some(2));

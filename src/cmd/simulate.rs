@@ -25,6 +25,10 @@ pub struct SimulateArgs {
     /// instead of the one-point comparison; writes no file.
     #[arg(long)]
     pub frontier: bool,
+    /// Judge one policy against the bar of a new policy (docs/simulation.md#judging) instead of
+    /// the comparison; exit 1 when a check fails. Writes no file.
+    #[arg(long, value_name = "POLICY")]
+    pub judge: Option<String>,
     /// `text` (a table) or `json` (the same figures as data; file names go to stderr).
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub output: String,
@@ -96,6 +100,30 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
         }
     };
     let json = args.output == "json";
+    if let Some(name) = &args.judge {
+        if !crate::sim::POLICIES.contains(&name.as_str()) {
+            eprintln!(
+                "error: --judge: unknown policy {name:?}; known: {}",
+                crate::sim::POLICIES.join(", ")
+            );
+            return ExitCode::from(EXIT_INVALID);
+        }
+        let card = crate::sim::judge::judge(&scenario, name, &mut progress);
+        if shown {
+            eprintln!();
+        }
+        let text = if json {
+            crate::sim::report::scorecard_json(&card)
+        } else {
+            crate::sim::report::scorecard(&card)
+        };
+        let printed = print(&text);
+        return if card.passed() {
+            printed
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     if args.frontier {
         let frontier = crate::sim::frontier::sweep(&scenario, &mut progress);
         if shown {

@@ -4,6 +4,7 @@
 
 pub mod frontier;
 pub mod hpa;
+pub mod judge;
 pub mod policy;
 pub mod report;
 pub mod requests;

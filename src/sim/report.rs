@@ -224,6 +224,46 @@ pub fn frontier_json(f: &super::frontier::Frontier) -> String {
     format!("{doc:#}\n")
 }
 
+/// `--judge` as text: one line per check.
+pub fn scorecard(card: &super::judge::Scorecard) -> String {
+    let mut out = format!("scenario: {}   policy: {}\n\n", card.scenario, card.policy);
+    for c in &card.checks {
+        let _ = writeln!(
+            out,
+            "{}  {}: {}",
+            if c.passed { "pass" } else { "FAIL" },
+            c.what,
+            c.detail
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{}",
+        if card.passed() {
+            "every check passed"
+        } else {
+            "some checks failed"
+        }
+    );
+    out
+}
+
+/// `--judge --output json`.
+pub fn scorecard_json(card: &super::judge::Scorecard) -> String {
+    let checks: Vec<serde_json::Value> = card
+        .checks
+        .iter()
+        .map(|c| serde_json::json!({"check": c.what, "passed": c.passed, "detail": c.detail}))
+        .collect();
+    let doc = serde_json::json!({
+        "scenario": card.scenario,
+        "policy": card.policy,
+        "passed": card.passed(),
+        "checks": checks,
+    });
+    format!("{doc:#}\n")
+}
+
 fn time_to_capacity(run: &PolicyRun) -> String {
     if run.time_to_capacity.is_empty() {
         return "-".into();
