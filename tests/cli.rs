@@ -390,6 +390,13 @@ fn simulate_judge_prints_each_check_and_fails_when_one_does() {
     let out = wva(&["simulate", "--judge", "magic"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--judge: unknown policy \"magic\""));
+    let out = wva(&["simulate", "--judge", "oracle", "--frontier"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cannot be used with"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -27,7 +27,7 @@ pub struct SimulateArgs {
     pub frontier: bool,
     /// Judge one policy against the bar of a new policy (docs/simulation.md#judging) instead of
     /// the comparison; exit 1 when a check fails. Writes no file.
-    #[arg(long, value_name = "POLICY")]
+    #[arg(long, value_name = "POLICY", conflicts_with = "frontier")]
     pub judge: Option<String>,
     /// `text` (a table) or `json` (the same figures as data; file names go to stderr).
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
