@@ -12,7 +12,7 @@ pub struct SimulateArgs {
     /// Folder for the chart (wva-simulation.svg) and the timeline (wva-simulation.csv).
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
-    /// Seed of the random start-up times (default: the scenario's).
+    /// Seed of the random start-up times and arrival noise (default: the scenario's).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Policies to compare, comma-separated (default: the scenario's, else all).
