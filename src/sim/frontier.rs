@@ -27,6 +27,13 @@ pub struct Frontier {
     pub points: Vec<Point>,
 }
 
+/// Whether `q` is at least as good as (attainment, cost) on both and better on one.
+pub fn dominates(q: &Point, attainment: f64, cost: f64) -> bool {
+    q.slo_attainment >= attainment
+        && q.cost <= cost
+        && (q.slo_attainment > attainment || q.cost < cost)
+}
+
 /// Sweeps the scenario's policies (all when it lists none). `progress` is told the fraction done.
 pub fn sweep(scenario: &Scenario, progress: &mut dyn FnMut(f64)) -> Frontier {
     let names: Vec<&str> = if scenario.policies.is_empty() {
@@ -61,12 +68,9 @@ pub fn sweep(scenario: &Scenario, progress: &mut dyn FnMut(f64)) -> Frontier {
         })
         .collect();
     let dominated = |p: &Point| {
-        points.iter().any(|q| {
-            q.policy != "oracle"
-                && q.slo_attainment >= p.slo_attainment
-                && q.cost <= p.cost
-                && (q.slo_attainment > p.slo_attainment || q.cost < p.cost)
-        })
+        points
+            .iter()
+            .any(|q| q.policy != "oracle" && dominates(q, p.slo_attainment, p.cost))
     };
     let front: Vec<bool> = points
         .iter()
@@ -114,6 +118,7 @@ models:
         assert_eq!(f.points.len(), knobbed * 4 + 1);
         let others: Vec<&Point> = f.points.iter().filter(|p| p.policy != "oracle").collect();
         for p in &others {
+            // Spelled out here rather than with `dominates`, so the test checks that too.
             let beaten = others.iter().any(|q| {
                 q.slo_attainment >= p.slo_attainment
                     && q.cost <= p.cost

@@ -39,12 +39,7 @@ impl Scorecard {
 
 /// Judges `name` (at its default setting) on the scenario.
 pub fn judge(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) -> Scorecard {
-    let mut quiet = |_: f64| {};
-    let run = |policy: &str, progress: &mut dyn FnMut(f64)| -> PolicyRun {
-        run_policy(scenario, policy, progress)
-    };
-    let judged = run(name, &mut quiet);
-    let oracle = run("oracle", &mut quiet);
+    let judged = run_policy(scenario, name, &mut |_| {});
     let mut baselines = scenario.clone();
     baselines.policies = super::POLICIES
         .iter()
@@ -52,18 +47,18 @@ pub fn judge(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) -> 
         .map(|p| p.to_string())
         .collect();
     let sweep = frontier::sweep(&baselines, progress);
+    let oracle = sweep
+        .points
+        .iter()
+        .find(|p| p.policy == "oracle")
+        .expect("invariant: every sweep runs the oracle");
     let mut checks = Vec::new();
 
     let attainment = judged.slo_attainment();
     let dominating: Vec<String> = sweep
         .points
         .iter()
-        .filter(|p| p.policy != "oracle")
-        .filter(|p| {
-            p.slo_attainment >= attainment
-                && p.cost <= judged.cost
-                && (p.slo_attainment > attainment || p.cost < judged.cost)
-        })
+        .filter(|p| p.policy != "oracle" && frontier::dominates(p, attainment, judged.cost))
         .map(|p| {
             format!(
                 "{} at {} ({:.1} %, {:.0})",
@@ -98,13 +93,13 @@ pub fn judge(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) -> 
         detail: format!(
             "{:.1} % at {ratio:.2}× (the oracle: {:.1} %)",
             100.0 * attainment,
-            100.0 * oracle.slo_attainment()
+            100.0 * oracle.slo_attainment
         ),
     });
 
     let missed = |r: &PolicyRun| r.requests.offered - r.requests.met;
     for rival in RIVALS.iter().filter(|r| **r != name) {
-        let theirs = run(rival, &mut quiet);
+        let theirs = run_policy(scenario, rival, &mut |_| {});
         let (mine, their_missed) = (missed(&judged), missed(&theirs));
         checks.push(Check {
             what: format!(
