@@ -43,6 +43,17 @@ pub struct Rules {
     pub policies: Vec<RatePolicy>,
 }
 
+impl Rules {
+    /// A window and one rate policy.
+    pub fn max_of(stabilization_seconds: u64, policy: RatePolicy) -> Self {
+        Self {
+            stabilization_seconds,
+            select: Select::Max,
+            policies: vec![policy],
+        }
+    }
+}
+
 /// `spec.behavior`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Behavior {
@@ -80,19 +91,11 @@ impl Behavior {
         }
     }
 
-    /// Given windows, the same `policies` both ways (`pods` per `period` seconds).
-    pub fn windows_and_pods(up_window: u64, down_window: u64, pods: u32, period: u64) -> Self {
-        let rules = |window| Rules {
-            stabilization_seconds: window,
-            select: Select::Max,
-            policies: vec![RatePolicy::Pods {
-                value: pods,
-                period_seconds: period,
-            }],
-        };
+    /// Given windows, the same single rate policy both ways.
+    pub fn both_ways(up_window: u64, down_window: u64, policy: RatePolicy) -> Self {
         Self {
-            up: rules(up_window),
-            down: rules(down_window),
+            up: Rules::max_of(up_window, policy),
+            down: Rules::max_of(down_window, policy),
         }
     }
 }
@@ -337,6 +340,12 @@ fn ceil_u32(x: f64) -> u32 {
 mod tests {
     use super::*;
 
+    /// upstream's chart: 10 pods per 150 s.
+    const TEN_PODS_PER_150: RatePolicy = RatePolicy::Pods {
+        value: 10,
+        period_seconds: 150,
+    };
+
     fn hpa(min: u32, max: u32, behavior: Behavior) -> Hpa {
         Hpa::new(Spec {
             min_replicas: min,
@@ -376,7 +385,7 @@ mod tests {
         assert_eq!(h.sync(0.0, at(10), &[queue(10.9, 1.0)]), 10);
         assert_eq!(h.sync(15.0, at(10), &[queue(11.1, 1.0)]), 12);
         // Upstream's note: wva's +1 on 11 replicas (12/11) is inside it, so is −1 on 10.
-        let mut h = hpa(1, 100, Behavior::windows_and_pods(0, 0, 10, 150));
+        let mut h = hpa(1, 100, Behavior::both_ways(0, 0, TEN_PODS_PER_150));
         assert_eq!(h.sync(0.0, at(11), &[queue(12.0, 1.0)]), 11);
         assert_eq!(h.sync(15.0, at(10), &[queue(9.0, 1.0)]), 10);
         // A Value target scales the ready pods by the ratio.
@@ -472,7 +481,7 @@ mod tests {
     /// upstream's chart: 240 s windows, 10 pods per 150 s both ways.
     #[test]
     fn the_wva_chart_behaviour_waits_240_seconds_and_moves_ten_pods_per_150() {
-        let mut h = hpa(1, 100, Behavior::windows_and_pods(240, 240, 10, 150));
+        let mut h = hpa(1, 100, Behavior::both_ways(240, 240, TEN_PODS_PER_150));
         let counts = sequence(&mut h, 2, queue(30.0, 1.0), 40);
         let changes: Vec<(usize, u32)> = counts
             .windows(2)

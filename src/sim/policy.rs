@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use super::hpa::{Behavior, Metric, RatePolicy, Rules, Select};
+use super::hpa::{Behavior, Metric, RatePolicy, Rules};
 use super::scenario::Scenario;
 use crate::core::{self, Snapshot};
 
@@ -158,11 +158,13 @@ pub fn tuned(name: &str, scenario: &Scenario) -> Option<f64> {
 pub fn by_name(name: &str, scenario: &Scenario) -> Option<Box<dyn SimPolicy>> {
     let a = &scenario.actuation;
     let value = |default: f64| tuned(name, scenario).unwrap_or(default);
-    let chart = Behavior::windows_and_pods(
+    let chart = Behavior::both_ways(
         a.scale_up_stabilization_seconds,
         a.scale_down_stabilization_seconds,
-        10,
-        150,
+        RatePolicy::Pods {
+            value: 10,
+            period_seconds: 150,
+        },
     );
     let policy: Box<dyn SimPolicy> = match name {
         "wva-v0.5.0" => Box::new(Wva::new(core::Policy::WvaV050, name, Drive::Hpa(chart))),
@@ -184,7 +186,14 @@ pub fn by_name(name: &str, scenario: &Scenario) -> Option<Box<dyn SimPolicy>> {
                 queue: value(1.0),
                 running: 16.0,
             },
-            behavior: percent_both_ways(300, 300, 100, 15),
+            behavior: Behavior::both_ways(
+                300,
+                300,
+                RatePolicy::Percent {
+                    value: 100,
+                    period_seconds: 15,
+                },
+            ),
             max: 8,
         }),
         "keda-kv" => Box::new(Keda {
@@ -194,8 +203,20 @@ pub fn by_name(name: &str, scenario: &Scenario) -> Option<Box<dyn SimPolicy>> {
                 waiting: 2.0,
             },
             behavior: Behavior {
-                up: pods_rule(0, 1, 180),
-                down: pods_rule(300, 1, 300),
+                up: Rules::max_of(
+                    0,
+                    RatePolicy::Pods {
+                        value: 1,
+                        period_seconds: 180,
+                    },
+                ),
+                down: Rules::max_of(
+                    300,
+                    RatePolicy::Pods {
+                        value: 1,
+                        period_seconds: 300,
+                    },
+                ),
             },
             max: 10,
         }),
@@ -205,32 +226,6 @@ pub fn by_name(name: &str, scenario: &Scenario) -> Option<Box<dyn SimPolicy>> {
         _ => return None,
     };
     Some(policy)
-}
-
-fn pods_rule(window: u64, pods: u32, period: u64) -> Rules {
-    Rules {
-        stabilization_seconds: window,
-        select: Select::Max,
-        policies: vec![RatePolicy::Pods {
-            value: pods,
-            period_seconds: period,
-        }],
-    }
-}
-
-fn percent_both_ways(up_window: u64, down_window: u64, percent: u32, period: u64) -> Behavior {
-    let rule = |window| Rules {
-        stabilization_seconds: window,
-        select: Select::Max,
-        policies: vec![RatePolicy::Percent {
-            value: percent,
-            period_seconds: period,
-        }],
-    };
-    Behavior {
-        up: rule(up_window),
-        down: rule(down_window),
-    }
 }
 
 /// wva's decision core (`wva-v0.5.0`, `no-pending-awareness`): through upstream's chart HPA
@@ -362,13 +357,53 @@ impl SimPolicy for Keda {
     }
 }
 
+/// Each variant's in-flight requests over the last `keep` seconds, as a proxy or a router
+/// samples them every tick.
+struct InFlight {
+    keep: f64,
+    series: Vec<VecDeque<(f64, f64)>>,
+}
+
+impl InFlight {
+    fn new(keep: f64) -> Self {
+        Self {
+            keep,
+            series: Vec::new(),
+        }
+    }
+
+    /// Records this tick; true when the set of variants is new (the caller resets its state).
+    fn record(&mut self, t: f64, variants: &[Observed]) -> bool {
+        let fresh = self.series.len() != variants.len();
+        if fresh {
+            self.series = vec![VecDeque::new(); variants.len()];
+        }
+        for (h, v) in self.series.iter_mut().zip(variants) {
+            h.push_back((t, v.in_flight));
+            while h.front().is_some_and(|(at, _)| *at <= t - self.keep) {
+                h.pop_front();
+            }
+        }
+        fresh
+    }
+
+    /// Variant `i`'s mean over the samples of the last `window` seconds.
+    fn mean(&self, i: usize, t: f64, window: f64) -> f64 {
+        let (sum, count) = self.series[i]
+            .iter()
+            .filter(|(at, _)| *at > t - window)
+            .fold((0.0, 0usize), |(s, n), (_, c)| (s + c, n + 1));
+        sum / count.max(1) as f64
+    }
+}
+
 /// Knative's autoscaler (KPA) on concurrency: target 70 % of `target` × a replica's
 /// concurrency at capacity, a 60 s stable and a 6 s panic window, panic from 200 %, at most
 /// halving per decision, every 2 s (`pkg/autoscaler/scaling/autoscaler.go`).
 pub struct KnativeKpa {
     /// Per-replica target as a multiple of the concurrency at capacity.
     pub target: f64,
-    history: Vec<VecDeque<(f64, f64)>>,
+    in_flight: InFlight,
     /// When each variant was last over the panic threshold, while panicking.
     panic_since: Vec<Option<f64>>,
     panic_peak: Vec<u32>,
@@ -385,7 +420,7 @@ impl KnativeKpa {
     pub fn new(target: f64) -> Self {
         Self {
             target,
-            history: Vec::new(),
+            in_flight: InFlight::new(Self::STABLE),
             panic_since: Vec::new(),
             panic_peak: Vec::new(),
         }
@@ -406,31 +441,16 @@ impl SimPolicy for KnativeKpa {
     }
 
     fn on_tick(&mut self, t: f64, variants: &[Observed]) -> Option<Vec<u32>> {
-        if self.history.len() != variants.len() {
-            self.history = vec![VecDeque::new(); variants.len()];
+        if self.in_flight.record(t, variants) {
             self.panic_since = vec![None; variants.len()];
             self.panic_peak = vec![0; variants.len()];
-        }
-        for (h, v) in self.history.iter_mut().zip(variants) {
-            h.push_back((t, v.in_flight));
-            while h.front().is_some_and(|(at, _)| *at <= t - Self::STABLE) {
-                h.pop_front();
-            }
         }
         if (t / Self::TICK).fract() != 0.0 {
             return None;
         }
         let mut out = Vec::with_capacity(variants.len());
         for (i, v) in variants.iter().enumerate() {
-            let h = &self.history[i];
-            let average = |window: f64| {
-                let recent: Vec<f64> = h
-                    .iter()
-                    .filter(|(at, _)| *at > t - window)
-                    .map(|(_, c)| *c)
-                    .collect();
-                recent.iter().sum::<f64>() / recent.len().max(1) as f64
-            };
+            let average = |window: f64| self.in_flight.mean(i, t, window);
             let target =
                 (Self::UTILIZATION * self.target * v.concurrency_at_capacity).max(f64::EPSILON);
             let ready = v.ready.max(1) as f64;
@@ -468,7 +488,7 @@ impl SimPolicy for KnativeKpa {
 /// look-back, applied after the wish has held for 30 s up or 600 s down.
 pub struct RayServe {
     pub target_ongoing: f64,
-    history: Vec<VecDeque<(f64, f64)>>,
+    in_flight: InFlight,
     /// Since when the wish has been above (positive) or below (negative) the current count.
     wish_since: Vec<Option<(bool, f64)>>,
 }
@@ -481,7 +501,7 @@ impl RayServe {
     pub fn new(target_ongoing: f64) -> Self {
         Self {
             target_ongoing,
-            history: Vec::new(),
+            in_flight: InFlight::new(Self::LOOK_BACK),
             wish_since: Vec::new(),
         }
     }
@@ -501,18 +521,12 @@ impl SimPolicy for RayServe {
     }
 
     fn on_tick(&mut self, t: f64, variants: &[Observed]) -> Option<Vec<u32>> {
-        if self.history.len() != variants.len() {
-            self.history = vec![VecDeque::new(); variants.len()];
+        if self.in_flight.record(t, variants) {
             self.wish_since = vec![None; variants.len()];
         }
         let mut out = Vec::with_capacity(variants.len());
         for (i, v) in variants.iter().enumerate() {
-            let h = &mut self.history[i];
-            h.push_back((t, v.in_flight));
-            while h.front().is_some_and(|(at, _)| *at <= t - Self::LOOK_BACK) {
-                h.pop_front();
-            }
-            let ongoing = h.iter().map(|(_, c)| c).sum::<f64>() / h.len() as f64;
+            let ongoing = self.in_flight.mean(i, t, Self::LOOK_BACK);
             let wish = (ongoing / self.target_ongoing).ceil() as u32;
             let current = v.spec_replicas;
             let direction = (wish != current).then_some(wish > current);
