@@ -39,6 +39,10 @@ fn snapshot(variants: usize) -> Snapshot {
                 previous_desired: PODS_PER_VARIANT,
                 stuck_replicas: 0,
                 gpus_per_replica: 1 + (i % 2) as u32,
+                min_replicas: 0,
+                max_replicas: None,
+                starting_pods: Vec::new(),
+                ready_pods: Vec::new(),
                 pods: (0..PODS_PER_VARIANT)
                     .map(|p| PodMetrics {
                         name: format!("variant-{i:05}-pod-{p:02}"),
@@ -56,6 +60,8 @@ fn snapshot(variants: usize) -> Snapshot {
         request_counts: BTreeMap::new(),
         variants: list,
         gpu_inventory: None,
+        time: None,
+        wva_next_state: None,
     }
 }
 

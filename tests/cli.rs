@@ -49,6 +49,63 @@ fn analyze_prints_the_report_as_json() {
     );
 }
 
+/// `wva-next` is stateful: the report carries the state, the next snapshot feeds it back, and a
+/// snapshot with its state replays the same decision every time.
+#[test]
+fn analyze_with_wva_next_carries_its_state_from_cycle_to_cycle() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/snapshot-wva-next.json"
+    );
+    let analyze = |input: &str| {
+        let out = wva(&["analyze", "--policy", "wva-next", "--input", input]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = analyze(path);
+    assert_eq!(first["policy"], "wva-next");
+    assert_eq!(first["models"][0]["next"]["decidedBy"], "hold");
+    let reason = first["decisions"][1]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(
+            "no change: demand ahead 17.42 req/s within 0.70–0.85 of capacity 23.00 req/s"
+        ),
+        "{reason}"
+    );
+    let state = &first["wvaNextState"];
+    assert_eq!(
+        state["models"]["prod/meta/llama-3.1-8b"]["samples"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        state["variants"]["prod/llama-8b-l40s"]["startups"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // The next cycle, 30 s later, with the state fed back.
+    let mut snapshot: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    snapshot["time"] = serde_json::json!(1764700030);
+    snapshot["wvaNextState"] = state.clone();
+    let next = std::env::temp_dir().join(format!("wva-cli-next-{}.json", std::process::id()));
+    std::fs::write(&next, snapshot.to_string()).unwrap();
+    let second = analyze(next.to_str().unwrap());
+    let samples = &second["wvaNextState"]["models"]["prod/meta/llama-3.1-8b"]["samples"];
+    assert_eq!(samples.as_array().unwrap().len(), 2, "{samples}");
+    assert_eq!(
+        second,
+        analyze(next.to_str().unwrap()),
+        "a replay decides the same"
+    );
+    std::fs::remove_file(next).unwrap();
+}
+
 #[test]
 fn analyze_reads_standard_input() {
     let snapshot = std::fs::read(data("snapshots/snapshot-pending.json")).unwrap();
@@ -499,6 +556,26 @@ fn run_refuses_a_node_selector_the_api_server_would_refuse() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("invalid WVA_NODE_SELECTOR \"pool=gpu,zone in (a\": unbalanced '('"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn run_refuses_wva_next_until_the_controller_collects_its_inputs() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wva"))
+        .args([
+            "run",
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+            "--policy",
+            "wva-next",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--policy wva-next is not available in `wva run` yet"),
         "{}",
         stderr(&out)
     );

@@ -9,6 +9,7 @@
 pub mod duration;
 pub mod label_selector;
 pub mod manifest;
+pub mod next;
 pub mod prometheus;
 pub mod saturation;
 pub mod scale_to_zero;
@@ -168,6 +169,16 @@ impl<'a> EntryReader<'a> {
 
     fn present(&self, field: &str) -> Option<&'a Value> {
         self.object.get(field).filter(|v| !v.is_null())
+    }
+
+    /// The field's value when present and not null, unchecked.
+    pub fn value(&self, field: &str) -> Option<&'a Value> {
+        self.present(field)
+    }
+
+    /// Records a problem with this entry.
+    pub fn problem(&mut self, message: impl Into<String>) {
+        self.problems.push(Problem::new(self.key, message));
     }
 
     pub fn number(&mut self, field: &str) -> Option<f64> {

@@ -9,12 +9,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::duration::{MINUTE, Nanos, format_go_duration, parse_go_duration};
+use super::next::NextSettings;
 use super::{DEFAULT_KEY, EntryReader, ModelOverride, Parsed, Problem, select_override};
 
 /// Default name of the ConfigMap (env `SATURATION_CONFIG_MAP_NAME`; Helm prefixes the release).
 pub const CONFIG_MAP_NAME: &str = "saturation-scaling-config";
 
-const KNOWN_FIELDS: [&str; 8] = [
+const KNOWN_FIELDS: [&str; 8 + super::next::FIELDS.len()] = concat_fields([
     "kvCacheThreshold",
     "queueLengthThreshold",
     "kvSpareTrigger",
@@ -23,7 +24,24 @@ const KNOWN_FIELDS: [&str; 8] = [
     "maxPendingDuration",
     "model_id",
     "namespace",
-];
+]);
+
+/// Upstream's fields followed by `wva-next`'s.
+const fn concat_fields(
+    upstream: [&'static str; 8],
+) -> [&'static str; 8 + super::next::FIELDS.len()] {
+    let mut all = [""; 8 + super::next::FIELDS.len()];
+    let mut i = 0;
+    while i < 8 {
+        all[i] = upstream[i];
+        i += 1;
+    }
+    while i < all.len() {
+        all[i] = super::next::FIELDS[i - 8];
+        i += 1;
+    }
+    all
+}
 
 /// One entry of the saturation-scaling ConfigMap, after filling-in.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -51,6 +69,9 @@ pub struct SaturationScalingConfig {
         skip_serializing_if = "is_default_pending"
     )]
     pub max_pending_duration: Nanos,
+    /// Beyond upstream: the `wva-next` policy's settings (only non-default ones serialised).
+    #[serde(flatten)]
+    pub next: NextSettings,
     /// Override entries: the model they apply to.
     #[serde(rename = "model_id", skip_serializing_if = "Option::is_none")]
     pub model_id: Option<String>,
@@ -83,6 +104,7 @@ impl Default for SaturationScalingConfig {
             queue_spare_trigger: 3.0,
             enable_limiter: false,
             max_pending_duration: DEFAULT_MAX_PENDING_DURATION,
+            next: NextSettings::default(),
             model_id: None,
             namespace: None,
         }
@@ -301,6 +323,7 @@ fn read_entry(
                 }
             },
         },
+        next: NextSettings::read(&mut reader, &base.next),
         model_id: reader.string("model_id"),
         namespace: reader.string("namespace"),
     };

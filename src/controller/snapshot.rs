@@ -317,6 +317,10 @@ pub fn build(
             previous_desired,
             stuck_replicas: (note.stuck.len() as u32).min(current),
             gpus_per_replica,
+            min_replicas: 0,
+            max_replicas: None,
+            starting_pods: Vec::new(),
+            ready_pods: Vec::new(),
             pods,
         });
         notes.push(note);
@@ -331,6 +335,8 @@ pub fn build(
                 .nodes
                 .filter(|_| limiter)
                 .map(|nodes| super::inventory::gpu_inventory(nodes, cluster.pods, &variant_pods)),
+            time: None,
+            wva_next_state: None,
         },
         notes,
     }

@@ -11,6 +11,7 @@
 pub mod analyzer;
 pub mod enforcer;
 pub mod limiter;
+pub mod next;
 pub mod planner;
 pub mod report;
 pub mod snapshot;
@@ -32,15 +33,18 @@ pub enum Policy {
     WvaV050,
     /// The same without the pending check (the pre-v0.5 behaviour), for comparisons.
     NoPendingAwareness,
+    /// Demand-driven, look-ahead, cost-aware sizing with state across cycles (docs/algorithm.md#wva-next).
+    WvaNext,
 }
 
 impl Policy {
-    pub const ALL: [Policy; 2] = [Policy::WvaV050, Policy::NoPendingAwareness];
+    pub const ALL: [Policy; 3] = [Policy::WvaV050, Policy::NoPendingAwareness, Policy::WvaNext];
 
     pub fn name(self) -> &'static str {
         match self {
             Policy::WvaV050 => "wva-v0.5.0",
             Policy::NoPendingAwareness => "no-pending-awareness",
+            Policy::WvaNext => "wva-next",
         }
     }
 
@@ -56,6 +60,16 @@ impl Policy {
 
 /// Runs one decision cycle.
 pub fn decide(snapshot: &Snapshot, policy: Policy) -> Report {
+    if policy == Policy::WvaNext {
+        let (models, mut decisions, state) = next::decide(snapshot);
+        limit(snapshot, &mut decisions);
+        return Report {
+            policy: policy.name().to_owned(),
+            models,
+            decisions,
+            wva_next_state: Some(state),
+        };
+    }
     let mut models: BTreeMap<(&str, &str), Vec<&Variant>> = BTreeMap::new();
     let mut decisions = Vec::with_capacity(snapshot.variants.len());
     for variant in &snapshot.variants {
@@ -82,17 +96,24 @@ pub fn decide(snapshot: &Snapshot, policy: Policy) -> Report {
             model_reports.push(report);
         }
     }
-    if snapshot.saturation_config.default_entry().enable_limiter
-        && let Some(inventory) = &snapshot.gpu_inventory
-    {
-        limiter::limit(&mut decisions, inventory);
-    }
-    decisions.sort_unstable_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    limit(snapshot, &mut decisions);
     Report {
         policy: policy.name().to_owned(),
         models: model_reports,
         decisions,
+        wva_next_state: None,
     }
+}
+
+/// The GPU limiter (when on and the snapshot has an inventory), then the decisions in
+/// (namespace, name) order.
+fn limit(snapshot: &Snapshot, decisions: &mut [Decision]) {
+    if snapshot.saturation_config.default_entry().enable_limiter
+        && let Some(inventory) = &snapshot.gpu_inventory
+    {
+        limiter::limit(decisions, inventory);
+    }
+    decisions.sort_unstable_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
 }
 
 /// Decides one model's variants (sorted by name); returns its report when any pod reported.
@@ -238,6 +259,7 @@ fn decide_model(
         scale_up_reason: model.scale_up_reason,
         transition_reasons: reasons,
         minimum_enforced: matches!(enforcement, Enforcement::RaisedToOne(_)),
+        next: None,
     })
 }
 

@@ -16,6 +16,10 @@ pub struct Report {
     pub models: Vec<ModelReport>,
     /// Exactly one per input variant, by (namespace, name).
     pub decisions: Vec<Decision>,
+    /// `wva-next`: the state the next cycle starts from (feed it back as the snapshot's
+    /// `wvaNextState`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wva_next_state: Option<super::next::State>,
 }
 
 /// A model's analysis.
@@ -42,6 +46,9 @@ pub struct ModelReport {
     /// The enforcer raised a model left with no replica to one replica.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub minimum_enforced: bool,
+    /// `wva-next`: the demand and supply it decided on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<super::next::Figures>,
 }
 
 /// `scale-up`, `scale-down` or `no-change`, always from target vs current.

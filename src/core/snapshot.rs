@@ -27,6 +27,29 @@ pub struct Snapshot {
     /// limiter does not run, whatever `enableLimiter` says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu_inventory: Option<BTreeMap<String, GpuPool>>,
+    /// Unix seconds the snapshot was taken at (`wva-next` needs it; `wva-v0.5.0` ignores it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<f64>,
+    /// `wva-next`'s state from the previous cycle (the previous report's `wvaNextState`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wva_next_state: Option<super::next::State>,
+}
+
+/// A pod created but not Ready yet, and not stuck by the controller's rule.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartingPod {
+    pub name: String,
+    /// Seconds since its creation.
+    pub age_seconds: f64,
+}
+
+/// A Ready pod and how long it took from creation to Ready.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReadyPod {
+    pub name: String,
+    pub startup_seconds: f64,
 }
 
 /// One accelerator type's GPUs across the inventory's nodes.
@@ -67,6 +90,17 @@ pub struct Variant {
     /// GPUs one replica requests (Σ `<vendor>/gpu` requests of the pod template; 0 counts as 1).
     #[serde(skip_serializing_if = "is_one")]
     pub gpus_per_replica: u32,
+    /// `wva-next`'s bounds for the variant (absent: 0 and unbounded).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub min_replicas: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_replicas: Option<u32>,
+    /// `wva-next`: pods not Ready yet (their age says whether they are late), and Ready pods'
+    /// start-up times (what it learns its look-ahead from). Absent = not collected.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub starting_pods: Vec<StartingPod>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ready_pods: Vec<ReadyPod>,
     pub pods: Vec<PodMetrics>,
 }
 
@@ -206,13 +240,51 @@ impl Reader {
         let request_counts = self.request_counts(root.get("requestCounts"));
         let variants = self.variants(root.get("variants"));
         let gpu_inventory = self.gpu_inventory(root.get("gpuInventory"));
+        let time = match root.get("time") {
+            None | Some(Value::Null) => Some(None),
+            Some(Value::Number(n)) if n.as_f64().is_some_and(|t| t >= 0.0 && t.is_finite()) => {
+                Some(n.as_f64())
+            }
+            Some(other) => {
+                self.error(
+                    "time",
+                    format!(
+                        "must be Unix seconds (a number >= 0), got {}",
+                        describe(other)
+                    ),
+                );
+                None
+            }
+        };
+        let wva_next_state = self.typed(root.get("wvaNextState"), "wvaNextState");
         Some(Snapshot {
             saturation_config: saturation_config?,
             scale_to_zero_config: scale_to_zero_config?,
             request_counts: request_counts?,
             variants: variants?,
             gpu_inventory: gpu_inventory?,
+            time: time?,
+            wva_next_state: wva_next_state?,
         })
+    }
+
+    /// An optional field read with serde: `Some(None)` when absent, `None` when invalid (the
+    /// error names the path and what serde expected).
+    fn typed<T: serde::de::DeserializeOwned>(
+        &mut self,
+        value: Option<&Value>,
+        path: &str,
+    ) -> Option<Option<T>> {
+        match value {
+            None | Some(Value::Null) => Some(None),
+            Some(v) => match T::deserialize(v) {
+                Ok(t) => Some(Some(t)),
+                Err(e) => {
+                    self.error(path, e.to_string());
+                    None
+                }
+            },
+        }
     }
 
     /// `Some(None)` when absent, `None` when invalid.
@@ -422,6 +494,23 @@ impl Reader {
                 );
             }
         }
+        let min_replicas = self.replica_count(obj, path, "minReplicas", Some(0));
+        let max_replicas = match obj.get("maxReplicas") {
+            None | Some(Value::Null) => Some(None),
+            Some(_) => self.replica_count(obj, path, "maxReplicas", None).map(Some),
+        };
+        if let (Some(min), Some(Some(max))) = (min_replicas, max_replicas)
+            && min > max
+        {
+            self.error(
+                format!("{path}.minReplicas"),
+                format!("must be at most maxReplicas ({max}), got {min}"),
+            );
+        }
+        let starting_pods: Option<Option<Vec<StartingPod>>> =
+            self.typed(obj.get("startingPods"), &format!("{path}.startingPods"));
+        let ready_pods: Option<Option<Vec<ReadyPod>>> =
+            self.typed(obj.get("readyPods"), &format!("{path}.readyPods"));
         let pods = self.pods(obj.get("pods"), path);
         if self.errors.len() != before {
             return None;
@@ -440,6 +529,10 @@ impl Reader {
             previous_desired: previous_desired?,
             stuck_replicas: stuck_replicas?,
             gpus_per_replica: gpus_per_replica?,
+            min_replicas: min_replicas?,
+            max_replicas: max_replicas?,
+            starting_pods: starting_pods?.unwrap_or_default(),
+            ready_pods: ready_pods?.unwrap_or_default(),
             pods: pods?,
         })
     }

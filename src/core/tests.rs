@@ -40,6 +40,10 @@ fn variant(name: &str, cost: f64, pods: Vec<PodMetrics>) -> Variant {
         previous_desired: n,
         stuck_replicas: 0,
         gpus_per_replica: 1,
+        min_replicas: 0,
+        max_replicas: None,
+        starting_pods: Vec::new(),
+        ready_pods: Vec::new(),
         pods,
     }
 }
@@ -51,6 +55,8 @@ fn snapshot(variants: Vec<Variant>) -> Snapshot {
         request_counts: BTreeMap::new(),
         variants,
         gpu_inventory: None,
+        time: None,
+        wva_next_state: None,
     }
 }
 

@@ -14,12 +14,14 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::config::SaturationConfigSet;
 use crate::config::ScaleToZeroConfigSet;
+use crate::core::snapshot::{ReadyPod, StartingPod};
 use crate::core::{PodMetrics, Snapshot, Variant};
 use policy::{Observed, Sample, SimPolicy};
 pub use scenario::Scenario;
 
 /// Policies the simulator knows, each as its users deploy it (docs/simulation.md).
-pub const POLICIES: [&str; 9] = [
+pub const POLICIES: [&str; 10] = [
+    "wva-next",
     "wva-v0.5.0",
     "wva-v0.5.0-direct",
     "no-pending-awareness",
@@ -194,6 +196,8 @@ struct VariantState {
     hpa: Option<hpa::Hpa>,
     /// This tick: what each ready pod shows, and the variant's requests in flight.
     sample: Sample,
+    /// Requests one ready pod served, and seconds, since the last scrape.
+    served_count: (f64, f64),
     in_flight: f64,
     /// (time, up?) of every change of `deployment_replicas`.
     changes: Vec<(f64, bool)>,
@@ -351,7 +355,25 @@ fn tuned_saturation_config(
         .and_then(|v| v.as_object())
         .cloned()
         .unwrap_or_default();
-    if let Some(threshold) = scenario.tuning.get(policy) {
+    if policy == "wva-next" {
+        next_capacities(scenario, &mut entries);
+    }
+    if let Some(target) = scenario.tuning.get(policy).filter(|_| policy == "wva-next") {
+        let default = entries
+            .entry("default".to_owned())
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(d) = default.as_object_mut() {
+            d.insert("targetUtilisation".into(), serde_json::json!(target));
+            d.insert(
+                "scaleUpUtilisation".into(),
+                serde_json::json!((target + 0.05).min(1.0)),
+            );
+            d.insert(
+                "scaleDownUtilisation".into(),
+                serde_json::json!(target - 0.1),
+            );
+        }
+    } else if let Some(threshold) = scenario.tuning.get(policy) {
         let default = entries
             .entry("default".to_owned())
             .or_insert_with(|| serde_json::json!({}));
@@ -360,6 +382,37 @@ fn tuned_saturation_config(
         }
     }
     SaturationConfigSet::parse(entries.iter())
+}
+
+/// `wva-next` is told each variant's capacity within the SLO (`capacityRps`), as a user who ran
+/// the benchmark would configure it: per model, in the override entry for it (made when the
+/// scenario has none), keyed by accelerator, unless the scenario sets `capacityRps` itself.
+fn next_capacities(scenario: &Scenario, entries: &mut serde_json::Map<String, serde_json::Value>) {
+    entries
+        .entry("default".to_owned())
+        .or_insert_with(|| serde_json::json!({}));
+    for (i, model) in scenario.models.iter().enumerate() {
+        let existing = entries.iter().find_map(|(k, v)| {
+            (k != "default"
+                && v.get("model_id").and_then(|m| m.as_str()) == Some(model.model_id.as_str()))
+            .then(|| k.clone())
+        });
+        let key = existing.unwrap_or_else(|| format!("wva-next-{i}"));
+        let entry = entries.entry(key).or_insert_with(
+            || serde_json::json!({"model_id": model.model_id, "namespace": model.namespace}),
+        );
+        let Some(entry) = entry.as_object_mut() else {
+            continue;
+        };
+        if !entry.contains_key("capacityRps") {
+            let capacities: serde_json::Map<String, serde_json::Value> = model
+                .variants
+                .iter()
+                .map(|v| (v.accelerator.clone(), serde_json::json!(v.capacity_rps)))
+                .collect();
+            entry.insert("capacityRps".into(), serde_json::Value::Object(capacities));
+        }
+    }
 }
 
 fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) -> PolicyRun {
@@ -372,14 +425,17 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
     let mut variants: Vec<VariantState> = Vec::new();
     for (m, model) in scenario.models.iter().enumerate() {
         for spec in &model.variants {
+            // Running from before the start: created one mean start-up plus the warm-up ago.
+            let startup = spec.startup().mean();
+            let created_at = -(startup + spec.warmup_seconds as f64);
             let pods = (0..spec.initial_replicas)
                 .map(|_| {
                     next_pod += 1;
                     Pod {
                         id: next_pod,
-                        created_at: 0.0,
-                        scheduled_at: Some(0.0),
-                        startup: 0.0,
+                        created_at,
+                        scheduled_at: Some(created_at),
+                        startup,
                         fault: None,
                         scrapes: VecDeque::new(),
                     }
@@ -417,6 +473,7 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
                 desired: spec.initial_replicas,
                 hpa,
                 sample: Sample::default(),
+                served_count: (0.0, 0.0),
                 in_flight: 0.0,
                 changes: Vec::new(),
             });
@@ -544,10 +601,23 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
             {
                 out.saturated_replica_minutes += ready as f64 * dt / 60.0;
             }
+            // `vllm:request_success_total` is a counter: a scrape shows what was served since
+            // the previous one, not this tick's rate.
+            v.served_count.0 += v.sample.served * dt;
+            v.served_count.1 += dt;
             if scrape {
+                let (count, seconds) = std::mem::take(&mut v.served_count);
+                let scraped = Sample {
+                    served: if seconds > 0.0 {
+                        count / seconds
+                    } else {
+                        v.sample.served
+                    },
+                    ..v.sample
+                };
                 for p in v.pods.iter_mut() {
                     if p.ready(t) {
-                        p.scrapes.push_back((t, v.sample));
+                        p.scrapes.push_back((t, scraped));
                     } else if scenario.loading_pods_expose_metrics {
                         // An engine that is up but not ready yet: idle.
                         p.scrapes.push_back((t, Sample::default()));
@@ -910,6 +980,8 @@ fn snapshot_of(
         scale_to_zero_config: ScaleToZeroConfigSet::default(),
         request_counts: Default::default(),
         gpu_inventory: scenario.gpu_inventory.clone(),
+        time: Some(t),
+        wva_next_state: None,
         variants: variants
             .iter()
             .map(|v| {
@@ -927,6 +999,28 @@ fn snapshot_of(
                     previous_desired: v.desired,
                     stuck_replicas: v.pods.iter().filter(|p| p.stuck(t)).count() as u32,
                     gpus_per_replica: v.spec.gpus_per_replica,
+                    min_replicas: v.min,
+                    max_replicas: Some(v.max),
+                    starting_pods: v
+                        .pods
+                        .iter()
+                        .filter(|p| !p.ready(t) && !p.stuck(t))
+                        .map(|p| StartingPod {
+                            name: format!("{}-{:05}", v.spec.name, p.id),
+                            age_seconds: t - p.created_at,
+                        })
+                        .collect(),
+                    ready_pods: v
+                        .pods
+                        .iter()
+                        .filter_map(|p| {
+                            let ready = p.ready_at().filter(|r| *r <= t)?;
+                            Some(ReadyPod {
+                                name: format!("{}-{:05}", v.spec.name, p.id),
+                                startup_seconds: ready - p.created_at,
+                            })
+                        })
+                        .collect(),
                     pods: v
                         .pods
                         .iter()

@@ -123,6 +123,12 @@ pub fn knob(name: &str) -> Option<Knob> {
         most: f64::MAX,
     };
     Some(match name {
+        "wva-next" => Knob {
+            what: "targetUtilisation of the SLO capacity (scale-up at +0.05, scale-down under -0.1)",
+            default: 0.8,
+            sweep: [0.6, 0.7, 0.8, 0.9],
+            most: 0.95,
+        },
         "wva-v0.5.0" | "wva-v0.5.0-direct" | "no-pending-awareness" => wva,
         "keda-prodstack" => queue("waiting requests per replica", 5.0),
         "keda-llmd-queue" => queue("gateway-queued requests per replica", 1.0),
@@ -167,6 +173,7 @@ pub fn by_name(name: &str, scenario: &Scenario) -> Option<Box<dyn SimPolicy>> {
         },
     );
     let policy: Box<dyn SimPolicy> = match name {
+        "wva-next" => Box::new(Wva::new(core::Policy::WvaNext, name, Drive::Direct)),
         "wva-v0.5.0" => Box::new(Wva::new(core::Policy::WvaV050, name, Drive::Hpa(chart))),
         "no-pending-awareness" => Box::new(Wva::new(
             core::Policy::NoPendingAwareness,
@@ -234,6 +241,8 @@ pub struct Wva {
     policy: core::Policy,
     name: &'static str,
     drive: Drive,
+    /// `wva-next`'s state, fed back each cycle as the controller does.
+    state: Option<core::next::State>,
 }
 
 impl Wva {
@@ -247,6 +256,7 @@ impl Wva {
             policy,
             name,
             drive,
+            state: None,
         }
     }
 }
@@ -268,7 +278,15 @@ impl SimPolicy for Wva {
     }
 
     fn on_cycle(&mut self, snapshot: &Snapshot) -> Option<Vec<CycleDecision>> {
-        let report = core::decide(snapshot, self.policy);
+        let report = if self.policy == core::Policy::WvaNext {
+            let mut snapshot = snapshot.clone();
+            snapshot.wva_next_state = self.state.take();
+            let report = core::decide(&snapshot, self.policy);
+            self.state = report.wva_next_state.clone();
+            report
+        } else {
+            core::decide(snapshot, self.policy)
+        };
         Some(
             report
                 .decisions

@@ -301,6 +301,14 @@ pub enum Startup {
 }
 
 impl Startup {
+    /// The mean start-up time.
+    pub fn mean(&self) -> f64 {
+        match *self {
+            Startup::Uniform(low, high) => (low + high) as f64 / 2.0,
+            Startup::LogNormal { mean, .. } => mean,
+        }
+    }
+
     /// A time no start-up exceeds (uniform) or one in a thousand does (log-normal).
     pub fn bound(&self) -> f64 {
         match *self {

@@ -53,6 +53,10 @@ fn variant_strategy() -> impl Strategy<Value = Variant> {
                 // Stuck replicas are among the not-ready ones.
                 stuck_replicas: if some_stuck { not_ready.min(status) } else { 0 },
                 gpus_per_replica: 1,
+                min_replicas: 0,
+                max_replicas: None,
+                starting_pods: Vec::new(),
+                ready_pods: Vec::new(),
                 pods: pods
                     .into_iter()
                     .enumerate()
@@ -101,6 +105,8 @@ fn snapshot_strategy() -> impl Strategy<Value = Snapshot> {
                     .collect(),
                 variants,
                 gpu_inventory: None,
+                time: None,
+                wva_next_state: None,
             }
         })
 }

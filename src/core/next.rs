@@ -1,0 +1,986 @@
+//! The `wva-next` policy (docs/algorithm.md#wva-next): per model, demand that saturation cannot
+//! hide (served rate plus queue growth over a stable and a short window), sized one p90
+//! start-up ahead, against the supply that is really coming (stuck pods count as zero and put
+//! their variant in back-off), filled several replicas at once on the cheapest capacity,
+//! emptied slowly from the most expensive, and rebalanced onto cheaper variants when stable.
+//! Pure like the rest of the core: `(snapshot, state) → (report, state')`, the state being
+//! [`State`], carried in the snapshot (`wvaNextState`) and returned in the report. No clock:
+//! the snapshot's `time` is "now".
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::analyzer::{analyze_model, analyze_variant, is_saturated};
+use super::report::{Action, Decision, ModelReport, Step};
+use super::snapshot::{PodMetrics, Snapshot, Variant};
+use crate::config::SaturationScalingConfig;
+use crate::config::next::NextSettings;
+
+/// Start-up times remembered per variant (the newest).
+pub const STARTUP_SAMPLES: usize = 32;
+/// Start-up times needed before the learned p90/p99 replace the configured `startupTime`.
+pub const STARTUP_SAMPLES_TO_LEARN: usize = 3;
+/// The short window's demand over the stable one's at which it is acted on without panic.
+const SURGE: f64 = 1.2;
+/// KV-cache use below which a pod's served ÷ KV says nothing about its throughput limit.
+const MIN_KV_TO_LEARN: f64 = 0.05;
+
+/// What `wva-next` remembers between cycles. Keys: `namespace/modelID` and `namespace/name`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct State {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, ModelState>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variants: BTreeMap<String, VariantState>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModelState {
+    /// One per cycle with complete metrics, oldest first, within the stable window or the
+    /// scale-down delay, whichever is longer.
+    #[serde(default)]
+    pub samples: Vec<DemandSample>,
+    /// Since when the demand has stayed under the scale-down utilisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_since: Option<f64>,
+    /// A swap in progress: the cheap replicas were added, the expensive one goes when they
+    /// are Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<Rebalance>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DemandSample {
+    pub time: f64,
+    /// Σ requests/s served by the model's pods.
+    pub served: f64,
+    /// Σ requests waiting in the model's pods.
+    pub waiting: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rebalance {
+    pub from: String,
+    pub to: String,
+    /// `to`'s replicas once the swap's replicas were added.
+    pub to_target: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VariantState {
+    /// (pod, seconds from creation to Ready), newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub startups: Vec<(String, f64)>,
+    /// Learned requests/s one replica serves at its throughput limit (served ÷ KV-cache use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<f64>,
+    /// No new replicas before this time (a pod of the variant was stuck).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable_until: Option<f64>,
+    /// Back-offs in a row without a pod of the variant becoming Ready: each doubles the next
+    /// (at most [`MAX_BACKOFF_DOUBLINGS`] times).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A variant whose pods keep getting stuck waits at most `unavailableBackoff` × 2^this.
+pub const MAX_BACKOFF_DOUBLINGS: u32 = 3;
+
+/// A model's figures as `wva-next` saw them (in the report).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Figures {
+    /// Requests/s over the stable and the short window (served + queue growth).
+    pub stable_demand: f64,
+    pub short_demand: f64,
+    pub panic: bool,
+    /// Demand one start-up ahead, backlog drain included.
+    pub demand_ahead: f64,
+    /// Requests/s within the SLO of the ready and of the coming (ready + starting) replicas.
+    pub ready_capacity: f64,
+    pub coming_capacity: f64,
+    /// Which term decided: `scale-up`, `scale-down`, `rebalance`, `hold`, `degraded`, ...
+    pub decided_by: &'static str,
+}
+
+/// One variant as the policy sees it this cycle.
+struct Seen<'a> {
+    variant: &'a Variant,
+    key: String,
+    /// Replicas that are (or will be) serving: the Deployment's wish minus stuck ones.
+    coming: u32,
+    stuck: u32,
+    ready: u32,
+    /// Requests/s one replica serves within the SLO, and whether it was configured.
+    capacity: Option<(f64, &'static str)>,
+    p90: f64,
+    available: bool,
+    unavailable_until: Option<f64>,
+    min: u32,
+    max: u32,
+    target: u32,
+}
+
+impl Seen<'_> {
+    fn starting(&self) -> u32 {
+        self.coming.saturating_sub(self.ready)
+    }
+    fn cost_per_capacity(&self, fallback: f64) -> f64 {
+        self.variant.cost / self.capacity.map_or(fallback, |c| c.0)
+    }
+}
+
+/// One cycle for every model; the next state goes with the report.
+pub fn decide(snapshot: &Snapshot) -> (Vec<ModelReport>, Vec<Decision>, State) {
+    let previous = snapshot.wva_next_state.clone().unwrap_or_default();
+    let mut next = State::default();
+    let mut models: BTreeMap<(&str, &str), Vec<&Variant>> = BTreeMap::new();
+    for v in &snapshot.variants {
+        models
+            .entry((v.namespace.as_str(), v.model_id.as_str()))
+            .or_default()
+            .push(v);
+    }
+    let mut reports = Vec::with_capacity(models.len());
+    let mut decisions = Vec::with_capacity(snapshot.variants.len());
+    for ((namespace, model_id), mut variants) in models {
+        variants.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        let (_, config) = snapshot.saturation_config.for_model(namespace, model_id);
+        let ctx = Model {
+            snapshot,
+            config,
+            settings: &config.next,
+            namespace,
+            model_id,
+        };
+        reports.push(ctx.decide(&variants, &previous, &mut next, &mut decisions));
+    }
+    (reports, decisions, next)
+}
+
+struct Model<'a> {
+    snapshot: &'a Snapshot,
+    config: &'a SaturationScalingConfig,
+    settings: &'a NextSettings,
+    namespace: &'a str,
+    model_id: &'a str,
+}
+
+impl Model<'_> {
+    fn decide(
+        &self,
+        variants: &[&Variant],
+        previous: &State,
+        next: &mut State,
+        decisions: &mut Vec<Decision>,
+    ) -> ModelReport {
+        let s = self.settings;
+        let model_key = format!("{}/{}", self.namespace, self.model_id);
+        let mut model_state = previous.models.get(&model_key).cloned().unwrap_or_default();
+        let time = self.snapshot.time;
+        let t = time.unwrap_or(0.0);
+
+        // 1. The variants: learned start-up times and capacity, stuck pods, back-off.
+        let mut seen: Vec<Seen<'_>> = variants
+            .iter()
+            .map(|v| self.see(v, t, previous, next))
+            .collect();
+
+        // 2. Demand.
+        let complete = time.is_some()
+            && seen.iter().all(|v| {
+                v.ready == 0
+                    || (!v.variant.pods.is_empty()
+                        && v.variant.pods.iter().all(|p| p.served_rps.is_some()))
+            });
+        let pods = || seen.iter().flat_map(|v| v.variant.pods.iter());
+        let served: f64 = pods().filter_map(|p| p.served_rps).sum();
+        let waiting: f64 = pods().map(|p| p.queue_length as f64).sum();
+        let last = model_state.samples.last().copied();
+        let stale =
+            last.is_none_or(|l| t - l.time > (2.0 * s.panic_window).max(60.0) || t <= l.time);
+        if complete && last.is_none_or(|l| t > l.time) {
+            if stale {
+                model_state.samples.clear();
+            }
+            model_state.samples.push(DemandSample {
+                time: t,
+                served,
+                waiting,
+            });
+            let keep = s.stable_window.max(s.scale_down_delay);
+            model_state.samples.retain(|x| x.time >= t - keep);
+        }
+        let demand = Demand::of(&model_state.samples, t, s);
+
+        // 3. Supply.
+        let known: Vec<f64> = seen
+            .iter()
+            .filter_map(|v| v.capacity.map(|c| c.0))
+            .collect();
+        let fallback = known.iter().copied().fold(f64::INFINITY, f64::min);
+        let cap = |v: &Seen<'_>| v.capacity.map_or(fallback, |c| c.0);
+        let ready_capacity: f64 = seen.iter().map(|v| cap(v) * v.ready as f64).sum();
+        let coming_capacity: f64 = seen.iter().map(|v| cap(v) * v.coming as f64).sum();
+        let starting: u32 = seen.iter().map(Seen::starting).sum();
+        let cheapest_p90 = seen
+            .iter()
+            .filter(|v| v.available && v.target < v.max)
+            .min_by(|a, b| {
+                a.cost_per_capacity(fallback)
+                    .total_cmp(&b.cost_per_capacity(fallback))
+            })
+            .map_or(s.startup_time, |v| v.p90);
+        let ahead = demand.ahead(cheapest_p90, s);
+
+        // 4–6. The verdict.
+        let mut verdict = Verdict::default();
+        if !complete || known.is_empty() {
+            model_state.low_since = None;
+            model_state.rebalance = None;
+            verdict.degraded(self, &mut seen, complete, time.is_some(), fallback);
+        } else if ahead > s.scale_up_utilisation * coming_capacity {
+            model_state.low_since = None;
+            model_state.rebalance = None;
+            let wanted = ahead / s.target_utilisation - coming_capacity;
+            verdict.scale_up(&mut seen, wanted, demand.panic, fallback);
+            verdict.note = format!(
+                "{}: demand {:.2} req/s one start-up ({:.0}s) ahead > {:.2} × coming capacity {:.2} req/s; {}",
+                if demand.panic {
+                    "scale-up (panic)"
+                } else {
+                    "scale-up"
+                },
+                ahead,
+                cheapest_p90,
+                s.scale_up_utilisation,
+                coming_capacity,
+                verdict.note
+            );
+        } else {
+            let peak = demand.peak;
+            let low = peak < s.scale_down_utilisation * ready_capacity;
+            let full = demand.span >= s.stable_window * 0.9;
+            let blocker = if demand.panic {
+                Some("panic".to_owned())
+            } else if starting > 0 {
+                Some(format!("{starting} replica(s) starting"))
+            } else if stale || !full {
+                Some(format!(
+                    "the demand window holds {:.0}s of {:.0}s",
+                    demand.span, s.stable_window
+                ))
+            } else {
+                None
+            };
+            match (low, blocker) {
+                (true, None) => {
+                    let since = *model_state.low_since.get_or_insert(t);
+                    if t - since >= s.scale_down_delay {
+                        let excess = ready_capacity - peak / s.target_utilisation;
+                        if verdict.scale_down(&mut seen, excess, fallback) {
+                            model_state.low_since = Some(t);
+                            model_state.rebalance = None;
+                        }
+                        verdict.note = format!(
+                            "peak demand {peak:.2} req/s < {:.2} × ready capacity {ready_capacity:.2} req/s for {:.0}s; {}",
+                            s.scale_down_utilisation,
+                            t - since,
+                            verdict.note
+                        );
+                    } else {
+                        verdict.hold(format!(
+                            "peak demand {peak:.2} req/s < {:.2} × ready capacity {ready_capacity:.2} req/s for {:.0}s of {:.0}s",
+                            s.scale_down_utilisation,
+                            t - since,
+                            s.scale_down_delay
+                        ));
+                    }
+                }
+                (low, blocker) => {
+                    model_state.low_since = None;
+                    let why = match (low, blocker) {
+                        (true, Some(b)) => format!("demand is low but {b}: no scale-down"),
+                        _ => format!(
+                            "demand ahead {ahead:.2} req/s within {:.2}–{:.2} of capacity {coming_capacity:.2} req/s",
+                            s.scale_down_utilisation, s.scale_up_utilisation
+                        ),
+                    };
+                    verdict.hold(why);
+                }
+            }
+            if verdict.decided_by == "hold" && !demand.panic && starting == 0 && !stale && full {
+                verdict.rebalance(
+                    &mut seen,
+                    &mut model_state,
+                    peak / s.target_utilisation,
+                    coming_capacity,
+                    fallback,
+                );
+            }
+        }
+
+        // Scale to zero (the scale-to-zero ConfigMap), else at least one replica per model.
+        let stz = &self.snapshot.scale_to_zero_config;
+        let idle = stz.enabled(self.namespace, self.model_id)
+            && self
+                .snapshot
+                .request_counts
+                .get(&(self.namespace.to_owned(), self.model_id.to_owned()))
+                .is_some_and(|c| *c == 0.0);
+        if idle {
+            for v in &mut seen {
+                v.target = v.min;
+            }
+            verdict.decided_by = "scale-to-zero";
+            verdict.note = "no request within the scale-to-zero retention period".to_owned();
+        } else if seen.iter().all(|v| v.target == 0)
+            && let Some(v) = seen.iter_mut().min_by(|a, b| {
+                a.cost_per_capacity(fallback)
+                    .total_cmp(&b.cost_per_capacity(fallback))
+                    .then(a.variant.name.cmp(&b.variant.name))
+            })
+        {
+            v.target = 1;
+        }
+
+        next.models.insert(model_key, model_state);
+        let figures = Figures {
+            stable_demand: demand.stable,
+            short_demand: demand.short,
+            panic: demand.panic,
+            demand_ahead: ahead,
+            ready_capacity,
+            coming_capacity,
+            decided_by: verdict.decided_by,
+        };
+        self.report(&seen, &verdict, figures, decisions)
+    }
+
+    /// A variant's facts, its state carried over (start-ups learned, throughput, back-off).
+    fn see<'v>(&self, v: &'v Variant, t: f64, previous: &State, next: &mut State) -> Seen<'v> {
+        let s = self.settings;
+        let key = format!("{}/{}", v.namespace, v.name);
+        let mut state = previous.variants.get(&key).cloned().unwrap_or_default();
+        for pod in &v.ready_pods {
+            if !state.startups.iter().any(|(name, _)| *name == pod.name) {
+                state.startups.push((pod.name.clone(), pod.startup_seconds));
+                // A new pod became Ready: the variant works again.
+                state.failures = 0;
+            }
+        }
+        let excess = state.startups.len().saturating_sub(STARTUP_SAMPLES);
+        state.startups.drain(..excess);
+        let (p90, p99) = startup_quantiles(&state.startups, s.startup_time);
+
+        let (mut served, mut kv) = (0.0, 0.0);
+        for p in v
+            .pods
+            .iter()
+            .filter(|p| p.kv_cache_usage >= MIN_KV_TO_LEARN)
+        {
+            served += p.served_rps.unwrap_or(0.0);
+            kv += p.kv_cache_usage;
+        }
+        if served > 0.0 {
+            let observed = served / kv;
+            state.throughput = Some(
+                state
+                    .throughput
+                    .map_or(observed, |old| 0.7 * old + 0.3 * observed),
+            );
+        }
+        let capacity = match s.capacity_rps.get(&v.accelerator) {
+            Some(c) => Some((*c, "configured")),
+            None => state
+                .throughput
+                .map(|tp| (tp * s.slo_throughput_fraction, "learned")),
+        };
+
+        let aged = v
+            .starting_pods
+            .iter()
+            .filter(|p| p.age_seconds > p99 + s.stuck_margin)
+            .count() as u32;
+        let stuck = (v.stuck_replicas + aged).min(v.current_replicas());
+        if state.unavailable_until.is_some_and(|u| t >= u) {
+            state.unavailable_until = None;
+        }
+        if stuck > 0 {
+            if state.unavailable_until.is_none() {
+                state.failures = (state.failures + 1).min(MAX_BACKOFF_DOUBLINGS + 1);
+            }
+            let backoff = s.unavailable_backoff * f64::from(1u32 << (state.failures.max(1) - 1));
+            state.unavailable_until = Some(t + backoff);
+        }
+        let available = state.unavailable_until.is_none();
+        let unavailable_until = state.unavailable_until;
+        let wish = v.spec_replicas.max(v.current_replicas());
+        let coming = wish.saturating_sub(stuck).max(v.ready_replicas.min(wish));
+        next.variants.insert(key.clone(), state);
+        let max = v.max_replicas.unwrap_or(super::snapshot::MAX_REPLICAS);
+        Seen {
+            variant: v,
+            key,
+            coming,
+            stuck,
+            ready: v.ready_replicas.min(coming),
+            capacity,
+            p90,
+            available,
+            unavailable_until,
+            min: v.min_replicas.min(max),
+            max,
+            target: coming,
+        }
+    }
+
+    fn report(
+        &self,
+        seen: &[Seen<'_>],
+        verdict: &Verdict,
+        figures: Figures,
+        decisions: &mut Vec<Decision>,
+    ) -> ModelReport {
+        let mut analyses = Vec::new();
+        for v in seen {
+            let mut target = v.target.clamp(v.min, v.max);
+            if v.variant.spec_replicas == 0 && v.target == 0 {
+                target = 0;
+            }
+            let mut pods: Vec<&PodMetrics> = v.variant.pods.iter().collect();
+            pods.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+            let analysis = (!pods.is_empty()).then(|| analyze_variant(&pods, self.config));
+            if let Some(a) = &analysis {
+                analyses.push(a.clone());
+            }
+            let current = v.variant.current_replicas();
+            let mut note = verdict
+                .notes
+                .get(&v.key)
+                .cloned()
+                .unwrap_or_else(|| verdict.note.clone());
+            if v.stuck > 0 {
+                note = format!(
+                    "{note}; {} stuck replica(s) count as zero and are removed; no new replicas until {:.0}",
+                    v.stuck,
+                    v.unavailable_until.unwrap_or(0.0)
+                );
+            }
+            if target != v.target {
+                note = format!(
+                    "{note}; kept within the variant's bounds [{}, {}]",
+                    v.min, v.max
+                );
+            }
+            let capacity = match v.capacity {
+                Some((c, how)) => format!("{c:.2} req/s per replica ({how})"),
+                None => "capacity unknown".to_owned(),
+            };
+            decisions.push(Decision {
+                namespace: v.variant.namespace.clone(),
+                name: v.variant.name.clone(),
+                target_name: v.variant.target_name.clone(),
+                model_id: v.variant.model_id.clone(),
+                accelerator: v.variant.accelerator.clone(),
+                cost: v.variant.cost,
+                action: Action::from_replicas(current, target),
+                current_replicas: current,
+                target_replicas: target,
+                metrics_available: analysis.is_some(),
+                reason: note.clone(),
+                steps: vec![
+                    Step {
+                        stage: "supply",
+                        target_replicas: v.coming,
+                        note: format!(
+                            "{} ready, {} starting, {} stuck; {capacity}; p90 start-up {:.0}s{}",
+                            v.ready,
+                            v.starting(),
+                            v.stuck,
+                            v.p90,
+                            if v.available { "" } else { "; in back-off" }
+                        ),
+                    },
+                    Step {
+                        stage: "demand",
+                        target_replicas: v.coming,
+                        note: format!(
+                            "stable {:.2} req/s, short {:.2} req/s{}, ahead {:.2} req/s; capacity ready {:.2}, coming {:.2} req/s",
+                            figures.stable_demand,
+                            figures.short_demand,
+                            if figures.panic { " (panic)" } else { "" },
+                            figures.demand_ahead,
+                            figures.ready_capacity,
+                            figures.coming_capacity
+                        ),
+                    },
+                    Step {
+                        stage: "wva-next",
+                        target_replicas: target,
+                        note,
+                    },
+                ],
+                ready_replicas: v.variant.ready_replicas,
+                pending_replicas: v.variant.pending_replicas(),
+                previous_desired: v.variant.previous_desired,
+                gpus_per_replica: v.variant.gpus_per_replica,
+                analysis,
+            });
+        }
+        let model = analyze_model(analyses.iter(), self.config);
+        ModelReport {
+            namespace: self.namespace.to_owned(),
+            model_id: self.model_id.to_owned(),
+            total_replicas: model.total_replicas,
+            non_saturated_count: model.non_saturated_count,
+            avg_spare_kv_capacity: model.avg_spare_kv_capacity,
+            avg_spare_queue_length: model.avg_spare_queue_length,
+            should_scale_up: figures.decided_by == "scale-up",
+            scale_down_safe: figures.decided_by == "scale-down",
+            in_transition: false,
+            scale_to_zero_applied: figures.decided_by == "scale-to-zero",
+            saturation_config_key: self
+                .snapshot
+                .saturation_config
+                .for_model(self.namespace, self.model_id)
+                .0
+                .to_owned(),
+            scale_up_reason: String::new(),
+            transition_reasons: Vec::new(),
+            minimum_enforced: false,
+            next: Some(figures),
+        }
+    }
+}
+
+/// p90 and p99 of the learned start-up times, or the configured time (p99 = 1.5×) until enough
+/// are known.
+fn startup_quantiles(samples: &[(String, f64)], configured: f64) -> (f64, f64) {
+    if samples.len() < STARTUP_SAMPLES_TO_LEARN {
+        return (configured, configured * 1.5);
+    }
+    let mut times: Vec<f64> = samples.iter().map(|s| s.1).collect();
+    times.sort_unstable_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1];
+    (at(0.9), at(0.99))
+}
+
+/// The model's demand, from the window's samples.
+#[derive(Default)]
+struct Demand {
+    /// Mean served over the stable window plus the queue's growth over it.
+    stable: f64,
+    /// The same over the short window.
+    short: f64,
+    /// Requests/s per second: the served rate's trend over the window (least squares, ≥ 0).
+    slope: f64,
+    /// Largest sample (served + backlog drain) over the stable window and the scale-down delay.
+    peak: f64,
+    /// Seconds the window covers.
+    span: f64,
+    /// Requests waiting now.
+    waiting: f64,
+    panic: bool,
+    /// Requests waited at the previous sample and no more wait now.
+    draining: bool,
+}
+
+impl Demand {
+    /// `history` covers the longer of the stable window and the scale-down delay: the peak is
+    /// taken over all of it, everything else over the stable window.
+    fn of(history: &[DemandSample], t: f64, s: &NextSettings) -> Self {
+        let Some(now) = history.last() else {
+            return Self::default();
+        };
+        let peak = history
+            .iter()
+            .map(|x| x.served + x.waiting / s.drain_time)
+            .fold(0.0, f64::max);
+        let samples = &history[history.partition_point(|x| x.time < t - s.stable_window)..];
+        let growth = |from: &DemandSample| {
+            if now.time > from.time {
+                (now.waiting - from.waiting) / (now.time - from.time)
+            } else {
+                0.0
+            }
+        };
+        let mean = |xs: &[DemandSample]| xs.iter().map(|x| x.served).sum::<f64>() / xs.len() as f64;
+        let stable = (mean(samples) + growth(&samples[0])).max(0.0);
+        let short_from = samples
+            .iter()
+            .position(|x| x.time > t - s.panic_window)
+            .unwrap_or(samples.len() - 1);
+        let previous = samples.len().checked_sub(2).map(|i| samples[i]);
+        let short =
+            (mean(&samples[short_from..]) + previous.as_ref().map_or(0.0, &growth)).max(0.0);
+        let backlog_grows = previous.is_some_and(|p| now.waiting > p.waiting);
+        // A trend only over at least half the window, and only when each third of it rises:
+        // a step (which the served rate's own window smooths into a short ramp) is not a trend.
+        let span = now.time - samples[0].time;
+        let cut = |k: f64| samples.partition_point(|x| x.time < samples[0].time + span * k / 3.0);
+        let (a, b) = (cut(1.0), cut(2.0));
+        // And only when it stands out of the noise: the whole window's slope at least three times
+        // its standard error, a rise over the window of at least a tenth of the demand, and the
+        // newest sample the highest of the history (a recovery from a dip is not a ramp).
+        let (whole, error) = fit(samples);
+        let slope = if span >= s.stable_window / 2.0
+            && a >= 2
+            && b - a >= 2
+            && samples.len() - b >= 2
+            && whole > 3.0 * error
+            && whole * span >= 0.1 * mean(samples)
+            && history.iter().all(|x| x.served <= now.served)
+        {
+            fit(&samples[..a])
+                .0
+                .min(fit(&samples[a..b]).0)
+                .min(fit(&samples[b..]).0)
+                .max(0.0)
+        } else {
+            0.0
+        };
+        Self {
+            stable,
+            short,
+            slope,
+            peak,
+            span,
+            waiting: now.waiting,
+            panic: short > 2.0 * stable || backlog_grows,
+            draining: previous.is_some_and(|p| p.waiting > 0.0 && now.waiting <= p.waiting),
+        }
+    }
+
+    /// The demand `horizon` seconds ahead: the current one (the short window's in panic), the
+    /// trend carried over the window's lag and the start-up, the backlog drained.
+    fn ahead(&self, horizon: f64, s: &NextSettings) -> f64 {
+        // The stable window, unless the short one runs clearly above it (a fifth: far beyond
+        // the noise of a one-minute rate) or in panic.
+        // Not while a backlog drains: then the served rate counts the backlog, not demand.
+        let surge = self.short > SURGE * self.stable && !self.draining;
+        let now = if self.panic || surge {
+            self.short
+        } else {
+            self.stable
+        };
+        // The trend at most doubles the demand within the horizon.
+        now + (self.slope * (self.span / 2.0 + horizon)).min(now) + self.waiting / s.drain_time
+    }
+}
+
+/// The least-squares slope of served over time and its standard error (0 with fewer than
+/// two samples; the error infinite with fewer than three).
+fn fit(samples: &[DemandSample]) -> (f64, f64) {
+    if samples.len() < 2 {
+        return (0.0, f64::INFINITY);
+    }
+    let n = samples.len() as f64;
+    let mt = samples.iter().map(|x| x.time).sum::<f64>() / n;
+    let ms = samples.iter().map(|x| x.served).sum::<f64>() / n;
+    let cov: f64 = samples
+        .iter()
+        .map(|x| (x.time - mt) * (x.served - ms))
+        .sum();
+    let var: f64 = samples.iter().map(|x| (x.time - mt).powi(2)).sum();
+    if var <= 0.0 {
+        return (0.0, f64::INFINITY);
+    }
+    let slope = cov / var;
+    if samples.len() < 3 {
+        return (slope, f64::INFINITY);
+    }
+    let residuals: f64 = samples
+        .iter()
+        .map(|x| (x.served - ms - slope * (x.time - mt)).powi(2))
+        .sum();
+    (slope, (residuals / (n - 2.0) / var).sqrt())
+}
+
+/// What the cycle decided for the model, and the words for it.
+struct Verdict {
+    decided_by: &'static str,
+    /// The model's note; per-variant notes override it.
+    note: String,
+    notes: BTreeMap<String, String>,
+}
+
+impl Default for Verdict {
+    fn default() -> Self {
+        Self {
+            decided_by: "hold",
+            note: String::new(),
+            notes: BTreeMap::new(),
+        }
+    }
+}
+
+impl Verdict {
+    fn hold(&mut self, why: String) {
+        self.decided_by = "hold";
+        self.note = format!("no change: {why}");
+    }
+
+    /// Adds `wanted` req/s of capacity on the cheapest available variants (the fastest to start
+    /// in panic), at most max(+100 %, +4) replicas in all.
+    fn scale_up(&mut self, seen: &mut [Seen<'_>], wanted: f64, panic: bool, fallback: f64) {
+        self.decided_by = "scale-up";
+        let total: u32 = seen.iter().map(|v| v.coming).sum();
+        let mut budget = total.max(4);
+        let mut order: Vec<usize> = (0..seen.len()).filter(|&i| seen[i].available).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&seen[a], &seen[b]);
+            let by_cost = a
+                .cost_per_capacity(fallback)
+                .total_cmp(&b.cost_per_capacity(fallback));
+            let by_speed = a.p90.total_cmp(&b.p90);
+            (if panic {
+                by_speed.then(by_cost)
+            } else {
+                by_cost
+            })
+            .then(a.variant.name.cmp(&b.variant.name))
+        });
+        let mut remaining = wanted;
+        let mut added = Vec::new();
+        for i in order {
+            let v = &mut seen[i];
+            if remaining <= 0.0 || budget == 0 {
+                break;
+            }
+            let cap = v.capacity.map_or(fallback, |c| c.0);
+            let room = v.max.saturating_sub(v.target);
+            let n = ((remaining / cap).ceil() as u32).min(room).min(budget);
+            if n > 0 {
+                v.target += n;
+                budget -= n;
+                remaining -= n as f64 * cap;
+                added.push(format!(
+                    "+{n} {} ({:.2} per req/s)",
+                    v.variant.name,
+                    v.variant.cost / cap
+                ));
+            }
+        }
+        let unavailable: Vec<&str> = seen
+            .iter()
+            .filter(|v| !v.available)
+            .map(|v| v.variant.name.as_str())
+            .collect();
+        self.note = if added.is_empty() {
+            "no variant can take a replica (at maxReplicas or in back-off)".to_owned()
+        } else {
+            format!(
+                "{} for {wanted:.2} req/s{}",
+                added.join(", "),
+                if remaining > 0.0 {
+                    format!(" ({remaining:.2} req/s short: step limit or maxReplicas)")
+                } else {
+                    String::new()
+                }
+            )
+        };
+        if !unavailable.is_empty() {
+            self.note = format!("{}; in back-off: {}", self.note, unavailable.join(", "));
+        }
+    }
+
+    /// Removes up to `excess` req/s from the most expensive variants per capacity, keeping
+    /// bounds and one replica per model. True when anything was removed.
+    fn scale_down(&mut self, seen: &mut [Seen<'_>], excess: f64, fallback: f64) -> bool {
+        let mut order: Vec<usize> = (0..seen.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&seen[a], &seen[b]);
+            b.cost_per_capacity(fallback)
+                .total_cmp(&a.cost_per_capacity(fallback))
+                .then(b.variant.name.cmp(&a.variant.name))
+        });
+        let mut total: u32 = seen.iter().map(|v| v.target).sum();
+        let mut remaining = excess;
+        let mut removed = Vec::new();
+        for i in order {
+            let v = &mut seen[i];
+            let cap = v.capacity.map_or(fallback, |c| c.0);
+            let n = ((remaining / cap).floor() as u32)
+                .min(v.target.saturating_sub(v.min))
+                .min(total.saturating_sub(1));
+            if n > 0 {
+                v.target -= n;
+                total -= n;
+                remaining -= n as f64 * cap;
+                removed.push(format!(
+                    "-{n} {} ({:.2} per req/s)",
+                    v.variant.name,
+                    v.variant.cost / cap
+                ));
+            }
+        }
+        if removed.is_empty() {
+            self.hold(format!(
+                "{excess:.2} req/s spare is less than one replica of any variant above its minimum"
+            ));
+            return false;
+        }
+        self.decided_by = "scale-down";
+        self.note = format!(
+            "scale-down: {} ({excess:.2} req/s spare)",
+            removed.join(", ")
+        );
+        true
+    }
+
+    /// Swaps an expensive replica for cheaper ones: the cheap ones first, the expensive one
+    /// once they are Ready.
+    fn rebalance(
+        &mut self,
+        seen: &mut [Seen<'_>],
+        state: &mut ModelState,
+        needed: f64,
+        capacity: f64,
+        fallback: f64,
+    ) {
+        let cap = |v: &Seen<'_>| v.capacity.map_or(fallback, |c| c.0);
+        if let Some(r) = state.rebalance.clone() {
+            let to = seen.iter().find(|v| v.variant.name == r.to);
+            let Some(from) = seen.iter().position(|v| v.variant.name == r.from) else {
+                state.rebalance = None;
+                return;
+            };
+            match to {
+                Some(to) if to.available && to.ready >= r.to_target => {
+                    let v = &mut seen[from];
+                    if v.target > v.min {
+                        v.target -= 1;
+                        self.decided_by = "rebalance";
+                        self.note = format!(
+                            "rebalance: {} is Ready with {} replica(s), so -1 {}",
+                            r.to, r.to_target, r.from
+                        );
+                    }
+                    state.rebalance = None;
+                }
+                Some(to) if to.available && to.target >= r.to_target => {
+                    self.hold(format!(
+                        "rebalance: waiting for {} to be Ready before removing a replica of {}",
+                        r.to, r.from
+                    ));
+                }
+                _ => state.rebalance = None,
+            }
+            return;
+        }
+        let mut order: Vec<usize> = (0..seen.len()).collect();
+        order.sort_by(|&a, &b| {
+            seen[b]
+                .cost_per_capacity(fallback)
+                .total_cmp(&seen[a].cost_per_capacity(fallback))
+        });
+        for &e in &order {
+            let expensive = &seen[e];
+            if expensive.target <= expensive.min || expensive.ready == 0 {
+                continue;
+            }
+            let without = capacity - cap(expensive);
+            for &k in order.iter().rev() {
+                let cheap = &seen[k];
+                if k == e
+                    || !cheap.available
+                    || cheap.target >= cheap.max
+                    || cheap.cost_per_capacity(fallback) >= expensive.cost_per_capacity(fallback)
+                {
+                    continue;
+                }
+                let n = ((needed - without).max(0.0) / cap(cheap)).ceil() as u32;
+                if n == 0
+                    || cheap.target + n > cheap.max
+                    || n as f64 * cheap.variant.cost >= expensive.variant.cost
+                {
+                    continue;
+                }
+                let (from, to) = (expensive.variant.name.clone(), cheap.variant.name.clone());
+                seen[k].target += n;
+                let note = format!(
+                    "rebalance: +{n} {to} (cost {}) to replace one {from} (cost {}); {from} loses its replica once they are Ready",
+                    n as f64 * seen[k].variant.cost,
+                    seen[e].variant.cost
+                );
+                state.rebalance = Some(Rebalance {
+                    from,
+                    to,
+                    to_target: seen[k].target,
+                });
+                self.decided_by = "rebalance";
+                self.note = note;
+                return;
+            }
+        }
+    }
+
+    /// Incomplete or missing metrics: never a scale-down; a scale-up only on evidence (a pod
+    /// saturated by the saturation thresholds), one replica on the cheapest available variant.
+    fn degraded(
+        &mut self,
+        model: &Model<'_>,
+        seen: &mut [Seen<'_>],
+        complete: bool,
+        timed: bool,
+        fallback: f64,
+    ) {
+        let why = if !timed {
+            "the snapshot has no time"
+        } else if !complete {
+            "metrics are missing (a ready variant without pods reporting, or without served rates)"
+        } else {
+            "no variant's capacity is known (configure capacityRps or let a pod serve)"
+        };
+        let starting: u32 = seen.iter().map(Seen::starting).sum();
+        let evidence = seen
+            .iter()
+            .flat_map(|v| v.variant.pods.iter())
+            .find(|p| is_saturated(p, model.config));
+        self.decided_by = "degraded";
+        match evidence {
+            Some(pod) if starting == 0 => {
+                let pick = seen
+                    .iter_mut()
+                    .filter(|v| v.available && v.target < v.max)
+                    .min_by(|a, b| {
+                        a.cost_per_capacity(fallback)
+                            .total_cmp(&b.cost_per_capacity(fallback))
+                            .then(a.variant.cost.total_cmp(&b.variant.cost))
+                            .then(a.variant.name.cmp(&b.variant.name))
+                    });
+                if let Some(v) = pick {
+                    v.target += 1;
+                    self.note = format!(
+                        "{why}: no scale-down; scale-up on evidence (pod {} saturated: kv {:.2}, queue {}): +1 {}",
+                        pod.name, pod.kv_cache_usage, pod.queue_length, v.variant.name
+                    );
+                    return;
+                }
+                self.note = format!(
+                    "{why}: no scale-down; pod {} is saturated but no variant can take a replica",
+                    pod.name
+                );
+            }
+            _ => {
+                self.note = format!(
+                    "{why}: hold (no scale-down; no saturated pod, or replicas still starting)"
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,372 @@
+//! `wva-next` in isolation: snapshots written as JSON (the format `wva analyze` reads), cycles
+//! fed the previous report's state as the controller and the simulator do.
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::core::{Policy, Report, decide as decide_core};
+
+/// Two variants of one model: `cheap` (L40S, 5 req/s per replica for 15/h) and `fast` (A100,
+/// 8 req/s for 40/h). `served` is split evenly over the ready pods of both.
+fn variants(cheap: (u32, u32), fast: (u32, u32), served: f64) -> Value {
+    let ready = cheap.1 + fast.1;
+    let one = |name: &str, accelerator: &str, cost: f64, (current, ready_n): (u32, u32)| {
+        json!({
+            "name": name, "namespace": "prod", "modelID": "m", "accelerator": accelerator,
+            "cost": cost, "specReplicas": current, "replicas": current,
+            "readyReplicas": ready_n, "previousDesired": current,
+            "pods": (0..ready_n).map(|i| json!({
+                "name": format!("{name}-{i}"),
+                "kvCacheUsage": 0.3,
+                "servedRps": served / f64::from(ready.max(1)),
+            })).collect::<Vec<_>>(),
+        })
+    };
+    json!([
+        one("cheap", "L40S", 15.0, cheap),
+        one("fast", "A100", 40.0, fast)
+    ])
+}
+
+fn snapshot(time: Option<f64>, variants: Value, state: Option<&State>) -> Snapshot {
+    let mut root = json!({
+        "saturationConfig": {"default": {"capacityRps": {"L40S": 5, "A100": 8}}},
+        "variants": variants,
+    });
+    if let Some(t) = time {
+        root["time"] = json!(t);
+    }
+    if let Some(s) = state {
+        root["wvaNextState"] = serde_json::to_value(s).unwrap();
+    }
+    Snapshot::from_value(&root).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+fn run(snapshot: &Snapshot) -> Report {
+    decide_core(snapshot, Policy::WvaNext)
+}
+
+fn target(report: &Report, name: &str) -> u32 {
+    report
+        .decisions
+        .iter()
+        .find(|d| d.name == name)
+        .unwrap()
+        .target_replicas
+}
+
+fn reason<'a>(report: &'a Report, name: &str) -> &'a str {
+    &report
+        .decisions
+        .iter()
+        .find(|d| d.name == name)
+        .unwrap()
+        .reason
+}
+
+/// Cycles every 30 s from `from` to `to` (inclusive) at a fixed state of the world; the last
+/// report and its state.
+fn cycles(from: f64, to: f64, world: &Value, mut state: State) -> (Report, State) {
+    let mut t = from;
+    loop {
+        let report = run(&snapshot(Some(t), world.clone(), Some(&state)));
+        state = report.wva_next_state.clone().unwrap();
+        t += 30.0;
+        if t > to {
+            return (report, state);
+        }
+    }
+}
+
+#[test]
+fn demand_is_filled_several_replicas_at_once_on_the_cheapest_capacity() {
+    // 20 req/s on 2×5 + 8 = 18 req/s: 20 / 0.8 − 18 = 7 req/s more, two L40S replicas.
+    let report = run(&snapshot(Some(0.0), variants((2, 2), (1, 1), 20.0), None));
+    assert_eq!((target(&report, "cheap"), target(&report, "fast")), (4, 1));
+    let why = reason(&report, "cheap");
+    assert!(
+        why.contains("+2 cheap (3.00 per req/s) for 7.00 req/s"),
+        "{why}"
+    );
+    assert_eq!(
+        report.models[0].next.as_ref().unwrap().decided_by,
+        "scale-up"
+    );
+}
+
+#[test]
+fn one_step_adds_at_most_the_larger_of_double_and_four() {
+    let report = run(&snapshot(Some(0.0), variants((1, 1), (0, 0), 200.0), None));
+    assert_eq!(target(&report, "cheap") + target(&report, "fast"), 1 + 4);
+    let report = run(&snapshot(
+        Some(0.0),
+        variants((10, 10), (0, 0), 500.0),
+        None,
+    ));
+    assert_eq!(target(&report, "cheap") + target(&report, "fast"), 10 + 10);
+}
+
+#[test]
+fn scale_down_waits_for_a_full_window_and_the_delay_and_takes_the_priciest_capacity_first() {
+    // 10 req/s on 4×5 + 2×8 = 36 req/s: low. 10 / 0.8 = 12.5 req/s are needed.
+    let world = variants((4, 4), (2, 2), 10.0);
+    let (early, state) = cycles(0.0, 450.0, &world, State::default());
+    assert_eq!(
+        (target(&early, "cheap"), target(&early, "fast")),
+        (4, 2),
+        "{}",
+        reason(&early, "cheap")
+    );
+    // The window is full at 162 s, so the 300 s run ends at about 480 s.
+    let (later, _) = cycles(480.0, 480.0, &world, state);
+    // 23.5 req/s spare: both A100s (16), then one L40S (5) of the remaining 7.5.
+    assert_eq!(
+        (target(&later, "cheap"), target(&later, "fast")),
+        (3, 0),
+        "{}",
+        reason(&later, "cheap")
+    );
+    assert!(reason(&later, "fast").contains("-2 fast (5.00 per req/s), -1 cheap"));
+}
+
+/// The state a model reaches after a long quiet spell: a scale-down would come next.
+fn quiet_state() -> (Value, State) {
+    let world = variants((4, 4), (2, 2), 10.0);
+    let (_, state) = cycles(0.0, 450.0, &world, State::default());
+    (world, state)
+}
+
+#[test]
+fn missing_stale_or_untimed_data_never_scales_down() {
+    let (world, state) = quiet_state();
+    let no_served = {
+        let mut w = world.clone();
+        w[0]["pods"][1]["servedRps"] = Value::Null;
+        w
+    };
+    let no_pods = {
+        let mut w = world.clone();
+        w[1]["pods"] = json!([]);
+        w
+    };
+    let cases = [
+        (
+            "a pod without its served rate",
+            snapshot(Some(480.0), no_served, Some(&state)),
+        ),
+        (
+            "a ready variant without metrics",
+            snapshot(Some(480.0), no_pods, Some(&state)),
+        ),
+        ("no time", snapshot(None, world.clone(), Some(&state))),
+        (
+            "ten minutes of silence",
+            snapshot(Some(1080.0), world.clone(), Some(&state)),
+        ),
+    ];
+    for (what, s) in cases {
+        let report = run(&s);
+        for d in &report.decisions {
+            assert!(
+                d.target_replicas >= d.current_replicas,
+                "{what}: {} {} → {}: {}",
+                d.name,
+                d.current_replicas,
+                d.target_replicas,
+                d.reason
+            );
+        }
+    }
+    // The same state with good data does scale down: the cases above are not vacuous.
+    let report = run(&snapshot(Some(480.0), world, Some(&state)));
+    assert!(target(&report, "fast") < 2, "{}", reason(&report, "fast"));
+}
+
+#[test]
+fn stuck_pods_are_no_supply_and_put_their_variant_in_back_off() {
+    // cheap: 3 replicas, 1 ready, 2 stuck — really 5 req/s, not 15. 14 req/s of demand.
+    let mut world = variants((3, 1), (1, 1), 14.0);
+    world[0]["stuckReplicas"] = json!(2);
+    let report = run(&snapshot(Some(0.0), world.clone(), None));
+    // 14 / 0.8 − 13 = 4.5 req/s more: not on cheap (in back-off) but one A100.
+    assert_eq!((target(&report, "cheap"), target(&report, "fast")), (1, 2));
+    assert!(
+        reason(&report, "cheap").contains(
+            "2 stuck replica(s) count as zero and are removed; no new replicas until 600"
+        )
+    );
+    let state = report.wva_next_state.clone().unwrap();
+    assert_eq!(state.variants["prod/cheap"].unavailable_until, Some(600.0));
+
+    // Phantom supply: a starting pod far past the p99 start-up (450 s + 120 s by default)
+    // counts as stuck, so the demand is still met elsewhere.
+    let mut world = variants((2, 1), (1, 1), 14.0);
+    world[0]["startingPods"] = json!([{"name": "cheap-late", "ageSeconds": 900}]);
+    let report = run(&snapshot(Some(0.0), world.clone(), None));
+    assert_eq!((target(&report, "cheap"), target(&report, "fast")), (1, 2));
+    // Young, it is supply on its way: no action.
+    world[0]["startingPods"] = json!([{"name": "cheap-late", "ageSeconds": 60}]);
+    let report = run(&snapshot(Some(0.0), world, None));
+    assert_eq!((target(&report, "cheap"), target(&report, "fast")), (2, 1));
+}
+
+#[test]
+fn a_variant_that_keeps_failing_waits_twice_as_long_each_time() {
+    let mut stuck = variants((2, 1), (1, 1), 5.0);
+    stuck[0]["stuckReplicas"] = json!(1);
+    let mut state = State::default();
+    let mut waits = Vec::new();
+    let mut t = 0.0;
+    for _ in 0..5 {
+        let report = run(&snapshot(Some(t), stuck.clone(), Some(&state)));
+        state = report.wva_next_state.clone().unwrap();
+        let until = state.variants["prod/cheap"].unavailable_until.unwrap();
+        waits.push(until - t);
+        t = until;
+    }
+    assert_eq!(waits, [600.0, 1200.0, 2400.0, 4800.0, 4800.0]);
+    // A pod of the variant becoming Ready ends the run of failures.
+    let mut ready = variants((1, 1), (1, 1), 5.0);
+    ready[0]["readyPods"] = json!([{"name": "cheap-new", "startupSeconds": 100}]);
+    let report = run(&snapshot(Some(t), ready, Some(&state)));
+    assert_eq!(
+        report.wva_next_state.unwrap().variants["prod/cheap"].failures,
+        0
+    );
+}
+
+#[test]
+fn start_up_times_are_learned_per_variant() {
+    let mut world = variants((2, 2), (1, 1), 10.0);
+    world[0]["readyPods"] = json!([
+        {"name": "a", "startupSeconds": 100}, {"name": "b", "startupSeconds": 110},
+        {"name": "c", "startupSeconds": 130}
+    ]);
+    let report = run(&snapshot(Some(0.0), world.clone(), None));
+    let supply = |r: &Report, name: &str| {
+        r.decisions.iter().find(|d| d.name == name).unwrap().steps[0]
+            .note
+            .clone()
+    };
+    assert!(
+        supply(&report, "cheap").contains("p90 start-up 130s"),
+        "{}",
+        supply(&report, "cheap")
+    );
+    // Two samples are not enough: the configured 5m stays.
+    assert!(supply(&report, "fast").contains("p90 start-up 300s"));
+    // The same pod reported again is not a new sample.
+    let state = report.wva_next_state.unwrap();
+    let report = run(&snapshot(Some(30.0), world, Some(&state)));
+    assert_eq!(
+        report.wva_next_state.unwrap().variants["prod/cheap"]
+            .startups
+            .len(),
+        3
+    );
+}
+
+#[test]
+fn a_ramp_is_sized_ahead_and_a_step_is_not_extrapolated() {
+    let mut ramp_state = State::default();
+    let mut step_state = State::default();
+    let (mut ramp, mut step) = (None, None);
+    for i in 0..=6 {
+        let t = f64::from(i) * 30.0;
+        let r = run(&snapshot(
+            Some(t),
+            variants((6, 6), (0, 0), 10.0 + t / 30.0),
+            Some(&ramp_state),
+        ));
+        ramp_state = r.wva_next_state.clone().unwrap();
+        ramp = r.models[0].next.clone();
+        let s = run(&snapshot(
+            Some(t),
+            variants((6, 6), (0, 0), if i < 4 { 10.0 } else { 16.0 }),
+            Some(&step_state),
+        ));
+        step_state = s.wva_next_state.clone().unwrap();
+        step = s.models[0].next.clone();
+    }
+    // +1 req/s per 30 s over a 300 s start-up (plus the window's 90 s lag): 13 more on top of
+    // the short window's 16 (a fifth above the stable 13).
+    let ramp = ramp.unwrap();
+    assert!((ramp.demand_ahead - 29.0).abs() < 1e-9, "{ramp:?}");
+    let step = step.unwrap();
+    assert_eq!(step.demand_ahead, step.short_demand, "{step:?}");
+}
+
+#[test]
+fn cheap_capacity_replaces_expensive_capacity_once_it_is_ready() {
+    // 6 req/s on 1 L40S + 1 A100 (13 req/s) for a full quiet window (180 s): 6 / 0.8 = 7.5
+    // req/s needed; without the A100 5 remain, so one more L40S (15/h) replaces it (40/h).
+    let world = variants((1, 1), (1, 1), 6.0);
+    let (report, state) = cycles(0.0, 180.0, &world, State::default());
+    assert_eq!(
+        (target(&report, "cheap"), target(&report, "fast")),
+        (2, 1),
+        "{}",
+        reason(&report, "cheap")
+    );
+    assert!(
+        reason(&report, "cheap")
+            .starts_with("rebalance: +1 cheap (cost 15) to replace one fast (cost 40)")
+    );
+    // While the new replica loads, the A100 stays.
+    let (report, state) = cycles(210.0, 240.0, &variants((2, 1), (1, 1), 6.0), state);
+    assert_eq!((target(&report, "cheap"), target(&report, "fast")), (2, 1));
+    // Ready: the A100 goes.
+    let (report, state) = cycles(270.0, 270.0, &variants((2, 2), (1, 1), 6.0), state);
+    assert_eq!(
+        (target(&report, "cheap"), target(&report, "fast")),
+        (2, 0),
+        "{}",
+        reason(&report, "fast")
+    );
+    assert!(state.models["prod/m"].rebalance.is_none());
+}
+
+#[test]
+fn a_decision_replays_exactly_from_its_dumped_snapshot_in_any_input_order() {
+    let (world, state) = quiet_state();
+    let live = snapshot(Some(480.0), world.clone(), Some(&state));
+    let report = run(&live);
+    // Through the dump format and back.
+    let replayed = run(&Snapshot::from_json(&live.to_json()).unwrap());
+    assert_eq!(
+        serde_json::to_string(&report).unwrap(),
+        serde_json::to_string(&replayed).unwrap()
+    );
+    // Variants and pods in reverse order.
+    let mut reversed = world;
+    let list = reversed.as_array_mut().unwrap();
+    list.reverse();
+    for v in list.iter_mut() {
+        v["pods"].as_array_mut().unwrap().reverse();
+    }
+    let shuffled = run(&snapshot(Some(480.0), reversed, Some(&state)));
+    assert_eq!(
+        serde_json::to_string(&report).unwrap(),
+        serde_json::to_string(&shuffled).unwrap()
+    );
+}
+
+#[test]
+fn state_errors_name_their_path() {
+    let errors = Snapshot::from_value(&json!({
+        "saturationConfig": {"default": {}},
+        "variants": [],
+        "time": -1,
+        "wvaNextState": {"models": {"prod/m": {"samples": [{"time": "x"}]}}},
+    }))
+    .unwrap_err();
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert!(
+        text[0].starts_with("time: must be Unix seconds"),
+        "{text:?}"
+    );
+    assert!(
+        text[1].starts_with("wvaNextState: invalid type: string \"x\""),
+        "{text:?}"
+    );
+}
