@@ -1,11 +1,12 @@
 //! Benchmark of `core::decide` (budget: 10,000 variants / 100,000 pods in under 20 ms on one
-//! core). Run: `cargo bench --bench decide`. Figures go to docs/performance.md.
+//! core, for `wva-v0.5.0` and for `wva-next`). Run: `cargo bench --bench decide`. Figures go to docs/performance.md.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use wva::config::{SaturationConfigSet, ScaleToZeroConfigSet};
+use wva::core::snapshot::ReadyPod;
 use wva::core::{GpuPool, PodMetrics, Policy, Snapshot, Variant, decide};
 
 const PODS_PER_VARIANT: u32 = 10;
@@ -82,6 +83,32 @@ fn limited(variants: usize) -> Snapshot {
     s
 }
 
+/// The same for `wva-next`: served rates, per-accelerator capacities, every pod's start-up
+/// time, and the state of six earlier cycles (full demand windows, learned start-ups).
+fn next(variants: usize) -> Snapshot {
+    let mut s = snapshot(variants);
+    let entries = BTreeMap::from([(
+        "default".to_owned(),
+        serde_json::json!({"capacityRps": {"A100": 5, "H100": 8, "L40S": 3, "T4": 1}}),
+    )]);
+    s.saturation_config = SaturationConfigSet::parse(entries.iter()).unwrap().value;
+    for v in &mut s.variants {
+        for (i, p) in v.pods.iter_mut().enumerate() {
+            p.served_rps = Some(p.kv_cache_usage * 6.0);
+            v.ready_pods.push(ReadyPod {
+                name: p.name.clone(),
+                startup_seconds: 120.0 + 10.0 * i as f64,
+            });
+        }
+    }
+    for cycle in 0..6 {
+        s.time = Some(1_764_700_000.0 + 30.0 * f64::from(cycle));
+        s.wva_next_state = decide(&s, Policy::WvaNext).wva_next_state;
+    }
+    s.time = s.time.map(|t| t + 30.0);
+    s
+}
+
 fn bench_decide(c: &mut Criterion) {
     let mut group = c.benchmark_group("decide");
     for variants in [100, 1_000, 10_000] {
@@ -89,6 +116,15 @@ fn bench_decide(c: &mut Criterion) {
         group.throughput(Throughput::Elements(variants as u64));
         group.bench_with_input(BenchmarkId::from_parameter(variants), &s, |b, s| {
             b.iter(|| decide(black_box(s), Policy::WvaV050))
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("decide-wva-next");
+    for variants in [1_000, 10_000] {
+        let s = next(variants);
+        group.throughput(Throughput::Elements(variants as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(variants), &s, |b, s| {
+            b.iter(|| decide(black_box(s), Policy::WvaNext))
         });
     }
     group.finish();

@@ -74,9 +74,9 @@ pub struct Rebalance {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VariantState {
-    /// (pod, seconds from creation to Ready), newest last.
+    /// (pod, seconds from creation to Ready), newest last; the pod by [`pod_id`] of its name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub startups: Vec<(String, f64)>,
+    pub startups: Vec<(u64, f64)>,
     /// Learned requests/s one replica serves at its throughput limit (served ÷ KV-cache use).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throughput: Option<f64>,
@@ -116,7 +116,6 @@ pub struct Figures {
 /// One variant as the policy sees it this cycle.
 struct Seen<'a> {
     variant: &'a Variant,
-    key: String,
     /// Replicas that are (or will be) serving: the Deployment's wish minus stuck ones.
     coming: u32,
     stuck: u32,
@@ -142,7 +141,11 @@ impl Seen<'_> {
 
 /// One cycle for every model; the next state goes with the report.
 pub fn decide(snapshot: &Snapshot) -> (Vec<ModelReport>, Vec<Decision>, State) {
-    let previous = snapshot.wva_next_state.clone().unwrap_or_default();
+    static EMPTY: State = State {
+        models: BTreeMap::new(),
+        variants: BTreeMap::new(),
+    };
+    let previous = snapshot.wva_next_state.as_ref().unwrap_or(&EMPTY);
     let mut next = State::default();
     let mut models: BTreeMap<(&str, &str), Vec<&Variant>> = BTreeMap::new();
     for v in &snapshot.variants {
@@ -163,7 +166,7 @@ pub fn decide(snapshot: &Snapshot) -> (Vec<ModelReport>, Vec<Decision>, State) {
             namespace,
             model_id,
         };
-        reports.push(ctx.decide(&variants, &previous, &mut next, &mut decisions));
+        reports.push(ctx.decide(&variants, previous, &mut next, &mut decisions));
     }
     (reports, decisions, next)
 }
@@ -373,8 +376,9 @@ impl Model<'_> {
         let key = format!("{}/{}", v.namespace, v.name);
         let mut state = previous.variants.get(&key).cloned().unwrap_or_default();
         for pod in &v.ready_pods {
-            if !state.startups.iter().any(|(name, _)| *name == pod.name) {
-                state.startups.push((pod.name.clone(), pod.startup_seconds));
+            let id = pod_id(&pod.name);
+            if !state.startups.iter().any(|(known, _)| *known == id) {
+                state.startups.push((id, pod.startup_seconds));
                 // A new pod became Ready: the variant works again.
                 state.failures = 0;
             }
@@ -427,11 +431,10 @@ impl Model<'_> {
         let unavailable_until = state.unavailable_until;
         let wish = v.spec_replicas.max(v.current_replicas());
         let coming = wish.saturating_sub(stuck).max(v.ready_replicas.min(wish));
-        next.variants.insert(key.clone(), state);
+        next.variants.insert(key, state);
         let max = v.max_replicas.unwrap_or(super::snapshot::MAX_REPLICAS);
         Seen {
             variant: v,
-            key,
             coming,
             stuck,
             ready: v.ready_replicas.min(coming),
@@ -453,6 +456,15 @@ impl Model<'_> {
         decisions: &mut Vec<Decision>,
     ) -> ModelReport {
         let mut analyses = Vec::new();
+        let demand_note = format!(
+            "stable {:.2} req/s, short {:.2} req/s{}, ahead {:.2} req/s; capacity ready {:.2}, coming {:.2} req/s",
+            figures.stable_demand,
+            figures.short_demand,
+            if figures.panic { " (panic)" } else { "" },
+            figures.demand_ahead,
+            figures.ready_capacity,
+            figures.coming_capacity
+        );
         for v in seen {
             let mut target = v.target.clamp(v.min, v.max);
             if v.variant.spec_replicas == 0 && v.target == 0 {
@@ -465,11 +477,7 @@ impl Model<'_> {
                 analyses.push(a.clone());
             }
             let current = v.variant.current_replicas();
-            let mut note = verdict
-                .notes
-                .get(&v.key)
-                .cloned()
-                .unwrap_or_else(|| verdict.note.clone());
+            let mut note = verdict.note.clone();
             if v.stuck > 0 {
                 note = format!(
                     "{note}; {} stuck replica(s) count as zero and are removed; no new replicas until {:.0}",
@@ -515,15 +523,7 @@ impl Model<'_> {
                     Step {
                         stage: "demand",
                         target_replicas: v.coming,
-                        note: format!(
-                            "stable {:.2} req/s, short {:.2} req/s{}, ahead {:.2} req/s; capacity ready {:.2}, coming {:.2} req/s",
-                            figures.stable_demand,
-                            figures.short_demand,
-                            if figures.panic { " (panic)" } else { "" },
-                            figures.demand_ahead,
-                            figures.ready_capacity,
-                            figures.coming_capacity
-                        ),
+                        note: demand_note.clone(),
                     },
                     Step {
                         stage: "wva-next",
@@ -564,9 +564,17 @@ impl Model<'_> {
     }
 }
 
+/// A pod's name as the state remembers it: 64-bit FNV-1a (stable across builds and machines,
+/// unlike the standard hasher; a collision only drops one start-up sample).
+pub fn pod_id(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// p90 and p99 of the learned start-up times, or the configured time (p99 = 1.5×) until enough
 /// are known.
-fn startup_quantiles(samples: &[(String, f64)], configured: f64) -> (f64, f64) {
+fn startup_quantiles(samples: &[(u64, f64)], configured: f64) -> (f64, f64) {
     if samples.len() < STARTUP_SAMPLES_TO_LEARN {
         return (configured, configured * 1.5);
     }
@@ -710,9 +718,8 @@ fn fit(samples: &[DemandSample]) -> (f64, f64) {
 /// What the cycle decided for the model, and the words for it.
 struct Verdict {
     decided_by: &'static str,
-    /// The model's note; per-variant notes override it.
+    /// The model's note, the same for each of its variants.
     note: String,
-    notes: BTreeMap<String, String>,
 }
 
 impl Default for Verdict {
@@ -720,7 +727,6 @@ impl Default for Verdict {
         Self {
             decided_by: "hold",
             note: String::new(),
-            notes: BTreeMap::new(),
         }
     }
 }
