@@ -333,7 +333,9 @@ impl Model<'_> {
             }
         }
 
-        // Scale to zero (the scale-to-zero ConfigMap), else at least one replica per model.
+        // Scale to zero (the scale-to-zero ConfigMap), else at least one replica per model that
+        // has any (a model at zero stays there: waking it is scale-from-zero's job).
+        let has_replicas = seen.iter().any(|v| v.variant.current_replicas() > 0);
         let stz = &self.snapshot.scale_to_zero_config;
         let idle = stz.enabled(self.namespace, self.model_id)
             && self
@@ -347,7 +349,8 @@ impl Model<'_> {
             }
             verdict.decided_by = "scale-to-zero";
             verdict.note = "no request within the scale-to-zero retention period".to_owned();
-        } else if seen.iter().all(|v| v.target == 0)
+        } else if has_replicas
+            && seen.iter().all(|v| v.target == 0)
             && let Some(v) = seen.iter_mut().min_by(|a, b| {
                 a.cost_per_capacity(fallback)
                     .total_cmp(&b.cost_per_capacity(fallback))

@@ -511,6 +511,33 @@ impl Reader {
             self.typed(obj.get("startingPods"), &format!("{path}.startingPods"));
         let ready_pods: Option<Option<Vec<ReadyPod>>> =
             self.typed(obj.get("readyPods"), &format!("{path}.readyPods"));
+        for (field, seconds) in [
+            (
+                "startingPods",
+                starting_pods
+                    .iter()
+                    .flatten()
+                    .flatten()
+                    .map(|p| p.age_seconds)
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "readyPods",
+                ready_pods
+                    .iter()
+                    .flatten()
+                    .flatten()
+                    .map(|p| p.startup_seconds)
+                    .collect(),
+            ),
+        ] {
+            if let Some(i) = seconds.iter().position(|s| *s < 0.0) {
+                self.error(
+                    format!("{path}.{field}[{i}]"),
+                    format!("seconds must be >= 0, got {}", seconds[i]),
+                );
+            }
+        }
         let pods = self.pods(obj.get("pods"), path);
         if self.errors.len() != before {
             return None;

@@ -370,3 +370,30 @@ fn state_errors_name_their_path() {
         "{text:?}"
     );
 }
+
+#[test]
+fn a_model_at_zero_stays_there_and_one_with_replicas_keeps_one() {
+    let report = run(&snapshot(Some(0.0), variants((0, 0), (0, 0), 0.0), None));
+    assert_eq!((target(&report, "cheap"), target(&report, "fast")), (0, 0));
+    // Both variants' only replicas stuck: they go, but the model keeps its cheapest one.
+    let mut world = variants((1, 0), (1, 0), 0.0);
+    world[0]["stuckReplicas"] = json!(1);
+    world[1]["stuckReplicas"] = json!(1);
+    let report = run(&snapshot(Some(0.0), world, None));
+    assert_eq!((target(&report, "cheap"), target(&report, "fast")), (1, 0));
+}
+
+#[test]
+fn negative_pod_times_are_refused_with_their_path() {
+    let mut world = variants((2, 1), (1, 1), 5.0);
+    world[0]["readyPods"] = json!([{"name": "a", "startupSeconds": -5}]);
+    let errors = Snapshot::from_value(&json!({
+        "saturationConfig": {"default": {}},
+        "variants": world,
+    }))
+    .unwrap_err();
+    assert_eq!(
+        errors[0].to_string(),
+        "variants[0].readyPods[0]: seconds must be >= 0, got -5"
+    );
+}
