@@ -336,9 +336,9 @@ pub fn run(scenario: &Scenario, progress: &mut dyn FnMut(f64)) -> Simulation {
     }
 }
 
-/// The saturation config wva's policies run with: the scenario's, with the `default` entry's
-/// `kvCacheThreshold` from `tuning` when it sets one for `policy` (`scenario::parse` has
-/// checked that it parses).
+/// The saturation config wva's policies run with: the scenario's, with the knob's fields in the
+/// `default` entry when `tuning` sets one for `policy` (`kvCacheThreshold`; `wva-next`'s
+/// utilisations), and `wva-next`'s `capacityRps` (`scenario::parse` has checked that it parses).
 fn saturation_config(scenario: &Scenario, policy: &str) -> SaturationConfigSet {
     tuned_saturation_config(scenario, policy)
         .map(|p| p.value)
@@ -358,27 +358,25 @@ fn tuned_saturation_config(
     if policy == "wva-next" {
         next_capacities(scenario, &mut entries);
     }
-    if let Some(target) = scenario.tuning.get(policy).filter(|_| policy == "wva-next") {
+    // The knob's fields in the `default` entry: wva-next's utilisations (the band around the
+    // target), or v0.5.0's KV threshold.
+    let fields = match scenario.tuning.get(policy) {
+        Some(&target) if policy == "wva-next" => vec![
+            ("targetUtilisation", target),
+            ("scaleUpUtilisation", (target + 0.05).min(1.0)),
+            ("scaleDownUtilisation", target - 0.1),
+        ],
+        Some(&threshold) => vec![("kvCacheThreshold", threshold)],
+        None => Vec::new(),
+    };
+    if !fields.is_empty() {
         let default = entries
             .entry("default".to_owned())
             .or_insert_with(|| serde_json::json!({}));
         if let Some(d) = default.as_object_mut() {
-            d.insert("targetUtilisation".into(), serde_json::json!(target));
-            d.insert(
-                "scaleUpUtilisation".into(),
-                serde_json::json!((target + 0.05).min(1.0)),
-            );
-            d.insert(
-                "scaleDownUtilisation".into(),
-                serde_json::json!(target - 0.1),
-            );
-        }
-    } else if let Some(threshold) = scenario.tuning.get(policy) {
-        let default = entries
-            .entry("default".to_owned())
-            .or_insert_with(|| serde_json::json!({}));
-        if let Some(d) = default.as_object_mut() {
-            d.insert("kvCacheThreshold".into(), serde_json::json!(threshold));
+            for (field, value) in fields {
+                d.insert(field.into(), serde_json::json!(value));
+            }
         }
     }
     SaturationConfigSet::parse(entries.iter())
