@@ -122,6 +122,9 @@ struct Seen<'a> {
     ready: u32,
     /// Requests/s one replica serves within the SLO, and whether it was configured.
     capacity: Option<(f64, &'static str)>,
+    /// The same, or where unknown the smallest known one of the model's variants (infinite
+    /// when none is known).
+    rps: f64,
     p90: f64,
     available: bool,
     unavailable_until: Option<f64>,
@@ -134,8 +137,8 @@ impl Seen<'_> {
     fn starting(&self) -> u32 {
         self.coming.saturating_sub(self.ready)
     }
-    fn cost_per_capacity(&self, fallback: f64) -> f64 {
-        self.variant.cost / self.capacity.map_or(fallback, |c| c.0)
+    fn cost_per_capacity(&self) -> f64 {
+        self.variant.cost / self.rps
     }
 }
 
@@ -232,17 +235,16 @@ impl Model<'_> {
             .filter_map(|v| v.capacity.map(|c| c.0))
             .collect();
         let fallback = known.iter().copied().fold(f64::INFINITY, f64::min);
-        let cap = |v: &Seen<'_>| v.capacity.map_or(fallback, |c| c.0);
-        let ready_capacity: f64 = seen.iter().map(|v| cap(v) * v.ready as f64).sum();
-        let coming_capacity: f64 = seen.iter().map(|v| cap(v) * v.coming as f64).sum();
+        for v in &mut seen {
+            v.rps = v.capacity.map_or(fallback, |c| c.0);
+        }
+        let ready_capacity: f64 = seen.iter().map(|v| v.rps * v.ready as f64).sum();
+        let coming_capacity: f64 = seen.iter().map(|v| v.rps * v.coming as f64).sum();
         let starting: u32 = seen.iter().map(Seen::starting).sum();
         let cheapest_p90 = seen
             .iter()
             .filter(|v| v.available && v.target < v.max)
-            .min_by(|a, b| {
-                a.cost_per_capacity(fallback)
-                    .total_cmp(&b.cost_per_capacity(fallback))
-            })
+            .min_by(|a, b| a.cost_per_capacity().total_cmp(&b.cost_per_capacity()))
             .map_or(s.startup_time, |v| v.p90);
         let ahead = demand.ahead(cheapest_p90, s);
 
@@ -251,12 +253,12 @@ impl Model<'_> {
         if !complete || known.is_empty() {
             model_state.low_since = None;
             model_state.rebalance = None;
-            verdict.degraded(self, &mut seen, complete, time.is_some(), fallback);
+            verdict.degraded(self, &mut seen, complete, time.is_some());
         } else if ahead > s.scale_up_utilisation * coming_capacity {
             model_state.low_since = None;
             model_state.rebalance = None;
             let wanted = ahead / s.target_utilisation - coming_capacity;
-            verdict.scale_up(&mut seen, wanted, demand.panic, fallback);
+            verdict.scale_up(&mut seen, wanted, demand.panic);
             verdict.note = format!(
                 "{}: demand {:.2} req/s one start-up ({:.0}s) ahead > {:.2} × coming capacity {:.2} req/s; {}",
                 if demand.panic {
@@ -291,7 +293,7 @@ impl Model<'_> {
                     let since = *model_state.low_since.get_or_insert(t);
                     if t - since >= s.scale_down_delay {
                         let excess = ready_capacity - peak / s.target_utilisation;
-                        if verdict.scale_down(&mut seen, excess, fallback) {
+                        if verdict.scale_down(&mut seen, excess) {
                             model_state.low_since = Some(t);
                             model_state.rebalance = None;
                         }
@@ -328,7 +330,6 @@ impl Model<'_> {
                     &mut model_state,
                     peak / s.target_utilisation,
                     coming_capacity,
-                    fallback,
                 );
             }
         }
@@ -352,8 +353,8 @@ impl Model<'_> {
         } else if has_replicas
             && seen.iter().all(|v| v.target == 0)
             && let Some(v) = seen.iter_mut().min_by(|a, b| {
-                a.cost_per_capacity(fallback)
-                    .total_cmp(&b.cost_per_capacity(fallback))
+                a.cost_per_capacity()
+                    .total_cmp(&b.cost_per_capacity())
                     .then(a.variant.name.cmp(&b.variant.name))
             })
         {
@@ -442,6 +443,7 @@ impl Model<'_> {
             stuck,
             ready: v.ready_replicas.min(coming),
             capacity,
+            rps: f64::INFINITY,
             p90,
             available,
             unavailable_until,
@@ -742,16 +744,14 @@ impl Verdict {
 
     /// Adds `wanted` req/s of capacity on the cheapest available variants (the fastest to start
     /// in panic), at most max(+100 %, +4) replicas in all.
-    fn scale_up(&mut self, seen: &mut [Seen<'_>], wanted: f64, panic: bool, fallback: f64) {
+    fn scale_up(&mut self, seen: &mut [Seen<'_>], wanted: f64, panic: bool) {
         self.decided_by = "scale-up";
         let total: u32 = seen.iter().map(|v| v.coming).sum();
         let mut budget = total.max(4);
         let mut order: Vec<usize> = (0..seen.len()).filter(|&i| seen[i].available).collect();
         order.sort_by(|&a, &b| {
             let (a, b) = (&seen[a], &seen[b]);
-            let by_cost = a
-                .cost_per_capacity(fallback)
-                .total_cmp(&b.cost_per_capacity(fallback));
+            let by_cost = a.cost_per_capacity().total_cmp(&b.cost_per_capacity());
             let by_speed = a.p90.total_cmp(&b.p90);
             (if panic {
                 by_speed.then(by_cost)
@@ -767,7 +767,7 @@ impl Verdict {
             if remaining <= 0.0 || budget == 0 {
                 break;
             }
-            let cap = v.capacity.map_or(fallback, |c| c.0);
+            let cap = v.rps;
             let room = v.max.saturating_sub(v.target);
             let n = ((remaining / cap).ceil() as u32).min(room).min(budget);
             if n > 0 {
@@ -806,12 +806,12 @@ impl Verdict {
 
     /// Removes up to `excess` req/s from the most expensive variants per capacity, keeping
     /// bounds and one replica per model. True when anything was removed.
-    fn scale_down(&mut self, seen: &mut [Seen<'_>], excess: f64, fallback: f64) -> bool {
+    fn scale_down(&mut self, seen: &mut [Seen<'_>], excess: f64) -> bool {
         let mut order: Vec<usize> = (0..seen.len()).collect();
         order.sort_by(|&a, &b| {
             let (a, b) = (&seen[a], &seen[b]);
-            b.cost_per_capacity(fallback)
-                .total_cmp(&a.cost_per_capacity(fallback))
+            b.cost_per_capacity()
+                .total_cmp(&a.cost_per_capacity())
                 .then(b.variant.name.cmp(&a.variant.name))
         });
         let mut total: u32 = seen.iter().map(|v| v.target).sum();
@@ -819,7 +819,7 @@ impl Verdict {
         let mut removed = Vec::new();
         for i in order {
             let v = &mut seen[i];
-            let cap = v.capacity.map_or(fallback, |c| c.0);
+            let cap = v.rps;
             let n = ((remaining / cap).floor() as u32)
                 .min(v.target.saturating_sub(v.min))
                 .min(total.saturating_sub(1));
@@ -856,9 +856,7 @@ impl Verdict {
         state: &mut ModelState,
         needed: f64,
         capacity: f64,
-        fallback: f64,
     ) {
-        let cap = |v: &Seen<'_>| v.capacity.map_or(fallback, |c| c.0);
         if let Some(r) = state.rebalance.clone() {
             let to = seen.iter().find(|v| v.variant.name == r.to);
             let Some(from) = seen.iter().position(|v| v.variant.name == r.from) else {
@@ -891,25 +889,25 @@ impl Verdict {
         let mut order: Vec<usize> = (0..seen.len()).collect();
         order.sort_by(|&a, &b| {
             seen[b]
-                .cost_per_capacity(fallback)
-                .total_cmp(&seen[a].cost_per_capacity(fallback))
+                .cost_per_capacity()
+                .total_cmp(&seen[a].cost_per_capacity())
         });
         for &e in &order {
             let expensive = &seen[e];
             if expensive.target <= expensive.min || expensive.ready == 0 {
                 continue;
             }
-            let without = capacity - cap(expensive);
+            let without = capacity - expensive.rps;
             for &k in order.iter().rev() {
                 let cheap = &seen[k];
                 if k == e
                     || !cheap.available
                     || cheap.target >= cheap.max
-                    || cheap.cost_per_capacity(fallback) >= expensive.cost_per_capacity(fallback)
+                    || cheap.cost_per_capacity() >= expensive.cost_per_capacity()
                 {
                     continue;
                 }
-                let n = ((needed - without).max(0.0) / cap(cheap)).ceil() as u32;
+                let n = ((needed - without).max(0.0) / cheap.rps).ceil() as u32;
                 if n == 0
                     || cheap.target + n > cheap.max
                     || n as f64 * cheap.variant.cost >= expensive.variant.cost
@@ -937,14 +935,7 @@ impl Verdict {
 
     /// Incomplete or missing metrics: never a scale-down; a scale-up only on evidence (a pod
     /// saturated by the saturation thresholds), one replica on the cheapest available variant.
-    fn degraded(
-        &mut self,
-        model: &Model<'_>,
-        seen: &mut [Seen<'_>],
-        complete: bool,
-        timed: bool,
-        fallback: f64,
-    ) {
+    fn degraded(&mut self, model: &Model<'_>, seen: &mut [Seen<'_>], complete: bool, timed: bool) {
         let why = if !timed {
             "the snapshot has no time"
         } else if !complete {
@@ -964,8 +955,8 @@ impl Verdict {
                     .iter_mut()
                     .filter(|v| v.available && v.target < v.max)
                     .min_by(|a, b| {
-                        a.cost_per_capacity(fallback)
-                            .total_cmp(&b.cost_per_capacity(fallback))
+                        a.cost_per_capacity()
+                            .total_cmp(&b.cost_per_capacity())
                             .then(a.variant.cost.total_cmp(&b.variant.cost))
                             .then(a.variant.name.cmp(&b.variant.name))
                     });

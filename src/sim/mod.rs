@@ -134,6 +134,11 @@ enum Fault {
 }
 
 impl Pod {
+    /// Its name as the controller would see it: the variant's, then its number.
+    fn name(&self, spec: &scenario::VariantSpec) -> String {
+        format!("{}-{:05}", spec.name, self.id)
+    }
+
     fn ready_at(&self) -> Option<f64> {
         match self.fault {
             Some(_) => None,
@@ -1004,7 +1009,7 @@ fn snapshot_of(
                         .iter()
                         .filter(|p| !p.ready(t) && !p.stuck(t))
                         .map(|p| StartingPod {
-                            name: format!("{}-{:05}", v.spec.name, p.id),
+                            name: p.name(&v.spec),
                             age_seconds: t - p.created_at,
                         })
                         .collect(),
@@ -1014,7 +1019,7 @@ fn snapshot_of(
                         .filter_map(|p| {
                             let ready = p.ready_at().filter(|r| *r <= t)?;
                             Some(ReadyPod {
-                                name: format!("{}-{:05}", v.spec.name, p.id),
+                                name: p.name(&v.spec),
                                 startup_seconds: ready - p.created_at,
                             })
                         })
@@ -1024,7 +1029,7 @@ fn snapshot_of(
                         .iter()
                         .filter(|p| !p.scrapes.is_empty())
                         .map(|p| PodMetrics {
-                            name: format!("{}-{:05}", v.spec.name, p.id),
+                            name: p.name(&v.spec),
                             kv_cache_usage: p.scrapes.iter().map(|s| s.1.kv).fold(0.0, f64::max),
                             queue_length: p
                                 .scrapes
