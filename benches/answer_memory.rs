@@ -81,6 +81,7 @@ fn main() {
         let models = [ModelRequest {
             key: ModelKey::new("prod", "mine"),
             retention: Some(600_000_000_000),
+            served_rate: false,
         }];
         let before = high_water_mib();
         let started = Instant::now();

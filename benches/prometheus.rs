@@ -60,6 +60,7 @@ fn main() {
         .map(|m| ModelRequest {
             key: ModelKey::new(format!("ns-{:02}", m % 50), format!("org/model-{m:03}")),
             retention: (m % 2 == 0).then_some(600_000_000_000),
+            served_rate: false,
         })
         .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -93,7 +94,7 @@ fn main() {
         }
         ours.sort();
         // Each query alone, to see where the time goes.
-        let texts = wva::prometheus::collect::queries(&requests).unwrap();
+        let texts = wva::prometheus::collect::queries(&requests).unwrap().texts();
         let mut each = Vec::new();
         for (name, text) in ["KV cache", "queue", "request count"].iter().zip(&texts) {
             let started = Instant::now();

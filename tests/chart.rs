@@ -185,6 +185,16 @@ async fn every_values_set_renders_objects_the_api_server_accepts() {
             ],
         ),
         ("webhook off", vec!["webhook.enabled=false".into()]),
+        (
+            "wva-next",
+            vec![
+                "policy=wva-next".into(),
+                "actuation=direct".into(),
+                r#"--set-json=saturation.default.capacityRps={"H100":5,"NVIDIA-L40S":2.5}"#.into(),
+                "saturation.default.scaleDownDelay=10m".into(),
+                r#"--set-json=saturation.overrides.granite={"model_id":"ibm/granite-13b","targetUtilisation":0.75}"#.into(),
+            ],
+        ),
     ];
     for (i, (name, values)) in sets.iter().enumerate() {
         let release = format!("dry{i}");
@@ -256,6 +266,25 @@ async fn every_values_set_renders_objects_the_api_server_accepts() {
                 assert!(!kinds.iter().any(|k| k == "ClusterRole"), "{kinds:?}");
                 assert!(rendered.contains(&format!("--watch-namespace={workloads}")));
                 assert!(rendered.contains("controller_instance: \"blue\""));
+            }
+            "wva-next" => {
+                assert!(rendered.contains("--policy=wva-next"));
+                // wva itself reads the rendered ConfigMaps as it would in the cluster.
+                let file = std::env::temp_dir()
+                    .join(format!("wva-chart-next-{}.yaml", std::process::id()));
+                std::fs::write(&file, &rendered).unwrap();
+                let out = Command::new(env!("CARGO_BIN_EXE_wva"))
+                    .arg("check-config")
+                    .arg(&file)
+                    .output()
+                    .unwrap();
+                let _ = std::fs::remove_file(&file);
+                let text = String::from_utf8_lossy(&out.stdout);
+                assert!(out.status.success(), "{text}\n--- rendered ---\n{rendered}");
+                assert!(
+                    rendered.contains(r#"capacityRps: {"H100":5,"NVIDIA-L40S":2.5}"#),
+                    "{rendered}"
+                );
             }
             "webhook off" => assert!(
                 !kinds
@@ -342,6 +371,14 @@ fn bad_values_are_refused_naming_the_value() {
             "model_id",
         ),
         (&["--set", "replicas=2"], "replicas"),
+        (
+            &["--set", "saturation.default.capacityRps.H100=0"],
+            "capacityRps",
+        ),
+        (
+            &["--set", "saturation.default.scaleDownDelay=5 minutes"],
+            "scaleDownDelay",
+        ),
         (
             &[
                 "--set",

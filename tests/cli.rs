@@ -562,26 +562,6 @@ fn run_refuses_a_node_selector_the_api_server_would_refuse() {
 }
 
 #[test]
-fn run_refuses_wva_next_until_the_controller_collects_its_inputs() {
-    let out = Command::new(env!("CARGO_BIN_EXE_wva"))
-        .args([
-            "run",
-            "--kubeconfig",
-            "/nonexistent/kubeconfig",
-            "--policy",
-            "wva-next",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("--policy wva-next is not available in `wva run` yet"),
-        "{}",
-        stderr(&out)
-    );
-}
-
-#[test]
 fn run_refuses_an_unknown_pool_group_naming_both() {
     let out = Command::new(env!("CARGO_BIN_EXE_wva"))
         .args(["run", "--kubeconfig", "/nonexistent/kubeconfig"])

@@ -1089,3 +1089,134 @@ async fn the_gpu_limiter_plans_only_onto_free_gpus_and_says_so() {
         nodes.delete(name, &Default::default()).await.unwrap();
     }
 }
+
+/// Every dumped pair in `dir` whose snapshot carries a `wvaNextState`, replayed with
+/// `wva analyze --policy wva-next`: the report must be the live one, state included. Returns
+/// how many were replayed.
+fn replay_wva_next_dumps(dir: &std::path::Path) -> usize {
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let snapshot = entry.unwrap().path();
+        let name = snapshot.to_string_lossy().into_owned();
+        if !name.ends_with("-snapshot.json") {
+            continue;
+        }
+        let (Ok(text), Ok(report)) = (
+            std::fs::read_to_string(&snapshot),
+            std::fs::read_to_string(name.replace("-snapshot.json", "-report.json")),
+        ) else {
+            continue; // rotated away meanwhile
+        };
+        if !text.contains("\"wvaNextState\"") {
+            continue;
+        }
+        let live: serde_json::Value = serde_json::from_str(&report).unwrap();
+        let again = support::controller::analyze_with(&snapshot, &["--policy", "wva-next"]);
+        assert_eq!(again, live, "{name}");
+        replayed += 1;
+    }
+    replayed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wva_next_sizes_from_the_served_rate_at_once_holds_and_scales_down_after_the_delay() {
+    let scene = Scene::new("ctl-next", "2s").await;
+    scene
+        .config_map(
+            wva::config::saturation::CONFIG_MAP_NAME,
+            serde_json::json!({"default": "capacityRps:\n  A100: 10\nstableWindow: 10s\npanicWindow: 4s\nscaleDownDelay: 10s\nstartupTime: 10s\n"}),
+        )
+        .await;
+    scene.variant("decode", 1, "10").await;
+    scene.serve_rate("decode", 30.0);
+    scene.wait_reported(1).await;
+    // A one-minute rate under-reports a series younger than a minute (Prometheus divides by
+    // the whole range): wait until the counter has a minute of history, as a serving pod has.
+    let total = format!(
+        "sum(rate({}{{namespace=\"{}\"}}[1m]))",
+        wva::prometheus::promql::REQUEST_SUCCESS_METRIC,
+        scene.ns
+    );
+    wait_for(
+        Duration::from_secs(90),
+        "30 req/s in Prometheus",
+        || async {
+            let rate = scene.query(&total).first().map_or(0.0, |s| s.1);
+            ((rate - 30.0).abs() < 1.5).then_some(())
+        },
+    )
+    .await;
+    let dir = support::process::temp_dir("wva-next-dumps");
+    let wva = scene.wva(
+        "direct",
+        &[
+            "--policy",
+            "wva-next",
+            "--dump-snapshots",
+            dir.to_str().unwrap(),
+        ],
+    );
+    // 30 requests/s on replicas of 10 sized to 0.8: 3.75, so 4 — in one step, not one a cycle.
+    scene.wait_spec_replicas("decode", 4, T).await;
+    assert_eq!(scene.scale_writes(), [4], "one /scale write, straight to 4");
+    scene
+        .wait_event(
+            "VariantAutoscaling",
+            "decode",
+            &scene.ns,
+            |(reason, note)| {
+                reason == "ScaledUp" && note.starts_with("Deployment decode 1 -> 4 replicas: ")
+            },
+        )
+        .await;
+    // The demand is unchanged on 4 replicas: it holds (the served rate is the model's, not
+    // per pod), and what it learned is in its state.
+    wva.cycles_pass(5, T).await;
+    assert_eq!(scene.spec_replicas("decode").await, 4);
+    assert!(replay_wva_next_dumps(&dir) >= 5);
+    let newest = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with("-snapshot.json"))
+        .max()
+        .unwrap();
+    let snapshot: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&newest).unwrap()).unwrap();
+    let variant = &snapshot["variants"][0];
+    assert_eq!(
+        variant["readyPods"].as_array().unwrap().len(),
+        4,
+        "{variant}"
+    );
+    let served: f64 = variant["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["servedRps"].as_f64().unwrap())
+        .sum();
+    assert!((served - 30.0).abs() < 3.0, "Σ servedRps {served}");
+    let startups =
+        &snapshot["wvaNextState"]["variants"][format!("{}/decode", scene.ns)]["startups"];
+    assert_eq!(startups.as_array().map(Vec::len), Some(4), "{startups}");
+
+    // Demand falls to 4 requests/s: one replica is enough, but only once the rate has stayed
+    // low for the scale-down delay over a full window. Prometheus's one-minute rate comes down
+    // over a minute, so the replicas go in steps, never back up.
+    let lowered = Instant::now();
+    scene.serve_rate("decode", 4.0);
+    scene
+        .wait_spec_replicas("decode", 1, Duration::from_secs(150))
+        .await;
+    let waited = lowered.elapsed();
+    let writes = scene.scale_writes();
+    eprintln!(
+        "wva-next scale-down 4 -> 1 after {:.0}s, /scale writes {writes:?}",
+        waited.as_secs_f64()
+    );
+    assert!(waited > Duration::from_secs(10), "{waited:?}");
+    assert!(
+        writes[0] == 4 && writes.windows(2).all(|w| w[1] < w[0]),
+        "up once, then only down: {writes:?}"
+    );
+    assert!(replay_wva_next_dumps(&dir) >= 10);
+}

@@ -62,6 +62,7 @@ fn model(ns: &str, m: &str, retention: Option<i64>) -> ModelRequest {
     ModelRequest {
         key: ModelKey::new(ns, m),
         retention,
+        served_rate: false,
     }
 }
 
@@ -215,6 +216,24 @@ async fn collection_over_plain_http_in_three_queries() {
         .find(|m| m.model_id == "absent/model")
         .unwrap();
     assert!(absent.pods.is_empty());
+
+    // wva-next also asks for the served rate, of its models only: a fourth query.
+    let mut rated = models.clone();
+    rated[0].served_rate = true;
+    let c = collect(&client, &rated, now()).await.unwrap();
+    assert_eq!(c.queries.len(), 4, "{:?}", c.queries);
+    let llama = &c
+        .models
+        .iter()
+        .find(|m| m.model_id == "meta/llama-3.1-8b")
+        .unwrap();
+    assert_eq!(
+        llama.pods["llama-a"].served_rps,
+        Some(0.0),
+        "a constant counter serves nothing"
+    );
+    let nan = c.models.iter().find(|m| m.model_id == "nan/model").unwrap();
+    assert_eq!(nan.pods["nan-a"].served_rps, None, "not asked for");
 }
 
 #[tokio::test]
@@ -228,6 +247,7 @@ async fn hostile_model_names_match_literally_and_hostile_namespaces_are_refused(
                 &[ModelRequest {
                     key,
                     retention: None,
+                    served_rate: false,
                 }],
                 now(),
             )
@@ -245,6 +265,7 @@ async fn hostile_model_names_match_literally_and_hostile_namespaces_are_refused(
                 &[ModelRequest {
                     key: key.clone(),
                     retention: None,
+                    served_rate: false,
                 }],
                 now(),
             )

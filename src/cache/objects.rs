@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Affinity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
 use serde::Deserialize;
 
@@ -109,12 +109,15 @@ pub struct PodStatus {
 
 /// A status condition (of a Pod or a Deployment): type, status, and why.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
 pub struct PodCondition {
     #[serde(rename = "type")]
     pub type_: String,
     pub status: String,
     pub reason: Option<String>,
     pub message: Option<String>,
+    /// When `status` last changed (a Pod's `Ready` one: when it became Ready).
+    pub last_transition_time: Option<Time>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]

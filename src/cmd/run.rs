@@ -114,14 +114,6 @@ pub fn run(args: RunArgs) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_INVALID);
     }
-    if args.policy == Policy::WvaNext {
-        // The controller does not collect what wva-next reads yet (served rates, pod ages and
-        // start-up times, the time) nor keep its state: it would only ever hold.
-        eprintln!(
-            "error: --policy wva-next is not available in `wva run` yet: the controller does not              collect its inputs (docs/algorithm.md#wva-next). Evaluate it with `wva simulate` and              `wva analyze --policy wva-next`; run wva-v0.5.0 (the default) meanwhile"
-        );
-        return ExitCode::from(EXIT_INVALID);
-    }
     let Some(runtime) = super::runtime(true) else {
         return ExitCode::FAILURE;
     };

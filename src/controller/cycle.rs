@@ -122,7 +122,7 @@ impl CycleMetrics {
         );
         registry.register(
             "wva_prometheus_queries",
-            "PromQL queries sent (at most 3 per cycle, whatever the number of models)",
+            "PromQL queries sent (at most 3 per cycle whatever the number of models; 4 with --policy wva-next)",
             self.prometheus_queries.clone(),
         );
         registry.register(
@@ -150,6 +150,9 @@ pub struct Controller {
     leadership: Leadership,
     /// Scale-from-zero, polled between cycles while leading.
     waker: Waker,
+    /// What `wva-next` remembers between cycles (docs/algorithm.md#wva-next): in memory only,
+    /// dropped when leadership is lost, rebuilt from the cluster by the next leader.
+    next_state: Option<crate::core::next::State>,
 }
 
 pub(crate) fn unix_now() -> (i64, f64) {
@@ -186,6 +189,7 @@ impl Controller {
             configured: Arc::default(),
             leadership,
             waker,
+            next_state: None,
         }
     }
 
@@ -243,6 +247,8 @@ impl Controller {
                 return Ok(());
             }
             self.replica_metrics.withdraw();
+            // Another leader decided meanwhile: its windows, not ours, are current.
+            self.next_state = None;
             tracing::warn!(
                 "leadership lost: cycles stop and the replica gauges are withdrawn until this process leads again"
             );
@@ -338,7 +344,9 @@ impl Controller {
             models.is_empty(),
             crate::prometheus::collect::queries(&models),
         ) {
-            self.metrics.prometheus_queries.inc_by(texts.len() as u64);
+            self.metrics
+                .prometheus_queries
+                .inc_by(texts.texts().len() as u64);
         }
         let collection = if models.is_empty() {
             Ok(Vec::new())
@@ -347,7 +355,12 @@ impl Controller {
             tokio::select! {
                 () = shutdown.requested() => return,
                 () = leadership.lost() => return,
-                collected = collect(&self.prometheus, &models, now_f) => collected.map(|c| c.models),
+                collected = collect(&self.prometheus, &models, now_f) => collected.map(|c| {
+                    if let Some(error) = &c.served_rate_error {
+                        tracing::warn!(%error, "served rates unknown: wva-next reads the data as incomplete (no scale-down)");
+                    }
+                    c.models
+                }),
             }
         };
         let collected_at = Instant::now();
@@ -374,7 +387,7 @@ impl Controller {
         } else {
             None
         };
-        let built = snapshot::build(
+        let mut built = snapshot::build(
             Cluster {
                 variant_autoscalings: &vas,
                 deployments: &deployments,
@@ -387,8 +400,12 @@ impl Controller {
             &self.settings.scale_to_zero,
             now,
         );
+        if self.options.policy == Policy::WvaNext {
+            built.snapshot.wva_next_state = self.next_state.take();
+        }
         let built_at = Instant::now();
         let report = crate::core::decide(&built.snapshot, self.options.policy);
+        self.next_state.clone_from(&report.wva_next_state);
         let decided_at = Instant::now();
         if let Some(dir) = &self.options.dump_dir {
             dump(dir, &built, &report);
@@ -482,7 +499,11 @@ impl Controller {
             let retention = stz
                 .enabled(namespace, model)
                 .then(|| stz.retention_period(namespace, model));
-            out.push(ModelRequest { key, retention });
+            out.push(ModelRequest {
+                key,
+                retention,
+                served_rate: self.options.policy == Policy::WvaNext,
+            });
         }
         out
     }

@@ -129,6 +129,43 @@ pub fn is_ready(pod: &CachedPod) -> bool {
         .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
+/// Where a pod is in its life, as `wva-next` reads it (docs/algorithm.md#wva-next).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Life {
+    /// Ready; the seconds from creation to its `Ready` condition's last transition, when both
+    /// are known (a pod that went unready and back reports the later transition).
+    Ready(Option<f64>),
+    /// Neither Ready, nor terminating, nor finished: seconds since creation (0 when unknown).
+    Starting(f64),
+    /// Terminating, `Succeeded` or `Failed`.
+    Leaving,
+}
+
+/// `pod`'s [`Life`] at `now` (Unix seconds).
+pub fn life(pod: &CachedPod, now: i64) -> Life {
+    let status = pod.status.as_ref();
+    let finished = status
+        .and_then(|s| s.phase.as_deref())
+        .is_some_and(|p| p == "Succeeded" || p == "Failed");
+    if pod.metadata.deletion_timestamp.is_some() || finished {
+        return Life::Leaving;
+    }
+    let created = pod.metadata.creation_timestamp.as_ref().map(seconds);
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready" && c.status == "True");
+    match ready {
+        Some(condition) => Life::Ready(
+            created
+                .zip(condition.last_transition_time.as_ref().map(seconds))
+                .map(|(created, ready)| ready.saturating_sub(created).max(0) as f64),
+        ),
+        None => Life::Starting(created.map_or(0.0, |c| now.saturating_sub(c).max(0) as f64)),
+    }
+}
+
 /// Why `pod` is stuck, or `None` when it is Ready, terminating, or still expected to become
 /// ready. `now` and `max_pending_seconds` are Unix seconds and seconds.
 pub fn stuck_reason(pod: &CachedPod, now: i64, max_pending_seconds: u64) -> Option<StuckReason> {

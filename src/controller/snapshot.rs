@@ -9,10 +9,10 @@ use std::sync::Arc;
 use kube::api::DynamicObject;
 
 use super::actuate::Mode;
-use super::pods::{StuckReason, accelerator, belongs_to, stuck_reason};
+use super::pods::{Life, StuckReason, accelerator, belongs_to, life, stuck_reason};
 use crate::cache::{CachedDeployment, CachedNode, CachedPod};
 use crate::config::{SaturationConfigSet, ScaleToZeroConfigSet};
-use crate::core::{PodMetrics, Snapshot, Variant};
+use crate::core::{PodMetrics, ReadyPod, Snapshot, StartingPod, Variant};
 use crate::prometheus::collect::ModelSamples;
 
 /// The cached objects of one cycle.
@@ -226,6 +226,7 @@ pub fn build(
         let mut pods = Vec::new();
         let mut reporting_names = BTreeSet::new();
         let mut stuck = Vec::new();
+        let (mut starting_pods, mut ready_pods) = (Vec::new(), Vec::new());
         let mut own: Vec<&CachedPod> = pods_index
             .candidates(&namespace, target_name)
             .into_iter()
@@ -243,12 +244,29 @@ pub fn build(
         }
         for pod in own {
             let pod_name = pod.metadata.name.clone().unwrap_or_default();
+            let life = life(pod, now);
+            if let Life::Ready(Some(startup_seconds)) = life {
+                ready_pods.push(ReadyPod {
+                    name: pod_name.clone(),
+                    startup_seconds,
+                });
+            }
             let sample = model_samples.and_then(|m| m.pods.get(&pod_name));
             if sample.is_some_and(|s| s.stale) {
                 note.stale += 1;
             }
             let sample = sample
                 .filter(|s| !s.stale && (s.kv_cache_usage.is_some() || s.queue_length.is_some()));
+            let stuck_now = match sample {
+                Some(_) => None,
+                None => stuck_reason(pod, now, max_pending_seconds),
+            };
+            if let (Life::Starting(age_seconds), None) = (life, &stuck_now) {
+                starting_pods.push(StartingPod {
+                    name: pod_name.clone(),
+                    age_seconds,
+                });
+            }
             match sample {
                 // A missing one of the two counts as 0, as upstream's CollectReplicaMetrics.
                 Some(s) => {
@@ -257,12 +275,12 @@ pub fn build(
                         name: pod_name,
                         kv_cache_usage: s.kv_cache_usage.unwrap_or(0.0),
                         queue_length: s.queue_length.unwrap_or(0),
-                        // Not collected yet: no policy of the controller reads it.
-                        served_rps: None,
+                        // Collected for wva-next only.
+                        served_rps: s.served_rps,
                     });
                 }
                 None => {
-                    if let Some(reason) = stuck_reason(pod, now, max_pending_seconds) {
+                    if let Some(reason) = stuck_now {
                         stuck.push((pod_name, reason));
                     }
                 }
@@ -319,8 +337,8 @@ pub fn build(
             gpus_per_replica,
             min_replicas: 0,
             max_replicas: None,
-            starting_pods: Vec::new(),
-            ready_pods: Vec::new(),
+            starting_pods,
+            ready_pods,
             pods,
         });
         notes.push(note);
@@ -335,7 +353,7 @@ pub fn build(
                 .nodes
                 .filter(|_| limiter)
                 .map(|nodes| super::inventory::gpu_inventory(nodes, cluster.pods, &variant_pods)),
-            time: None,
+            time: Some(now as f64),
             wva_next_state: None,
         },
         notes,

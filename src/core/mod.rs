@@ -19,7 +19,7 @@ pub mod snapshot;
 use std::collections::BTreeMap;
 
 pub use report::{Action, Decision, ModelReport, Report, Step};
-pub use snapshot::{GpuPool, PodMetrics, Snapshot, SnapshotError, Variant};
+pub use snapshot::{GpuPool, PodMetrics, ReadyPod, Snapshot, SnapshotError, StartingPod, Variant};
 
 use analyzer::{VariantAnalysis, analyze_model, analyze_variant};
 use enforcer::{Enforcement, enforce};

@@ -1,8 +1,10 @@
-//! One cycle's metrics for every model in at most three queries — KV-cache use, queue length,
-//! and request counts for the models with scale-to-zero — shaped per (namespace, model) and pod
-//! for the snapshot builder. A failed KV or queue query fails the collection (the controller
-//! then holds instead of scaling down on missing data); a failed request-count query only makes
-//! the counts unknown.
+//! One cycle's metrics for every model in at most four queries — KV-cache use, queue length,
+//! request counts for the models with scale-to-zero, and served rates for the models a
+//! `wva-next` controller decides — shaped per (namespace, model) and pod for the snapshot
+//! builder. A failed KV or queue query fails the collection (the controller then holds instead
+//! of scaling down on missing data); a failed request-count query only makes the counts
+//! unknown, and a failed served-rate query the rates (`wva-next` then reads the data as
+//! incomplete and never scales down on it).
 
 use std::collections::BTreeMap;
 
@@ -18,11 +20,13 @@ pub const STALE_AFTER_SECONDS: f64 = 300.0;
 /// A sample timestamped further than this ahead of the controller's clock is stale, not fresh.
 pub const MAX_CLOCK_SKEW_SECONDS: f64 = 30.0;
 
-/// A model to collect; `retention` is set when scale-to-zero is enabled for it.
+/// A model to collect; `retention` is set when scale-to-zero is enabled for it, `served_rate`
+/// when its pods' served requests/s are wanted (`wva-next`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelRequest {
     pub key: ModelKey,
     pub retention: Option<Nanos>,
+    pub served_rate: bool,
 }
 
 /// One pod's latest values. A value is `None` when the series is absent or not a usable number
@@ -33,6 +37,9 @@ pub struct PodSample {
     pub kv_cache_usage: Option<f64>,
     /// Truncated toward zero.
     pub queue_length: Option<u64>,
+    /// Successful requests/s over the last minute; only for models with `served_rate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub served_rps: Option<f64>,
     /// Age of the older of the two samples, in seconds.
     pub age_seconds: f64,
     /// Older than [`STALE_AFTER_SECONDS`].
@@ -63,6 +70,9 @@ pub struct Collection {
     /// Why request counts are unknown, when their query failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_count_error: Option<String>,
+    /// Why served rates are unknown, when their query failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub served_rate_error: Option<String>,
 }
 
 /// Why nothing was collected.
@@ -78,18 +88,56 @@ pub enum CollectError {
     },
 }
 
-/// The PromQL for a cycle: KV-cache, queue, and (when any model has scale-to-zero) request counts.
-pub fn queries(models: &[ModelRequest]) -> Result<Vec<String>, PromqlError> {
+/// The PromQL for a cycle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Queries {
+    pub kv: String,
+    pub queue: String,
+    /// When any model has scale-to-zero.
+    pub counts: Option<String>,
+    /// When any model wants its served rate.
+    pub served: Option<String>,
+}
+
+impl Queries {
+    /// The queries in the order they are listed (and counted).
+    pub fn texts(&self) -> Vec<String> {
+        [
+            Some(&self.kv),
+            Some(&self.queue),
+            self.counts.as_ref(),
+            self.served.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
+    }
+}
+
+/// The PromQL for a cycle: KV-cache, queue, request counts (models with scale-to-zero) and
+/// served rates (models with `served_rate`).
+pub fn queries(models: &[ModelRequest]) -> Result<Queries, PromqlError> {
     let keys: Vec<ModelKey> = models.iter().map(|m| m.key.clone()).collect();
-    let mut out = vec![promql::kv_cache_usage(&keys)?, promql::queue_length(&keys)?];
     let counted: Vec<(ModelKey, Nanos)> = models
         .iter()
         .filter_map(|m| m.retention.map(|r| (m.key.clone(), r)))
         .collect();
-    if !counted.is_empty() {
-        out.push(promql::request_count(&counted)?);
-    }
-    Ok(out)
+    let rated: Vec<ModelKey> = models
+        .iter()
+        .filter(|m| m.served_rate)
+        .map(|m| m.key.clone())
+        .collect();
+    Ok(Queries {
+        kv: promql::kv_cache_usage(&keys)?,
+        queue: promql::queue_length(&keys)?,
+        counts: (!counted.is_empty())
+            .then(|| promql::request_count(&counted))
+            .transpose()?,
+        served: (!rated.is_empty())
+            .then(|| promql::served_rate(&rated))
+            .transpose()?,
+    })
 }
 
 /// Runs the cycle's queries concurrently and shapes the answers. `now` is Unix seconds.
@@ -112,16 +160,11 @@ pub async fn collect(
         (Some(ns), Some(model)) => wanted.contains(&(ns.as_str(), model.as_str())),
         _ => false,
     };
-    let count_query = async {
-        match texts.get(2) {
-            Some(q) => Some(client.query_keeping(q, &keep).await),
-            None => None,
-        }
-    };
-    let (kv, queue, counts) = tokio::join!(
-        client.query_keeping(&texts[0], &keep),
-        client.query_keeping(&texts[1], &keep),
-        count_query
+    let (kv, queue, counts, served) = tokio::join!(
+        client.query_keeping(&texts.kv, &keep),
+        client.query_keeping(&texts.queue, &keep),
+        optional(client, texts.counts.as_deref(), &keep),
+        optional(client, texts.served.as_deref(), &keep),
     );
     let kv = kv.map_err(|error| CollectError::Query {
         metric: promql::KV_CACHE_METRIC,
@@ -142,10 +185,31 @@ pub async fn collect(
             )),
         ),
     };
-    let mut collection = assemble(models, &kv, &queue, &counts, now);
-    collection.queries = texts;
+    let (served, served_rate_error) = match served {
+        None => (Vec::new(), None),
+        Some(Ok(samples)) => (samples, None),
+        Some(Err(error)) => (
+            Vec::new(),
+            Some(format!("served-rate query failed: {error}")),
+        ),
+    };
+    let mut collection = assemble(models, &kv, &queue, &counts, &served, now);
+    collection.queries = texts.texts();
     collection.request_count_error = request_count_error;
+    collection.served_rate_error = served_rate_error;
     Ok(collection)
+}
+
+/// A query that is sent only when there is one.
+async fn optional(
+    client: &PrometheusClient,
+    query: Option<&str>,
+    keep: super::response::Keep<'_>,
+) -> Option<Result<Vec<Sample>, QueryError>> {
+    match query {
+        Some(q) => Some(client.query_keeping(q, keep).await),
+        None => None,
+    }
 }
 
 fn label<'a>(sample: &'a Sample, name: &str) -> Option<&'a str> {
@@ -158,6 +222,7 @@ pub fn assemble(
     kv: &[Sample],
     queue: &[Sample],
     counts: &[Sample],
+    served: &[Sample],
     now: f64,
 ) -> Collection {
     let mut by_model: BTreeMap<(String, String), ModelSamples> = models
@@ -190,6 +255,7 @@ pub fn assemble(
         let pod = entry.pods.entry(pod.to_owned()).or_insert(PodSample {
             kv_cache_usage: None,
             queue_length: None,
+            served_rps: None,
             age_seconds: age,
             stale: false,
         });
@@ -219,6 +285,15 @@ pub fn assemble(
             }
         });
     }
+    for s in served {
+        // A rate is evaluated "now" (its age is 0). A pod with a served rate and neither KV
+        // nor queue samples is still no reporting pod: the snapshot needs one of those.
+        put(s, &|pod, v| {
+            if v >= 0.0 {
+                pod.served_rps = Some(pod.served_rps.map_or(v, |old| old.max(v)));
+            }
+        });
+    }
     for s in counts {
         if let (Some(ns), Some(model), Some(value)) =
             (label(s, "namespace"), label(s, "model_name"), s.value)
@@ -231,6 +306,7 @@ pub fn assemble(
         models: by_model.into_values().collect(),
         queries: Vec::new(),
         request_count_error: None,
+        served_rate_error: None,
     }
 }
 
@@ -263,6 +339,7 @@ mod tests {
         ModelRequest {
             key: ModelKey::new(ns, model),
             retention,
+            served_rate: false,
         }
     }
 
@@ -282,7 +359,7 @@ mod tests {
             sample("prod", "m", Some("p2"), Some(1.0), 1000.0),
         ];
         let counts = [sample("prod", "m", None, Some(0.0), 1000.0)];
-        let c = assemble(&models, &kv, &queue, &counts, 1010.0);
+        let c = assemble(&models, &kv, &queue, &counts, &[], 1010.0);
         let lab = &c.models[0];
         let prod = &c.models[1];
         assert_eq!(
@@ -307,6 +384,27 @@ mod tests {
     }
 
     #[test]
+    fn served_rates_are_per_pod_and_need_a_kv_or_queue_sample_to_report() {
+        let models = [request("prod", "m", None)];
+        let kv = [sample("prod", "m", Some("p1"), Some(0.5), 1000.0)];
+        let served = [
+            sample("prod", "m", Some("p1"), Some(3.5), 1010.0),
+            sample("prod", "m", Some("p2"), Some(1.0), 1010.0),
+            sample("prod", "m", Some("p3"), None, 1010.0),
+        ];
+        let c = assemble(&models, &kv, &[], &[], &served, 1010.0);
+        let pods = &c.models[0].pods;
+        assert_eq!(pods["p1"].served_rps, Some(3.5));
+        assert_eq!(pods["p1"].age_seconds, 10.0, "the KV sample's age stands");
+        assert_eq!(
+            (pods["p2"].kv_cache_usage, pods["p2"].queue_length),
+            (None, None),
+            "a served rate alone"
+        );
+        assert_eq!(pods["p3"].served_rps, None, "NaN is no rate");
+    }
+
+    #[test]
     fn unusable_values_are_missing_not_zero() {
         let models = [request("prod", "m", None)];
         let kv = [
@@ -315,7 +413,7 @@ mod tests {
             sample("prod", "m", Some("over"), Some(1.7), 0.0),
         ];
         let queue = [sample("prod", "m", Some("neg"), Some(-3.0), 0.0)];
-        let c = assemble(&models, &kv, &queue, &[], 10.0);
+        let c = assemble(&models, &kv, &queue, &[], &[], 10.0);
         let pods = &c.models[0].pods;
         assert_eq!(pods["nan"].kv_cache_usage, None);
         assert_eq!(pods["neg"].kv_cache_usage, None);
@@ -328,7 +426,7 @@ mod tests {
         let models = [request("prod", "m", None)];
         let kv = [sample("prod", "m", Some("old"), Some(0.2), 1000.0)];
         let queue = [sample("prod", "m", Some("old"), Some(1.0), 1400.0)];
-        let c = assemble(&models, &kv, &queue, &[], 1400.0 + 1.0);
+        let c = assemble(&models, &kv, &queue, &[], &[], 1400.0 + 1.0);
         let pod = &c.models[0].pods["old"];
         assert_eq!(pod.age_seconds, 401.0, "the older sample counts");
         assert!(pod.stale);
@@ -347,7 +445,7 @@ mod tests {
             sample("prod", "m", Some("p"), Some(4.0), 100.0),
             sample("prod", "m", Some("p"), Some(2.0), 100.0),
         ];
-        let c = assemble(&models, &kv, &queue, &[], 101.0);
+        let c = assemble(&models, &kv, &queue, &[], &[], 101.0);
         let pods = &c.models[0].pods;
         assert_eq!(pods.len(), 1, "{pods:?}");
         assert_eq!(pods["p"].kv_cache_usage, Some(0.7));
@@ -359,7 +457,7 @@ mod tests {
         let models = [request("prod", "m", None)];
         let near = [sample("prod", "m", Some("near"), Some(0.2), 1010.0)];
         let far = [sample("prod", "m", Some("far"), Some(0.2), 1000.0 + 3600.0)];
-        let c = assemble(&models, &near, &far, &[], 1000.0);
+        let c = assemble(&models, &near, &far, &[], &[], 1000.0);
         let pods = &c.models[0].pods;
         assert!(!pods["near"].stale, "within the skew allowance");
         assert!(pods["far"].stale, "an hour ahead");
@@ -376,11 +474,22 @@ mod tests {
                 )
             })
             .collect();
-        assert_eq!(queries(&many).unwrap().len(), 3);
+        assert_eq!(queries(&many).unwrap().texts().len(), 3);
+        let mut rated = many.clone();
+        rated[7].served_rate = true;
+        let texts = queries(&rated).unwrap().texts();
+        assert_eq!(texts.len(), 4);
+        assert!(
+            texts[3].starts_with("sum by (namespace, model_name, pod) (rate(")
+                && texts[3].contains("model_name=\"m7\"")
+                && !texts[3].contains("model_name=\"m6\""),
+            "only the rated model: {}",
+            texts[3]
+        );
         let none_counted: Vec<ModelRequest> = (0..5)
             .map(|i| request("prod", &format!("m{i}"), None))
             .collect();
-        assert_eq!(queries(&none_counted).unwrap().len(), 2);
+        assert_eq!(queries(&none_counted).unwrap().texts().len(), 2);
         assert!(queries(&[request("Bad NS", "m", None)]).is_err());
     }
 }

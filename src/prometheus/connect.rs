@@ -139,6 +139,7 @@ pub async fn check(
             let request = ModelRequest {
                 key: key.clone(),
                 retention: *retention,
+                served_rate: false,
             };
             let collection = collect(&client, &[request], now).await?;
             Ok(

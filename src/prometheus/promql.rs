@@ -135,6 +135,20 @@ pub fn queue_length(models: &[ModelKey]) -> Result<String, PromqlError> {
     per_pod_max(QUEUE_METRIC, models)
 }
 
+/// Successful requests/s per pod over the last minute (`wva-next`'s served rate; vLLM's
+/// counter carries a `finished_reason` label, summed away).
+pub fn served_rate(models: &[ModelKey]) -> Result<String, PromqlError> {
+    check_all(models)?;
+    let parts: Vec<String> = models
+        .iter()
+        .map(|m| format!("rate({}[1m])", m.selector(REQUEST_SUCCESS_METRIC)))
+        .collect();
+    let mut query = String::from("sum by (namespace, model_name, pod) (");
+    or_tree(&mut query, &parts);
+    query.push(')');
+    Ok(query)
+}
+
 /// Successful requests per model over each model's retention period (upstream's
 /// `model_request_count`, batched; each model keeps its own range).
 pub fn request_count(models: &[(ModelKey, Nanos)]) -> Result<String, PromqlError> {

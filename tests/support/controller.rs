@@ -45,6 +45,9 @@ type Models = Arc<Mutex<BTreeMap<String, String>>>;
 /// Requests served so far per Deployment: each Ready pod reports it as
 /// `vllm:request_success_total` (only for Deployments given a count).
 type Served = Arc<Mutex<BTreeMap<String, f64>>>;
+/// Requests/s served per Deployment, shared by its Ready pods: each reports its own
+/// `vllm:request_success_total` growing at its share (only for Deployments given a rate).
+type Rates = Arc<Mutex<BTreeMap<String, f64>>>;
 
 pub struct Scene {
     pub cp: &'static ControlPlane,
@@ -58,6 +61,7 @@ pub struct Scene {
     loads: Loads,
     models: Models,
     served: Served,
+    rates: Rates,
     /// Deployments (by `app` label) whose pods the kubelet does not make Ready: pods already
     /// Ready stay so, new ones wait (not Ready, no metrics).
     held: Arc<Mutex<BTreeSet<String>>>,
@@ -88,6 +92,7 @@ impl Scene {
         let loads: Loads = Arc::default();
         let models: Models = Arc::default();
         let served: Served = Arc::default();
+        let rates: Rates = Arc::default();
         let held: Arc<Mutex<BTreeSet<String>>> = Arc::default();
         let shared = exporter.clone();
         let kubelet = tokio::spawn(kubelet(
@@ -97,6 +102,7 @@ impl Scene {
                 loads: loads.clone(),
                 models: models.clone(),
                 served: served.clone(),
+                rates: rates.clone(),
                 held: held.clone(),
                 period,
             },
@@ -112,6 +118,7 @@ impl Scene {
             loads,
             models,
             served,
+            rates,
             held,
             kubelet,
         };
@@ -309,6 +316,12 @@ impl Scene {
         self.served.lock().unwrap().insert(name.into(), total);
     }
 
+    /// Sets the requests/s Deployment `name` serves, shared by its Ready pods (each pod's
+    /// counter grows at its share).
+    pub fn serve_rate(&self, name: &str, rps: f64) {
+        self.rates.lock().unwrap().insert(name.into(), rps);
+    }
+
     /// Keeps (`true`) new pods of Deployment `name` from becoming Ready, or releases them.
     pub fn hold(&self, name: &str, held: bool) {
         let mut set = self.held.lock().unwrap();
@@ -321,7 +334,11 @@ impl Scene {
 
     /// How many series of `metric` Prometheus has for this scene's namespace, and their values.
     pub fn series(&self, metric: &str) -> Vec<(String, f64)> {
-        let query = format!("{metric}{{namespace=\"{}\"}}", self.ns);
+        self.query(&format!("{metric}{{namespace=\"{}\"}}", self.ns))
+    }
+
+    /// An instant query's series: their `pod` label (empty when none) and value.
+    pub fn query(&self, query: &str) -> Vec<(String, f64)> {
         let encoded: String = query
             .bytes()
             .map(|b| match b {
@@ -610,6 +627,7 @@ struct Kubelet {
     loads: Loads,
     models: Models,
     served: Served,
+    rates: Rates,
     held: Arc<Mutex<BTreeSet<String>>>,
     period: Duration,
 }
@@ -621,11 +639,17 @@ async fn kubelet(kubelet: Kubelet, export: impl Fn(&str)) {
         loads,
         models,
         served,
+        rates,
         held,
         period,
     } = kubelet;
     let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    // Each pod's own success counter (Deployments given a rate).
+    let mut counters: BTreeMap<String, f64> = BTreeMap::new();
+    let mut last = std::time::Instant::now();
     loop {
+        let elapsed = last.elapsed().as_secs_f64();
+        last = std::time::Instant::now();
         if let Ok(list) = api.list(&ListParams::default()).await {
             let mut ready: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for pod in list.items {
@@ -666,19 +690,28 @@ async fn kubelet(kubelet: Kubelet, export: impl Fn(&str)) {
             let loads = loads.lock().unwrap().clone();
             let models = models.lock().unwrap().clone();
             let served = served.lock().unwrap().clone();
+            let rates = rates.lock().unwrap().clone();
             let mut text = String::new();
             for (app, pods) in &ready {
                 let load = loads.get(app).copied().unwrap_or(0.5);
                 let kv = (load / pods.len() as f64).min(1.0);
                 let model = models.get(app).map_or(MODEL, String::as_str);
                 for pod in pods {
-                    if let Some(total) = served.get(app) {
+                    let total = match rates.get(app) {
+                        Some(rps) => {
+                            let counter = counters.entry(pod.clone()).or_default();
+                            *counter += rps / pods.len() as f64 * elapsed;
+                            Some(*counter)
+                        }
+                        None => served.get(app).copied(),
+                    };
+                    if let Some(total) = total {
                         text.push_str(&line(
                             wva::prometheus::promql::REQUEST_SUCCESS_METRIC,
                             &ns,
                             model,
                             pod,
-                            *total,
+                            total,
                         ));
                     }
                     text.push_str(&line(
@@ -705,9 +738,15 @@ async fn kubelet(kubelet: Kubelet, export: impl Fn(&str)) {
 
 /// `wva analyze --input <snapshot>`: the report it prints (the command must succeed).
 pub fn analyze(snapshot: &std::path::Path) -> Value {
+    analyze_with(snapshot, &[])
+}
+
+/// [`analyze`] with more flags (`--policy wva-next`).
+pub fn analyze_with(snapshot: &std::path::Path, extra: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_wva"))
         .args(["analyze", "--input"])
         .arg(snapshot)
+        .args(extra)
         .output()
         .unwrap();
     assert!(

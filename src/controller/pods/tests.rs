@@ -216,3 +216,29 @@ fn the_accelerator_comes_from_the_label_then_the_template() {
     );
     assert_eq!(accelerator(None, None), ("unknown".into(), "unknown"));
 }
+
+#[test]
+fn a_pods_life_is_ready_with_its_start_up_time_starting_with_its_age_or_leaving() {
+    let ready = pod(
+        "r",
+        json!({}),
+        None,
+        json!({"conditions": [{"type": "Ready", "status": "True",
+            "lastTransitionTime": "2026-12-01T10:02:00Z"}]}),
+    );
+    assert_eq!(life(&ready, CREATED + 600), Life::Ready(Some(120.0)));
+    let untimed = pod(
+        "u",
+        json!({}),
+        None,
+        json!({"conditions": [{"type": "Ready", "status": "True"}]}),
+    );
+    assert_eq!(life(&untimed, CREATED + 600), Life::Ready(None));
+    let starting = pod("s", json!({}), None, json!({"phase": "Pending"}));
+    assert_eq!(life(&starting, CREATED + 45), Life::Starting(45.0));
+    let done = pod("d", json!({}), None, json!({"phase": "Succeeded"}));
+    assert_eq!(life(&done, CREATED + 45), Life::Leaving);
+    let mut leaving = pod("l", json!({}), None, json!({"phase": "Running"}));
+    leaving.metadata.deletion_timestamp = ready.metadata.creation_timestamp.clone();
+    assert_eq!(life(&leaving, CREATED + 45), Life::Leaving);
+}

@@ -62,6 +62,7 @@ fn samples(pods: &[(&str, f64, u64)]) -> ModelSamples {
                     PodSample {
                         kv_cache_usage: Some(*kv),
                         queue_length: Some(*queue),
+                        served_rps: None,
                         age_seconds: 5.0,
                         stale: false,
                     },
@@ -244,4 +245,61 @@ fn direct_mode_reads_the_count_in_flight_from_the_target_not_the_status() {
     };
     assert_eq!(decide(Mode::Direct), (2, 2));
     assert_eq!(decide(Mode::Metrics), (1, 1));
+}
+
+#[test]
+fn pod_times_and_served_rates_are_what_wva_next_reads() {
+    let vas = [va("a100", target("llama-a100"), json!({}))];
+    let deployments = [deployment("llama-a100", 4, 1, None)];
+    let ready_at = json!({"conditions": [{"type": "Ready", "status": "True",
+        "lastTransitionTime": "2026-12-01T10:01:30Z"}]});
+    let pods = [
+        pod("llama-a100", "ready", ready_at),
+        // Reporting already (the server is up), not Ready yet: starting.
+        pod("llama-a100", "warming", json!({"phase": "Running"})),
+        pod("llama-a100", "pending", json!({"phase": "Pending"})),
+        pod(
+            "llama-a100",
+            "stuck",
+            json!({"containerStatuses": [{"name": "vllm", "image": "i", "imageID": "",
+            "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}),
+        ),
+    ];
+    let mut metrics = samples(&[("ready", 0.5, 1), ("warming", 0.0, 0)]);
+    metrics.pods.get_mut("ready").unwrap().served_rps = Some(4.5);
+    let built = build(
+        Cluster {
+            variant_autoscalings: &vas,
+            deployments: &deployments,
+            pods: &pods,
+            nodes: None,
+            actuation: Mode::Direct,
+        },
+        &[metrics],
+        &SaturationConfigSet::default(),
+        &ScaleToZeroConfigSet::default(),
+        NOW,
+    );
+    let v = &built.snapshot.variants[0];
+    assert_eq!(built.snapshot.time, Some(NOW as f64));
+    assert_eq!(
+        v.ready_pods,
+        [ReadyPod {
+            name: "ready".into(),
+            startup_seconds: 90.0
+        }]
+    );
+    let starting: Vec<(&str, f64)> = v
+        .starting_pods
+        .iter()
+        .map(|p| (p.name.as_str(), p.age_seconds))
+        .collect();
+    assert_eq!(
+        starting,
+        [("pending", 120.0), ("warming", 120.0)],
+        "the stuck pod is no starting pod"
+    );
+    assert_eq!(v.stuck_replicas, 1);
+    assert_eq!(v.pods[0].served_rps, Some(4.5));
+    assert_eq!(v.pods[1].served_rps, None);
 }

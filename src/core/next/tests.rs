@@ -397,3 +397,39 @@ fn negative_pod_times_are_refused_with_their_path() {
         "variants[0].readyPods[0]: seconds must be >= 0, got -5"
     );
 }
+
+#[test]
+fn a_lost_state_restarts_the_windows_and_never_scales_down_in_between() {
+    // A restart or a new leader at 480 s, where the old state would scale down.
+    let (world, state) = quiet_state();
+    let with_state = run(&snapshot(Some(480.0), world.clone(), Some(&state)));
+    assert!(target(&with_state, "fast") < 2, "the old state would act");
+    let mut state = State::default();
+    let mut t = 480.0;
+    let first_down = loop {
+        let report = run(&snapshot(Some(t), world.clone(), Some(&state)));
+        state = report.wva_next_state.clone().unwrap();
+        if report
+            .decisions
+            .iter()
+            .any(|d| d.target_replicas < d.current_replicas)
+        {
+            break t;
+        }
+        for d in &report.decisions {
+            assert_eq!(d.target_replicas, d.current_replicas, "{t}: {}", d.reason);
+        }
+        t += 30.0;
+        assert!(t < 2000.0, "never scaled down again");
+    };
+    // A full stable window, then the scale-down delay, as from a cold start.
+    assert!(first_down - 480.0 >= 300.0, "{first_down}");
+    // A scale-up needs no history: the first cycle after the loss acts on a surge.
+    let surge = variants((4, 4), (2, 2), 40.0);
+    let report = run(&snapshot(Some(480.0), surge, Some(&State::default())));
+    assert!(
+        target(&report, "cheap") + target(&report, "fast") > 6,
+        "{}",
+        reason(&report, "cheap")
+    );
+}

@@ -53,6 +53,20 @@ fn printable_model_ids_are_escaped_and_match_literally() {
 }
 
 #[test]
+fn served_rate_is_escaped_per_pod_and_refuses_hostile_names() {
+    let q = served_rate(&[ModelKey::new("prod", "x\"} or vector(1) #")]).unwrap();
+    assert_eq!(
+        q,
+        "sum by (namespace, model_name, pod) (rate(vllm:request_success_total{namespace=\"prod\",model_name=\"x\\\"} or vector(1) #\"}[1m]))"
+    );
+    assert!(matches!(
+        served_rate(&[ModelKey::new("Bad NS", "m")]),
+        Err(PromqlError::Namespace(..))
+    ));
+    assert_eq!(served_rate(&[]), Err(PromqlError::NoModels));
+}
+
+#[test]
 fn models_are_batched_with_or() {
     let models = [
         ModelKey::new("prod", "meta/llama-3.1-8b"),
