@@ -371,6 +371,7 @@ fn bad_values_are_refused_naming_the_value() {
             "model_id",
         ),
         (&["--set", "replicas=2"], "replicas"),
+        (&["--set", "policy=wva-nxt"], "policy"),
         (
             &["--set", "saturation.default.capacityRps.H100=0"],
             "capacityRps",

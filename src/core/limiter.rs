@@ -13,7 +13,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use super::report::{Action, Decision, Step};
+use super::report::{Action, Decision, Step, Text};
 use super::snapshot::GpuPool;
 
 /// The accelerator the controller reports when no source names one.
@@ -72,13 +72,13 @@ pub fn limit(decisions: &mut [Decision], inventory: &BTreeMap<String, GpuPool>) 
         .collect();
     candidates.sort_by(|&a, &b| allocation_order(&decisions[a], &decisions[b]));
 
-    let mut notes: BTreeMap<usize, (bool, String)> = BTreeMap::new();
+    let mut notes: BTreeMap<usize, (bool, Text)> = BTreeMap::new();
     for i in candidates {
         let d = &mut decisions[i];
         let need = d.target_replicas - d.current_replicas;
         let per_replica = d.gpus_per_replica.max(1);
         let kind = normalize_accelerator(&d.accelerator);
-        let (add, note) = if kind.is_empty() || kind == UNKNOWN {
+        let (add, note): (u32, String) = if kind.is_empty() || kind == UNKNOWN {
             (
                 0,
                 format!(
@@ -112,6 +112,7 @@ pub fn limit(decisions: &mut [Decision], inventory: &BTreeMap<String, GpuPool>) 
             };
             (add, note)
         };
+        let note = Text::from(note);
         if add < need {
             d.target_replicas = d.current_replicas + add;
             d.action = Action::from_replicas(d.current_replicas, d.target_replicas);
@@ -126,7 +127,8 @@ pub fn limit(decisions: &mut [Decision], inventory: &BTreeMap<String, GpuPool>) 
             None => format!(
                 "no scale-up (target={}, current={})",
                 d.target_replicas, d.current_replicas
-            ),
+            )
+            .into(),
         };
         d.steps.push(Step {
             stage: STAGE,

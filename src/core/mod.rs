@@ -10,6 +10,7 @@
 
 pub mod analyzer;
 pub mod enforcer;
+pub mod fixed;
 pub mod limiter;
 pub mod next;
 pub mod planner;
@@ -18,7 +19,7 @@ pub mod snapshot;
 
 use std::collections::BTreeMap;
 
-pub use report::{Action, Decision, ModelReport, Report, Step};
+pub use report::{Action, Decision, ModelReport, Report, Step, Text};
 pub use snapshot::{GpuPool, PodMetrics, ReadyPod, Snapshot, SnapshotError, StartingPod, Variant};
 
 use analyzer::{VariantAnalysis, analyze_model, analyze_variant};
@@ -184,7 +185,7 @@ fn decide_model(
     );
 
     // Most variants of a model share the planner's verdict: format it once.
-    let mut shared_note: Option<String> = None;
+    let mut shared_note: Option<Text> = None;
     for (i, (variant, analysis)) in analysed.into_iter().enumerate() {
         let p = &planned[i];
         let mut steps = vec![Step {
@@ -194,14 +195,15 @@ fn decide_model(
                 "{} pods report, {} saturated",
                 analysis.replica_count,
                 analysis.saturated_pods.len()
-            ),
+            )
+            .into(),
         }];
-        let planner_note = if note_is_shared(&step, i, p) {
+        let planner_note: Text = if note_is_shared(&step, i, p) {
             shared_note
-                .get_or_insert_with(|| planner_note(&step, i, &planned, &model, &reasons))
+                .get_or_insert_with(|| planner_note(&step, i, &planned, &model, &reasons).into())
                 .clone()
         } else {
-            planner_note(&step, i, &planned, &model, &reasons)
+            planner_note(&step, i, &planned, &model, &reasons).into()
         };
         steps.push(Step {
             stage: if in_transition {
@@ -214,13 +216,14 @@ fn decide_model(
         });
         let mut reason = planner_note;
         if enforcement != Enforcement::Untouched {
+            let note = Text::from(enforcement.note());
             steps.push(Step {
                 stage: "enforcer",
                 target_replicas: targets[i],
-                note: enforcement.note(),
+                note: note.clone(),
             });
             if targets[i] != planned_targets[i] {
-                reason = enforcement.note();
+                reason = note;
             }
         }
         decisions.push(Decision {
@@ -362,6 +365,7 @@ fn plain_decision(
     stage: &'static str,
     note: String,
 ) -> Decision {
+    let note = Text::from(note);
     Decision {
         namespace: variant.namespace.clone(),
         name: variant.name.clone(),

@@ -7,12 +7,14 @@
 //! [`State`], carried in the snapshot (`wvaNextState`) and returned in the report. No clock:
 //! the snapshot's `time` is "now".
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
 use super::analyzer::{analyze_model, analyze_variant, is_saturated};
-use super::report::{Action, Decision, ModelReport, Step};
+use super::fixed::{F0, F2};
+use super::report::{Action, Decision, ModelReport, Step, Text};
 use super::snapshot::{PodMetrics, Snapshot, Variant};
 use crate::config::SaturationScalingConfig;
 use crate::config::next::NextSettings;
@@ -148,19 +150,38 @@ pub fn decide(snapshot: &Snapshot) -> (Vec<ModelReport>, Vec<Decision>, State) {
         models: BTreeMap::new(),
         variants: BTreeMap::new(),
     };
-    let previous = snapshot.wva_next_state.as_ref().unwrap_or(&EMPTY);
-    let mut next = State::default();
-    let mut models: BTreeMap<(&str, &str), Vec<&Variant>> = BTreeMap::new();
-    for v in &snapshot.variants {
-        models
-            .entry((v.namespace.as_str(), v.model_id.as_str()))
-            .or_default()
-            .push(v);
-    }
-    let mut reports = Vec::with_capacity(models.len());
+    let previous = Previous::of(snapshot.wva_next_state.as_ref().unwrap_or(&EMPTY));
+    let mut next = Next {
+        models: Vec::new(),
+        variants: Vec::with_capacity(snapshot.variants.len()),
+        supply_notes: HashMap::new(),
+    };
+    // The variants by (namespace, model, name): each model's are one run of the sorted list.
+    // The models are ranked once, so the sort compares numbers, and names only within a model.
+    let mut keys: Vec<(&str, &str)> = snapshot
+        .variants
+        .iter()
+        .map(|v| (v.namespace.as_str(), v.model_id.as_str()))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    keys.sort_unstable();
+    let model_of: HashMap<(&str, &str), usize> =
+        keys.iter().enumerate().map(|(i, key)| (*key, i)).collect();
+    let mut sorted: Vec<(usize, &Variant)> = snapshot
+        .variants
+        .iter()
+        .map(|v| (model_of[&(v.namespace.as_str(), v.model_id.as_str())], v))
+        .collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
+    let sorted: Vec<&Variant> = sorted.into_iter().map(|(_, v)| v).collect();
+    let mut reports = Vec::new();
     let mut decisions = Vec::with_capacity(snapshot.variants.len());
-    for ((namespace, model_id), mut variants) in models {
-        variants.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    for variants in sorted.chunk_by(|a, b| a.namespace == b.namespace && a.model_id == b.model_id) {
+        let (namespace, model_id) = (
+            variants[0].namespace.as_str(),
+            variants[0].model_id.as_str(),
+        );
         let (_, config) = snapshot.saturation_config.for_model(namespace, model_id);
         let ctx = Model {
             snapshot,
@@ -169,9 +190,54 @@ pub fn decide(snapshot: &Snapshot) -> (Vec<ModelReport>, Vec<Decision>, State) {
             namespace,
             model_id,
         };
-        reports.push(ctx.decide(&variants, previous, &mut next, &mut decisions));
+        reports.push(ctx.decide(variants, &previous, &mut next, &mut decisions));
     }
+    let next = State {
+        models: next.models.into_iter().collect(),
+        variants: next.variants.into_iter().collect(),
+    };
     (reports, decisions, next)
+}
+
+/// The previous state, looked up by hash (a map lookup of 10,000 string keys by comparison is
+/// a tenth of a cycle).
+struct Previous<'a> {
+    models: HashMap<&'a str, &'a ModelState>,
+    variants: HashMap<&'a str, &'a VariantState>,
+}
+
+impl<'a> Previous<'a> {
+    fn of(state: &'a State) -> Self {
+        Self {
+            models: state.models.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+            variants: state
+                .variants
+                .iter()
+                .map(|(k, v)| (k.as_str(), v))
+                .collect(),
+        }
+    }
+}
+
+/// The next state as it is written, one entry per model and variant; made a [`State`] at the
+/// end (one sort and a bulk build instead of 10,000 map insertions).
+struct Next {
+    models: Vec<(String, ModelState)>,
+    variants: Vec<(String, VariantState)>,
+    /// The cycle's `supply` notes by what they say: variants alike share one text (most of a
+    /// fleet: the same counts on the same accelerator).
+    supply_notes: HashMap<SupplyKey, Text>,
+}
+
+/// What a `supply` note says.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct SupplyKey {
+    ready: u32,
+    starting: u32,
+    stuck: u32,
+    capacity: Option<(u64, &'static str)>,
+    p90: u64,
+    available: bool,
 }
 
 struct Model<'a> {
@@ -186,13 +252,17 @@ impl Model<'_> {
     fn decide(
         &self,
         variants: &[&Variant],
-        previous: &State,
-        next: &mut State,
+        previous: &Previous<'_>,
+        next: &mut Next,
         decisions: &mut Vec<Decision>,
     ) -> ModelReport {
         let s = self.settings;
         let model_key = format!("{}/{}", self.namespace, self.model_id);
-        let mut model_state = previous.models.get(&model_key).cloned().unwrap_or_default();
+        let mut model_state = previous
+            .models
+            .get(model_key.as_str())
+            .map(|m| (*m).clone())
+            .unwrap_or_default();
         let time = self.snapshot.time;
         let t = time.unwrap_or(0.0);
 
@@ -260,16 +330,16 @@ impl Model<'_> {
             let wanted = ahead / s.target_utilisation - coming_capacity;
             verdict.scale_up(&mut seen, wanted, demand.panic);
             verdict.note = format!(
-                "{}: demand {:.2} req/s one start-up ({:.0}s) ahead > {:.2} × coming capacity {:.2} req/s; {}",
+                "{}: demand {} req/s one start-up ({}s) ahead > {} × coming capacity {} req/s; {}",
                 if demand.panic {
                     "scale-up (panic)"
                 } else {
                     "scale-up"
                 },
-                ahead,
-                cheapest_p90,
-                s.scale_up_utilisation,
-                coming_capacity,
+                F2(ahead),
+                F0(cheapest_p90),
+                F2(s.scale_up_utilisation),
+                F2(coming_capacity),
                 verdict.note
             );
         } else {
@@ -282,8 +352,9 @@ impl Model<'_> {
                 Some(format!("{starting} replica(s) starting"))
             } else if stale || !full {
                 Some(format!(
-                    "the demand window holds {:.0}s of {:.0}s",
-                    demand.span, s.stable_window
+                    "the demand window holds {}s of {}s",
+                    F0(demand.span),
+                    F0(s.stable_window)
                 ))
             } else {
                 None
@@ -298,17 +369,21 @@ impl Model<'_> {
                             model_state.rebalance = None;
                         }
                         verdict.note = format!(
-                            "peak demand {peak:.2} req/s < {:.2} × ready capacity {ready_capacity:.2} req/s for {:.0}s; {}",
-                            s.scale_down_utilisation,
-                            t - since,
+                            "peak demand {} req/s < {} × ready capacity {} req/s for {}s; {}",
+                            F2(peak),
+                            F2(s.scale_down_utilisation),
+                            F2(ready_capacity),
+                            F0(t - since),
                             verdict.note
                         );
                     } else {
                         verdict.hold(format!(
-                            "peak demand {peak:.2} req/s < {:.2} × ready capacity {ready_capacity:.2} req/s for {:.0}s of {:.0}s",
-                            s.scale_down_utilisation,
-                            t - since,
-                            s.scale_down_delay
+                            "peak demand {} req/s < {} × ready capacity {} req/s for {}s of {}s",
+                            F2(peak),
+                            F2(s.scale_down_utilisation),
+                            F2(ready_capacity),
+                            F0(t - since),
+                            F0(s.scale_down_delay)
                         ));
                     }
                 }
@@ -317,8 +392,11 @@ impl Model<'_> {
                     let why = match (low, blocker) {
                         (true, Some(b)) => format!("demand is low but {b}: no scale-down"),
                         _ => format!(
-                            "demand ahead {ahead:.2} req/s within {:.2}–{:.2} of capacity {coming_capacity:.2} req/s",
-                            s.scale_down_utilisation, s.scale_up_utilisation
+                            "demand ahead {} req/s within {}–{} of capacity {} req/s",
+                            F2(ahead),
+                            F2(s.scale_down_utilisation),
+                            F2(s.scale_up_utilisation),
+                            F2(coming_capacity)
                         ),
                     };
                     verdict.hold(why);
@@ -361,7 +439,7 @@ impl Model<'_> {
             v.target = 1;
         }
 
-        next.models.insert(model_key, model_state);
+        next.models.push((model_key, model_state));
         let figures = Figures {
             stable_demand: demand.stable,
             short_demand: demand.short,
@@ -371,14 +449,27 @@ impl Model<'_> {
             coming_capacity,
             decided_by: verdict.decided_by,
         };
-        self.report(&seen, &verdict, figures, decisions)
+        self.report(&seen, &verdict, figures, next, decisions)
     }
 
     /// A variant's facts, its state carried over (start-ups learned, throughput, back-off).
-    fn see<'v>(&self, v: &'v Variant, t: f64, previous: &State, next: &mut State) -> Seen<'v> {
+    fn see<'v>(
+        &self,
+        v: &'v Variant,
+        t: f64,
+        previous: &Previous<'_>,
+        next: &mut Next,
+    ) -> Seen<'v> {
         let s = self.settings;
-        let key = format!("{}/{}", v.namespace, v.name);
-        let mut state = previous.variants.get(&key).cloned().unwrap_or_default();
+        let mut key = String::with_capacity(v.namespace.len() + 1 + v.name.len());
+        key.push_str(&v.namespace);
+        key.push('/');
+        key.push_str(&v.name);
+        let mut state = previous
+            .variants
+            .get(key.as_str())
+            .map(|s| (*s).clone())
+            .unwrap_or_default();
         for pod in &v.ready_pods {
             let id = pod_id(&pod.name);
             if !state.startups.iter().any(|(known, _)| *known == id) {
@@ -435,7 +526,7 @@ impl Model<'_> {
         let unavailable_until = state.unavailable_until;
         let wish = v.spec_replicas.max(v.current_replicas());
         let coming = wish.saturating_sub(stuck).max(v.ready_replicas.min(wish));
-        next.variants.insert(key, state);
+        next.variants.push((key, state));
         let max = v.max_replicas.unwrap_or(super::snapshot::MAX_REPLICAS);
         Seen {
             variant: v,
@@ -458,48 +549,94 @@ impl Model<'_> {
         seen: &[Seen<'_>],
         verdict: &Verdict,
         figures: Figures,
+        next: &mut Next,
         decisions: &mut Vec<Decision>,
     ) -> ModelReport {
-        let mut analyses = Vec::new();
-        let demand_note = format!(
-            "stable {:.2} req/s, short {:.2} req/s{}, ahead {:.2} req/s; capacity ready {:.2}, coming {:.2} req/s",
-            figures.stable_demand,
-            figures.short_demand,
+        let first = decisions.len();
+        // The model's notes are written once and shared by its variants' decisions; a
+        // variant's own note is written into one scratch string, then copied once.
+        let demand_note = Text::from(format!(
+            "stable {} req/s, short {} req/s{}, ahead {} req/s; capacity ready {}, coming {} req/s",
+            F2(figures.stable_demand),
+            F2(figures.short_demand),
             if figures.panic { " (panic)" } else { "" },
-            figures.demand_ahead,
-            figures.ready_capacity,
-            figures.coming_capacity
-        );
+            F2(figures.demand_ahead),
+            F2(figures.ready_capacity),
+            F2(figures.coming_capacity)
+        ));
+        let verdict_note = Text::from(verdict.note.as_str());
+        let mut scratch = String::with_capacity(verdict.note.len() + 160);
+        let mut pods: Vec<&PodMetrics> = Vec::new();
         for v in seen {
             let mut target = v.target.clamp(v.min, v.max);
             if v.variant.spec_replicas == 0 && v.target == 0 {
                 target = 0;
             }
-            let mut pods: Vec<&PodMetrics> = v.variant.pods.iter().collect();
-            pods.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+            pods.clear();
+            pods.extend(v.variant.pods.iter());
+            // The controller lists them by name already.
+            if !pods.is_sorted_by(|a, b| a.name <= b.name) {
+                pods.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+            }
             let analysis = (!pods.is_empty()).then(|| analyze_variant(&pods, self.config));
-            if let Some(a) = &analysis {
-                analyses.push(a.clone());
-            }
             let current = v.variant.current_replicas();
-            let mut note = verdict.note.clone();
-            if v.stuck > 0 {
-                note = format!(
-                    "{note}; {} stuck replica(s) count as zero and are removed; no new replicas until {:.0}",
-                    v.stuck,
-                    v.unavailable_until.unwrap_or(0.0)
-                );
-            }
-            if target != v.target {
-                note = format!(
-                    "{note}; kept within the variant's bounds [{}, {}]",
-                    v.min, v.max
-                );
-            }
-            let capacity = match v.capacity {
-                Some((c, how)) => format!("{c:.2} req/s per replica ({how})"),
-                None => "capacity unknown".to_owned(),
+            let note = if v.stuck == 0 && target == v.target {
+                verdict_note.clone()
+            } else {
+                scratch.clear();
+                scratch.push_str(&verdict.note);
+                if v.stuck > 0 {
+                    let _ = write!(
+                        scratch,
+                        "; {} stuck replica(s) count as zero and are removed; no new replicas until {}",
+                        v.stuck,
+                        F0(v.unavailable_until.unwrap_or(0.0))
+                    );
+                }
+                if target != v.target {
+                    let _ = write!(
+                        scratch,
+                        "; kept within the variant's bounds [{}, {}]",
+                        v.min, v.max
+                    );
+                }
+                Text::from(scratch.as_str())
             };
+            let key = SupplyKey {
+                ready: v.ready,
+                starting: v.starting(),
+                stuck: v.stuck,
+                capacity: v.capacity.map(|(c, how)| (c.to_bits(), how)),
+                p90: v.p90.to_bits(),
+                available: v.available,
+            };
+            let supply = next
+                .supply_notes
+                .entry(key)
+                .or_insert_with(|| {
+                    scratch.clear();
+                    let _ = write!(
+                        scratch,
+                        "{} ready, {} starting, {} stuck; ",
+                        v.ready,
+                        v.starting(),
+                        v.stuck
+                    );
+                    let _ = match v.capacity {
+                        Some((c, how)) => {
+                            write!(scratch, "{} req/s per replica ({how})", F2(c))
+                        }
+                        None => write!(scratch, "capacity unknown"),
+                    };
+                    let _ = write!(
+                        scratch,
+                        "; p90 start-up {}s{}",
+                        F0(v.p90),
+                        if v.available { "" } else { "; in back-off" }
+                    );
+                    Text::from(scratch.as_str())
+                })
+                .clone();
             decisions.push(Decision {
                 namespace: v.variant.namespace.clone(),
                 name: v.variant.name.clone(),
@@ -516,14 +653,7 @@ impl Model<'_> {
                     Step {
                         stage: "supply",
                         target_replicas: v.coming,
-                        note: format!(
-                            "{} ready, {} starting, {} stuck; {capacity}; p90 start-up {:.0}s{}",
-                            v.ready,
-                            v.starting(),
-                            v.stuck,
-                            v.p90,
-                            if v.available { "" } else { "; in back-off" }
-                        ),
+                        note: supply,
                     },
                     Step {
                         stage: "demand",
@@ -543,7 +673,12 @@ impl Model<'_> {
                 analysis,
             });
         }
-        let model = analyze_model(analyses.iter(), self.config);
+        let model = analyze_model(
+            decisions[first..]
+                .iter()
+                .filter_map(|d| d.analysis.as_ref()),
+            self.config,
+        );
         ModelReport {
             namespace: self.namespace.to_owned(),
             model_id: self.model_id.to_owned(),
@@ -583,9 +718,15 @@ fn startup_quantiles(samples: &[(u64, f64)], configured: f64) -> (f64, f64) {
     if samples.len() < STARTUP_SAMPLES_TO_LEARN {
         return (configured, configured * 1.5);
     }
-    let mut times: Vec<f64> = samples.iter().map(|s| s.1).collect();
+    // At most STARTUP_SAMPLES of them: sorted on the stack.
+    let mut buffer = [0.0; STARTUP_SAMPLES];
+    let n = samples.len().min(STARTUP_SAMPLES);
+    for (slot, sample) in buffer.iter_mut().zip(samples) {
+        *slot = sample.1;
+    }
+    let times = &mut buffer[..n];
     times.sort_unstable_by(f64::total_cmp);
-    let at = |q: f64| times[((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1];
+    let at = |q: f64| times[((n as f64 * q).ceil() as usize).clamp(1, n) - 1];
     (at(0.9), at(0.99))
 }
 
@@ -775,9 +916,9 @@ impl Verdict {
                 budget -= n;
                 remaining -= n as f64 * cap;
                 added.push(format!(
-                    "+{n} {} ({:.2} per req/s)",
+                    "+{n} {} ({} per req/s)",
                     v.variant.name,
-                    v.variant.cost / cap
+                    F2(v.variant.cost / cap)
                 ));
             }
         }
@@ -790,10 +931,14 @@ impl Verdict {
             "no variant can take a replica (at maxReplicas or in back-off)".to_owned()
         } else {
             format!(
-                "{} for {wanted:.2} req/s{}",
+                "{} for {} req/s{}",
                 added.join(", "),
+                F2(wanted),
                 if remaining > 0.0 {
-                    format!(" ({remaining:.2} req/s short: step limit or maxReplicas)")
+                    format!(
+                        " ({} req/s short: step limit or maxReplicas)",
+                        F2(remaining)
+                    )
                 } else {
                     String::new()
                 }
@@ -828,22 +973,24 @@ impl Verdict {
                 total -= n;
                 remaining -= n as f64 * cap;
                 removed.push(format!(
-                    "-{n} {} ({:.2} per req/s)",
+                    "-{n} {} ({} per req/s)",
                     v.variant.name,
-                    v.variant.cost / cap
+                    F2(v.variant.cost / cap)
                 ));
             }
         }
         if removed.is_empty() {
             self.hold(format!(
-                "{excess:.2} req/s spare is less than one replica of any variant above its minimum"
+                "{} req/s spare is less than one replica of any variant above its minimum",
+                F2(excess)
             ));
             return false;
         }
         self.decided_by = "scale-down";
         self.note = format!(
-            "scale-down: {} ({excess:.2} req/s spare)",
-            removed.join(", ")
+            "scale-down: {} ({} req/s spare)",
+            removed.join(", "),
+            F2(excess)
         );
         true
     }
@@ -963,8 +1110,11 @@ impl Verdict {
                 if let Some(v) = pick {
                     v.target += 1;
                     self.note = format!(
-                        "{why}: no scale-down; scale-up on evidence (pod {} saturated: kv {:.2}, queue {}): +1 {}",
-                        pod.name, pod.kv_cache_usage, pod.queue_length, v.variant.name
+                        "{why}: no scale-down; scale-up on evidence (pod {} saturated: kv {}, queue {}): +1 {}",
+                        pod.name,
+                        F2(pod.kv_cache_usage),
+                        pod.queue_length,
+                        v.variant.name
                     );
                     return;
                 }

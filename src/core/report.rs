@@ -93,8 +93,9 @@ pub struct Decision {
     pub current_replicas: u32,
     pub target_replicas: u32,
     pub metrics_available: bool,
-    /// Which rule decided, in words.
-    pub reason: String,
+    /// Which rule decided, in words. Shared text ([`Text`]): a model-wide verdict is written
+    /// once and shared by its variants' decisions.
+    pub reason: Text,
     pub steps: Vec<Step>,
     pub ready_replicas: u32,
     pub pending_replicas: u32,
@@ -113,8 +114,13 @@ pub struct Step {
     /// `analyzer`, `transition`, `planner`, `enforcer`, `gpu-limiter`, `hold` or `inactive`.
     pub stage: &'static str,
     pub target_replicas: u32,
-    pub note: String,
+    pub note: Text,
 }
+
+/// Decision text: immutable and shared, so that one note serves every decision it explains
+/// (at 10,000 variants, a `String` per note and decision is half of a `wva-next` cycle:
+/// docs/performance.md#wva-next).
+pub type Text = std::sync::Arc<str>;
 
 fn is_one(n: &u32) -> bool {
     *n == 1

@@ -475,7 +475,7 @@ fn scale_to_zero_applies_only_with_zero_requests() {
             .all(|d| d.target_replicas == 0 && d.action == Action::ScaleDown)
     );
     assert_eq!(
-        decision(&r, "a").reason,
+        &*decision(&r, "a").reason,
         "scale-to-zero: no successful request in the last 15m0s"
     );
 
