@@ -112,14 +112,19 @@ fn or_tree(out: &mut String, parts: &[String]) {
     }
 }
 
-/// `max by (namespace, model_name, pod) (max_over_time(M{…}[1m]) or …)` over every model.
-fn per_pod_max(metric: &str, models: &[ModelKey]) -> Result<String, PromqlError> {
+/// `<aggregation> by (namespace, model_name, pod) (<function>(M{…}[1m]) or …)` over every model.
+fn per_pod(
+    aggregation: &str,
+    function: &str,
+    metric: &str,
+    models: &[ModelKey],
+) -> Result<String, PromqlError> {
     check_all(models)?;
     let parts: Vec<String> = models
         .iter()
-        .map(|m| format!("max_over_time({}[1m])", m.selector(metric)))
+        .map(|m| format!("{function}({}[1m])", m.selector(metric)))
         .collect();
-    let mut query = String::from("max by (namespace, model_name, pod) (");
+    let mut query = format!("{aggregation} by (namespace, model_name, pod) (");
     or_tree(&mut query, &parts);
     query.push(')');
     Ok(query)
@@ -127,26 +132,18 @@ fn per_pod_max(metric: &str, models: &[ModelKey]) -> Result<String, PromqlError>
 
 /// Per-pod KV-cache use over the last minute (upstream's `kv_cache_usage`, batched).
 pub fn kv_cache_usage(models: &[ModelKey]) -> Result<String, PromqlError> {
-    per_pod_max(KV_CACHE_METRIC, models)
+    per_pod("max", "max_over_time", KV_CACHE_METRIC, models)
 }
 
 /// Per-pod waiting requests over the last minute (upstream's `queue_length`, batched).
 pub fn queue_length(models: &[ModelKey]) -> Result<String, PromqlError> {
-    per_pod_max(QUEUE_METRIC, models)
+    per_pod("max", "max_over_time", QUEUE_METRIC, models)
 }
 
 /// Successful requests/s per pod over the last minute (`wva-next`'s served rate; vLLM's
 /// counter carries a `finished_reason` label, summed away).
 pub fn served_rate(models: &[ModelKey]) -> Result<String, PromqlError> {
-    check_all(models)?;
-    let parts: Vec<String> = models
-        .iter()
-        .map(|m| format!("rate({}[1m])", m.selector(REQUEST_SUCCESS_METRIC)))
-        .collect();
-    let mut query = String::from("sum by (namespace, model_name, pod) (");
-    or_tree(&mut query, &parts);
-    query.push(')');
-    Ok(query)
+    per_pod("sum", "rate", REQUEST_SUCCESS_METRIC, models)
 }
 
 /// Successful requests per model over each model's retention period (upstream's
