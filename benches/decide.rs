@@ -28,10 +28,10 @@ fn snapshot(variants: usize) -> Snapshot {
             let load = (next() % 100) as f64 / 100.0;
             let pending = u32::from(next() % 5 == 0);
             Variant {
-                name: format!("variant-{i:05}"),
-                namespace: format!("ns-{:03}", model % 200),
-                model_id: format!("org/model-{model:05}"),
-                target_name: format!("variant-{i:05}"),
+                name: format!("variant-{i:05}").into(),
+                namespace: format!("ns-{:03}", model % 200).into(),
+                model_id: format!("org/model-{model:05}").into(),
+                target_name: format!("variant-{i:05}").into(),
                 accelerator: ["A100", "H100", "L40S", "T4"][i % 4].into(),
                 cost: [10.0, 40.0, 15.0, 2.5][i % 4],
                 spec_replicas: PODS_PER_VARIANT,
@@ -46,7 +46,7 @@ fn snapshot(variants: usize) -> Snapshot {
                 ready_pods: Vec::new(),
                 pods: (0..PODS_PER_VARIANT)
                     .map(|p| PodMetrics {
-                        name: format!("variant-{i:05}-pod-{p:02}"),
+                        name: format!("variant-{i:05}-pod-{p:02}").into(),
                         kv_cache_usage: (load + (next() % 20) as f64 / 100.0).min(1.0),
                         queue_length: next() % 8,
                         served_rps: None,
@@ -76,8 +76,9 @@ fn limited(variants: usize) -> Snapshot {
     s.saturation_config = SaturationConfigSet::parse(entries.iter()).unwrap().value;
     let mut held: BTreeMap<String, GpuPool> = BTreeMap::new();
     for v in &s.variants {
-        held.entry(v.accelerator.clone()).or_default().allocatable +=
-            u64::from(v.replicas * v.gpus_per_replica) * 5 / 4;
+        held.entry(v.accelerator.to_string())
+            .or_default()
+            .allocatable += u64::from(v.replicas * v.gpus_per_replica) * 5 / 4;
     }
     s.gpu_inventory = Some(held);
     s
@@ -96,7 +97,7 @@ fn next(variants: usize) -> Snapshot {
         for (i, p) in v.pods.iter_mut().enumerate() {
             p.served_rps = Some(p.kv_cache_usage * 6.0);
             v.ready_pods.push(ReadyPod {
-                name: p.name.clone(),
+                name: p.name.to_string(),
                 startup_seconds: 120.0 + 10.0 * i as f64,
             });
         }

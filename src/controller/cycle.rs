@@ -562,7 +562,7 @@ impl Controller {
         let decisions: BTreeMap<(&str, &str), &Decision> = report
             .decisions
             .iter()
-            .map(|d| ((d.namespace.as_str(), d.name.as_str()), d))
+            .map(|d| ((&*d.namespace, &*d.name), d))
             .collect();
         let objects = crate::cache::by_name(vas);
         let cached = self.workload.deployments.state();
@@ -582,7 +582,7 @@ impl Controller {
             let decision = decisions.get(&key).copied();
             let deployment = decision.and_then(|d| {
                 deployments
-                    .get(&(notes.namespace.as_str(), d.target_name.as_str()))
+                    .get(&(&*notes.namespace, &*d.target_name))
                     .copied()
             });
             Some(self.act_one(
@@ -632,9 +632,9 @@ impl Controller {
             let target = decision.target_replicas;
             desired = Some(target);
             let labels = VariantLabels {
-                variant_name: decision.target_name.clone(),
+                variant_name: decision.target_name.to_string(),
                 namespace: notes.namespace.clone(),
-                accelerator_type: decision.accelerator.clone(),
+                accelerator_type: decision.accelerator.to_string(),
             };
             self.replica_metrics
                 .publish(labels.clone(), decision.current_replicas, target);

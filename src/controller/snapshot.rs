@@ -12,7 +12,7 @@ use super::actuate::Mode;
 use super::pods::{Life, StuckReason, accelerator, belongs_to, life, stuck_reason};
 use crate::cache::{CachedDeployment, CachedNode, CachedPod};
 use crate::config::{SaturationConfigSet, ScaleToZeroConfigSet};
-use crate::core::{PodMetrics, ReadyPod, Snapshot, StartingPod, Variant};
+use crate::core::{PodMetrics, ReadyPod, Snapshot, StartingPod, Text, Variant};
 use crate::prometheus::collect::ModelSamples;
 
 /// The cached objects of one cycle.
@@ -272,7 +272,7 @@ pub fn build(
                 Some(s) => {
                     reporting_names.insert(pod_name.clone());
                     pods.push(PodMetrics {
-                        name: pod_name,
+                        name: pod_name.into(),
                         kv_cache_usage: s.kv_cache_usage.unwrap_or(0.0),
                         queue_length: s.queue_length.unwrap_or(0),
                         // Collected for wva-next only.
@@ -323,11 +323,11 @@ pub fn build(
             .map_or(0, |t| t.container_gpus)
             .clamp(1, u64::from(u32::MAX)) as u32;
         variants.push(Variant {
-            name: name.clone(),
-            namespace: namespace.clone(),
-            model_id: model_id.to_owned(),
-            target_name: target_name.to_owned(),
-            accelerator: accelerator_name,
+            name: Text::from(name.as_str()),
+            namespace: Text::from(namespace.as_str()),
+            model_id: Text::from(model_id),
+            target_name: Text::from(target_name),
+            accelerator: accelerator_name.into(),
             cost: crate::api::parse_variant_cost(text(va, "/spec/variantCost")),
             spec_replicas,
             replicas,

@@ -69,12 +69,12 @@ pub fn desired_status(
 
     if let (Some(desired), Some(decision)) = (observed.desired, observed.decision) {
         let unchanged = next.desired_optimized_alloc.as_ref().is_some_and(|a| {
-            a.num_replicas == i64::from(desired) && a.accelerator == decision.accelerator
+            a.num_replicas == i64::from(desired) && *a.accelerator == *decision.accelerator
         });
         if !unchanged && decision.accelerator.chars().count() >= 2 {
             next.desired_optimized_alloc = Some(OptimizedAlloc {
                 last_run_time: Some(now.clone()),
-                accelerator: decision.accelerator.clone(),
+                accelerator: decision.accelerator.to_string(),
                 num_replicas: i64::from(desired),
             });
         }
@@ -101,8 +101,8 @@ fn target_condition(
 ) -> (&'static str, &'static str, String) {
     match &notes.target {
         Target::Found => {
-            let deployment = decision.map_or("", |d| d.target_name.as_str());
-            let accelerator = decision.map_or("unknown", |d| d.accelerator.as_str());
+            let deployment = decision.map_or("", |d| &*d.target_name);
+            let accelerator = decision.map_or("unknown", |d| &*d.accelerator);
             let source = match notes.accelerator_source {
                 "label" => "from the inference.optimization/acceleratorName label".to_owned(),
                 "unknown" => "not found: set the inference.optimization/acceleratorName label, or a GPU product nodeSelector on the pod template".to_owned(),
@@ -169,7 +169,7 @@ fn metrics_condition(observed: &Observed<'_>) -> (&'static str, &'static str, St
             ),
         );
     }
-    let model = observed.decision.map_or("", |d| d.model_id.as_str());
+    let model = observed.decision.map_or("", |d| &*d.model_id);
     (
         c::STATUS_FALSE,
         c::REASON_METRICS_MISSING,

@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use super::report::Text;
 use super::snapshot::PodMetrics;
 use crate::config::SaturationScalingConfig;
 
@@ -20,7 +21,7 @@ pub struct VariantAnalysis {
     pub max_queue_length: u64,
     pub avg_spare_kv_capacity: f64,
     pub avg_spare_queue_length: f64,
-    pub saturated_pods: Vec<String>,
+    pub saturated_pods: Vec<Text>,
 }
 
 /// A model's replicas, over every variant that reports metrics.
@@ -43,7 +44,8 @@ pub fn is_saturated(pod: &PodMetrics, config: &SaturationScalingConfig) -> bool 
 
 /// Analyses one variant's pods, which must be sorted by name.
 pub fn analyze_variant(pods: &[&PodMetrics], config: &SaturationScalingConfig) -> VariantAnalysis {
-    let mut saturated_pods = Vec::new();
+    let saturated = pods.iter().filter(|p| is_saturated(p, config)).count();
+    let mut saturated_pods = Vec::with_capacity(saturated);
     let (mut sum_kv, mut sum_queue, mut n) = (0.0_f64, 0.0_f64, 0_u32);
     let (mut max_kv, mut max_queue) = (0.0_f64, 0_u64);
     for pod in pods {
@@ -73,11 +75,18 @@ pub fn analyze_variant(pods: &[&PodMetrics], config: &SaturationScalingConfig) -
     }
 }
 
-/// Combines variant analyses (in ascending variant name order) into the model's.
-pub fn analyze_model<'a>(
-    variants: impl IntoIterator<Item = &'a VariantAnalysis>,
-    config: &SaturationScalingConfig,
-) -> ModelAnalysis {
+/// A model's replicas and spare capacity, over its variants' analyses: the figures both
+/// policies report (`wva-next` needs no more of [`analyze_model`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ModelSpare {
+    pub total_replicas: u32,
+    pub non_saturated_count: u32,
+    pub avg_spare_kv_capacity: f64,
+    pub avg_spare_queue_length: f64,
+}
+
+/// Sums variant analyses (in ascending variant name order) into the model's [`ModelSpare`].
+pub fn model_spare<'a>(variants: impl IntoIterator<Item = &'a VariantAnalysis>) -> ModelSpare {
     let (mut total, mut n) = (0_u32, 0_u32);
     let (mut total_kv, mut total_queue) = (0.0_f64, 0.0_f64);
     for v in variants {
@@ -87,8 +96,23 @@ pub fn analyze_model<'a>(
         total_queue += v.avg_spare_queue_length * f64::from(v.non_saturated_count);
     }
     let average = |sum: f64| if n > 0 { sum / f64::from(n) } else { 0.0 };
-    let avg_kv = average(total_kv);
-    let avg_queue = average(total_queue);
+    ModelSpare {
+        total_replicas: total,
+        non_saturated_count: n,
+        avg_spare_kv_capacity: average(total_kv),
+        avg_spare_queue_length: average(total_queue),
+    }
+}
+
+/// Combines variant analyses (in ascending variant name order) into the model's.
+pub fn analyze_model<'a>(
+    variants: impl IntoIterator<Item = &'a VariantAnalysis>,
+    config: &SaturationScalingConfig,
+) -> ModelAnalysis {
+    let spare = model_spare(variants);
+    let (total, n) = (spare.total_replicas, spare.non_saturated_count);
+    let avg_kv = spare.avg_spare_kv_capacity;
+    let avg_queue = spare.avg_spare_queue_length;
     let kv_low = avg_kv < config.kv_spare_trigger;
     let queue_low = avg_queue < config.queue_spare_trigger;
     let scale_up_reason = match (kv_low, queue_low) {

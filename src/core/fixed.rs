@@ -46,13 +46,32 @@ fn fixed(f: &mut fmt::Formatter<'_>, x: f64, digits: usize) -> fmt::Result {
             rounded = y.floor();
         }
     }
-    let units = rounded.abs() as u64;
-    let sign = if x.is_sign_negative() { "-" } else { "" };
-    if digits == 0 {
-        write!(f, "{sign}{units}")
-    } else {
-        write!(f, "{sign}{}.{:02}", units / 100, units % 100)
+    // Digits right to left into a buffer, written at once (the formatter's integer path is
+    // most of the cost otherwise). Below LIMIT × 100 a number has at most 15 digits.
+    let mut units = rounded.abs() as u64;
+    let mut buf = [0u8; 24];
+    let mut at = buf.len();
+    let mut push = |b: u8| {
+        at -= 1;
+        buf[at] = b;
+    };
+    if digits == 2 {
+        push(b'0' + (units % 10) as u8);
+        push(b'0' + (units / 10 % 10) as u8);
+        push(b'.');
+        units /= 100;
     }
+    loop {
+        push(b'0' + (units % 10) as u8);
+        units /= 10;
+        if units == 0 {
+            break;
+        }
+    }
+    if x.is_sign_negative() {
+        push(b'-');
+    }
+    f.write_str(std::str::from_utf8(&buf[at..]).map_err(|_| fmt::Error)?)
 }
 
 #[cfg(test)]

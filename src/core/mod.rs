@@ -11,6 +11,7 @@
 pub mod analyzer;
 pub mod enforcer;
 pub mod fixed;
+pub mod hash;
 pub mod limiter;
 pub mod next;
 pub mod planner;
@@ -76,7 +77,7 @@ pub fn decide(snapshot: &Snapshot, policy: Policy) -> Report {
     for variant in &snapshot.variants {
         if variant.is_active() {
             models
-                .entry((variant.namespace.as_str(), variant.model_id.as_str()))
+                .entry((&*variant.namespace, &*variant.model_id))
                 .or_default()
                 .push(variant);
         } else {
@@ -248,8 +249,8 @@ fn decide_model(
     }
 
     Some(ModelReport {
-        namespace: namespace.to_owned(),
-        model_id: model_id.to_owned(),
+        namespace: variants[0].namespace.clone(),
+        model_id: variants[0].model_id.clone(),
         total_replicas: model.total_replicas,
         non_saturated_count: model.non_saturated_count,
         avg_spare_kv_capacity: model.avg_spare_kv_capacity,

@@ -7,13 +7,15 @@
 //! [`State`], carried in the snapshot (`wvaNextState`) and returned in the report. No clock:
 //! the snapshot's `time` is "now".
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::analyzer::{analyze_model, analyze_variant, is_saturated};
+use super::analyzer::{analyze_variant, is_saturated, model_spare};
 use super::fixed::{F0, F2};
+use super::hash::{FastMap, FastSet};
 use super::report::{Action, Decision, ModelReport, Step, Text};
 use super::snapshot::{PodMetrics, Snapshot, Variant};
 use crate::config::SaturationScalingConfig;
@@ -33,9 +35,9 @@ const MIN_KV_TO_LEARN: f64 = 0.05;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct State {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub models: BTreeMap<String, ModelState>,
+    pub models: BTreeMap<Text, ModelState>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub variants: BTreeMap<String, VariantState>,
+    pub variants: BTreeMap<Text, VariantState>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -77,8 +79,9 @@ pub struct Rebalance {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VariantState {
     /// (pod, seconds from creation to Ready), newest last; the pod by [`pod_id`] of its name.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub startups: Vec<(u64, f64)>,
+    /// Shared with the previous state until a pod is learned (most cycles learn none).
+    #[serde(default, skip_serializing_if = "no_startups")]
+    pub startups: Arc<Vec<(u64, f64)>>,
     /// Learned requests/s one replica serves at its throughput limit (served ÷ KV-cache use).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throughput: Option<f64>,
@@ -89,6 +92,10 @@ pub struct VariantState {
     /// (at most [`MAX_BACKOFF_DOUBLINGS`] times).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failures: u32,
+}
+
+fn no_startups(s: &Arc<Vec<(u64, f64)>>) -> bool {
+    s.is_empty()
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -154,34 +161,32 @@ pub fn decide(snapshot: &Snapshot) -> (Vec<ModelReport>, Vec<Decision>, State) {
     let mut next = Next {
         models: Vec::new(),
         variants: Vec::with_capacity(snapshot.variants.len()),
-        supply_notes: HashMap::new(),
+        supply_notes: FastMap::default(),
+        scratch: String::new(),
     };
     // The variants by (namespace, model, name): each model's are one run of the sorted list.
     // The models are ranked once, so the sort compares numbers, and names only within a model.
     let mut keys: Vec<(&str, &str)> = snapshot
         .variants
         .iter()
-        .map(|v| (v.namespace.as_str(), v.model_id.as_str()))
-        .collect::<HashSet<_>>()
+        .map(|v| (&*v.namespace, &*v.model_id))
+        .collect::<FastSet<_>>()
         .into_iter()
         .collect();
     keys.sort_unstable();
-    let model_of: HashMap<(&str, &str), usize> =
+    let model_of: FastMap<(&str, &str), usize> =
         keys.iter().enumerate().map(|(i, key)| (*key, i)).collect();
     let mut sorted: Vec<(usize, &Variant)> = snapshot
         .variants
         .iter()
-        .map(|v| (model_of[&(v.namespace.as_str(), v.model_id.as_str())], v))
+        .map(|v| (model_of[&(&*v.namespace, &*v.model_id)], v))
         .collect();
     sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
     let sorted: Vec<&Variant> = sorted.into_iter().map(|(_, v)| v).collect();
     let mut reports = Vec::new();
     let mut decisions = Vec::with_capacity(snapshot.variants.len());
     for variants in sorted.chunk_by(|a, b| a.namespace == b.namespace && a.model_id == b.model_id) {
-        let (namespace, model_id) = (
-            variants[0].namespace.as_str(),
-            variants[0].model_id.as_str(),
-        );
+        let (namespace, model_id) = (&*variants[0].namespace, &*variants[0].model_id);
         let (_, config) = snapshot.saturation_config.for_model(namespace, model_id);
         let ctx = Model {
             snapshot,
@@ -200,33 +205,51 @@ pub fn decide(snapshot: &Snapshot) -> (Vec<ModelReport>, Vec<Decision>, State) {
 }
 
 /// The previous state, looked up by hash (a map lookup of 10,000 string keys by comparison is
-/// a tenth of a cycle).
+/// a tenth of a cycle) by the key's two parts (no key is built to look one up), with the key
+/// itself (the next state shares it).
 struct Previous<'a> {
-    models: HashMap<&'a str, &'a ModelState>,
-    variants: HashMap<&'a str, &'a VariantState>,
+    models: FastMap<(&'a str, &'a str), (&'a Text, &'a ModelState)>,
+    variants: FastMap<(&'a str, &'a str), (&'a Text, &'a VariantState)>,
 }
 
 impl<'a> Previous<'a> {
     fn of(state: &'a State) -> Self {
+        // `namespace/rest`: a namespace has no `/` (a model ID may).
+        let parts = |key: &'a Text| key.split_once('/').unwrap_or(("", key));
         Self {
-            models: state.models.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+            models: state
+                .models
+                .iter()
+                .map(|(k, v)| (parts(k), (k, v)))
+                .collect(),
             variants: state
                 .variants
                 .iter()
-                .map(|(k, v)| (k.as_str(), v))
+                .map(|(k, v)| (parts(k), (k, v)))
                 .collect(),
         }
     }
 }
 
+/// A state key, `namespace/rest`, for an entry the previous state did not have.
+fn state_key(namespace: &str, rest: &str) -> Text {
+    let mut key = String::with_capacity(namespace.len() + 1 + rest.len());
+    key.push_str(namespace);
+    key.push('/');
+    key.push_str(rest);
+    Text::from(key)
+}
+
 /// The next state as it is written, one entry per model and variant; made a [`State`] at the
 /// end (one sort and a bulk build instead of 10,000 map insertions).
 struct Next {
-    models: Vec<(String, ModelState)>,
-    variants: Vec<(String, VariantState)>,
+    models: Vec<(Text, ModelState)>,
+    variants: Vec<(Text, VariantState)>,
     /// The cycle's `supply` notes by what they say: variants alike share one text (most of a
     /// fleet: the same counts on the same accelerator).
-    supply_notes: HashMap<SupplyKey, Text>,
+    supply_notes: FastMap<SupplyKey, Text>,
+    /// Where a note is written before it becomes a [`Text`] (one buffer for the cycle).
+    scratch: String,
 }
 
 /// What a `supply` note says.
@@ -257,12 +280,14 @@ impl Model<'_> {
         decisions: &mut Vec<Decision>,
     ) -> ModelReport {
         let s = self.settings;
-        let model_key = format!("{}/{}", self.namespace, self.model_id);
-        let mut model_state = previous
-            .models
-            .get(model_key.as_str())
-            .map(|m| (*m).clone())
-            .unwrap_or_default();
+        let (model_key, mut model_state) =
+            match previous.models.get(&(self.namespace, self.model_id)) {
+                Some((key, state)) => (Text::clone(key), (*state).clone()),
+                None => (
+                    state_key(self.namespace, self.model_id),
+                    ModelState::default(),
+                ),
+            };
         let time = self.snapshot.time;
         let t = time.unwrap_or(0.0);
 
@@ -300,11 +325,12 @@ impl Model<'_> {
         let demand = Demand::of(&model_state.samples, t, s);
 
         // 3. Supply.
-        let known: Vec<f64> = seen
+        // The smallest known capacity stands in for unknown ones (infinite: none is known).
+        let fallback = seen
             .iter()
             .filter_map(|v| v.capacity.map(|c| c.0))
-            .collect();
-        let fallback = known.iter().copied().fold(f64::INFINITY, f64::min);
+            .fold(f64::INFINITY, f64::min);
+        let none_known = seen.iter().all(|v| v.capacity.is_none());
         for v in &mut seen {
             v.rps = v.capacity.map_or(fallback, |c| c.0);
         }
@@ -320,7 +346,7 @@ impl Model<'_> {
 
         // 4–6. The verdict.
         let mut verdict = Verdict::default();
-        if !complete || known.is_empty() {
+        if !complete || none_known {
             model_state.low_since = None;
             model_state.rebalance = None;
             verdict.degraded(self, &mut seen, complete, time.is_some());
@@ -461,25 +487,22 @@ impl Model<'_> {
         next: &mut Next,
     ) -> Seen<'v> {
         let s = self.settings;
-        let mut key = String::with_capacity(v.namespace.len() + 1 + v.name.len());
-        key.push_str(&v.namespace);
-        key.push('/');
-        key.push_str(&v.name);
-        let mut state = previous
-            .variants
-            .get(key.as_str())
-            .map(|s| (*s).clone())
-            .unwrap_or_default();
+        let (key, mut state) = match previous.variants.get(&(&*v.namespace, &*v.name)) {
+            Some((key, state)) => (Text::clone(key), (*state).clone()),
+            None => (state_key(&v.namespace, &v.name), VariantState::default()),
+        };
         for pod in &v.ready_pods {
             let id = pod_id(&pod.name);
             if !state.startups.iter().any(|(known, _)| *known == id) {
-                state.startups.push((id, pod.startup_seconds));
+                Arc::make_mut(&mut state.startups).push((id, pod.startup_seconds));
                 // A new pod became Ready: the variant works again.
                 state.failures = 0;
             }
         }
         let excess = state.startups.len().saturating_sub(STARTUP_SAMPLES);
-        state.startups.drain(..excess);
+        if excess > 0 {
+            Arc::make_mut(&mut state.startups).drain(..excess);
+        }
         let (p90, p99) = startup_quantiles(&state.startups, s.startup_time);
 
         let (mut served, mut kv) = (0.0, 0.0);
@@ -499,7 +522,7 @@ impl Model<'_> {
                     .map_or(observed, |old| 0.7 * old + 0.3 * observed),
             );
         }
-        let capacity = match s.capacity_rps.get(&v.accelerator) {
+        let capacity = match s.capacity_rps.get(&*v.accelerator) {
             Some(c) => Some((*c, "configured")),
             None => state
                 .throughput
@@ -555,7 +578,14 @@ impl Model<'_> {
         let first = decisions.len();
         // The model's notes are written once and shared by its variants' decisions; a
         // variant's own note is written into one scratch string, then copied once.
-        let demand_note = Text::from(format!(
+        let Next {
+            supply_notes,
+            scratch,
+            ..
+        } = next;
+        scratch.clear();
+        let _ = write!(
+            scratch,
             "stable {} req/s, short {} req/s{}, ahead {} req/s; capacity ready {}, coming {} req/s",
             F2(figures.stable_demand),
             F2(figures.short_demand),
@@ -563,9 +593,9 @@ impl Model<'_> {
             F2(figures.demand_ahead),
             F2(figures.ready_capacity),
             F2(figures.coming_capacity)
-        ));
+        );
+        let demand_note = Text::from(scratch.as_str());
         let verdict_note = Text::from(verdict.note.as_str());
-        let mut scratch = String::with_capacity(verdict.note.len() + 160);
         let mut pods: Vec<&PodMetrics> = Vec::new();
         for v in seen {
             let mut target = v.target.clamp(v.min, v.max);
@@ -610,8 +640,7 @@ impl Model<'_> {
                 p90: v.p90.to_bits(),
                 available: v.available,
             };
-            let supply = next
-                .supply_notes
+            let supply = supply_notes
                 .entry(key)
                 .or_insert_with(|| {
                     scratch.clear();
@@ -673,15 +702,14 @@ impl Model<'_> {
                 analysis,
             });
         }
-        let model = analyze_model(
+        let model = model_spare(
             decisions[first..]
                 .iter()
                 .filter_map(|d| d.analysis.as_ref()),
-            self.config,
         );
         ModelReport {
-            namespace: self.namespace.to_owned(),
-            model_id: self.model_id.to_owned(),
+            namespace: seen[0].variant.namespace.clone(),
+            model_id: seen[0].variant.model_id.clone(),
             total_replicas: model.total_replicas,
             non_saturated_count: model.non_saturated_count,
             avg_spare_kv_capacity: model.avg_spare_kv_capacity,
@@ -925,7 +953,7 @@ impl Verdict {
         let unavailable: Vec<&str> = seen
             .iter()
             .filter(|v| !v.available)
-            .map(|v| v.variant.name.as_str())
+            .map(|v| &*v.variant.name)
             .collect();
         self.note = if added.is_empty() {
             "no variant can take a replica (at maxReplicas or in back-off)".to_owned()
@@ -1005,8 +1033,8 @@ impl Verdict {
         capacity: f64,
     ) {
         if let Some(r) = state.rebalance.clone() {
-            let to = seen.iter().find(|v| v.variant.name == r.to);
-            let Some(from) = seen.iter().position(|v| v.variant.name == r.from) else {
+            let to = seen.iter().find(|v| *v.variant.name == *r.to);
+            let Some(from) = seen.iter().position(|v| *v.variant.name == *r.from) else {
                 state.rebalance = None;
                 return;
             };
@@ -1069,8 +1097,8 @@ impl Verdict {
                     seen[e].variant.cost
                 );
                 state.rebalance = Some(Rebalance {
-                    from,
-                    to,
+                    from: from.to_string(),
+                    to: to.to_string(),
                     to_target: seen[k].target,
                 });
                 self.decided_by = "rebalance";

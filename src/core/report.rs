@@ -26,9 +26,9 @@ pub struct Report {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelReport {
-    pub namespace: String,
+    pub namespace: Text,
     #[serde(rename = "modelID")]
-    pub model_id: String,
+    pub model_id: Text,
     pub total_replicas: u32,
     pub non_saturated_count: u32,
     pub avg_spare_kv_capacity: f64,
@@ -82,12 +82,12 @@ impl Action {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Decision {
-    pub namespace: String,
-    pub name: String,
-    pub target_name: String,
+    pub namespace: Text,
+    pub name: Text,
+    pub target_name: Text,
     #[serde(rename = "modelID")]
-    pub model_id: String,
-    pub accelerator: String,
+    pub model_id: Text,
+    pub accelerator: Text,
     pub cost: f64,
     pub action: Action,
     pub current_replicas: u32,
@@ -117,9 +117,9 @@ pub struct Step {
     pub note: Text,
 }
 
-/// Decision text: immutable and shared, so that one note serves every decision it explains
-/// (at 10,000 variants, a `String` per note and decision is half of a `wva-next` cycle:
-/// docs/performance.md#wva-next).
+/// Shared, immutable text: names (a snapshot's, shared by its decisions and the `wva-next`
+/// state) and notes (one note serves every decision it explains). At 10,000 variants a copied
+/// `String` per name and note is half of a `wva-next` cycle (docs/performance.md#wva-next).
 pub type Text = std::sync::Arc<str>;
 
 fn is_one(n: &u32) -> bool {

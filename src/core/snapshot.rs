@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::report::Text;
 use crate::config::{DEFAULT_VARIANT_COST, Problem, SaturationConfigSet, ScaleToZeroConfigSet};
 
 /// Largest replica count accepted (Kubernetes replica fields are int32).
@@ -63,16 +64,17 @@ pub struct GpuPool {
     pub requested_by_others: u64,
 }
 
-/// One VariantAutoscaling and the state of its target.
+/// One VariantAutoscaling and the state of its target. Names are shared [`Text`]: a decision
+/// and the state refer to them instead of copying.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Variant {
-    pub name: String,
-    pub namespace: String,
+    pub name: Text,
+    pub namespace: Text,
     #[serde(rename = "modelID")]
-    pub model_id: String,
-    pub target_name: String,
-    pub accelerator: String,
+    pub model_id: Text,
+    pub target_name: Text,
+    pub accelerator: Text,
     pub cost: f64,
     /// Target `spec.replicas`.
     pub spec_replicas: u32,
@@ -108,7 +110,7 @@ pub struct Variant {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodMetrics {
-    pub name: String,
+    pub name: Text,
     /// KV-cache use, 0..1.
     pub kv_cache_usage: f64,
     /// Requests waiting, truncated toward zero.
@@ -412,8 +414,8 @@ impl Reader {
         let items = self.array(value, "variants", true)?;
         let before = self.errors.len();
         let mut variants = Vec::with_capacity(items.len());
-        let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
-        let mut targets: BTreeMap<(String, String), usize> = BTreeMap::new();
+        let mut seen: BTreeMap<(Text, Text), usize> = BTreeMap::new();
+        let mut targets: BTreeMap<(Text, Text), usize> = BTreeMap::new();
         for (i, item) in items.iter().enumerate() {
             let path = format!("variants[{i}]");
             let Some(variant) = self.variant(item, &path) else {
@@ -544,11 +546,11 @@ impl Reader {
         }
         let name = name?;
         Some(Variant {
-            target_name: target_name.flatten().unwrap_or_else(|| name.clone()),
-            name,
-            namespace: namespace?,
-            model_id: model_id?,
-            accelerator: accelerator.flatten().unwrap_or_default(),
+            target_name: target_name.flatten().unwrap_or_else(|| name.clone()).into(),
+            name: name.into(),
+            namespace: namespace?.into(),
+            model_id: model_id?.into(),
+            accelerator: accelerator.flatten().unwrap_or_default().into(),
             cost: cost?,
             spec_replicas: spec_replicas?,
             replicas: replicas?,
@@ -633,7 +635,7 @@ impl Reader {
                 (name, kv_cache_usage, queue_length, served_rps)
             {
                 pods.push(PodMetrics {
-                    name,
+                    name: name.into(),
                     kv_cache_usage,
                     queue_length,
                     served_rps,

@@ -61,7 +61,11 @@ fn snapshot(variants: Vec<Variant>) -> Snapshot {
 }
 
 fn decision<'a>(report: &'a Report, name: &str) -> &'a Decision {
-    report.decisions.iter().find(|d| d.name == name).unwrap()
+    report
+        .decisions
+        .iter()
+        .find(|d| d.name == name.into())
+        .unwrap()
 }
 
 fn cfg(kv: f64, queue: f64, kv_spare: f64, queue_spare: f64) -> SaturationScalingConfig {
@@ -101,7 +105,7 @@ fn variant_averages_cover_unsaturated_replicas_only() {
     let a = analyzer::analyze_variant(&refs, &c);
     assert_eq!(a.replica_count, 3);
     assert_eq!(a.non_saturated_count, 2);
-    assert_eq!(a.saturated_pods, ["b"]);
+    assert_eq!(a.saturated_pods, [Text::from("b")]);
     assert_eq!(a.avg_spare_kv_capacity, ((0.8 - 0.5) + (0.8 - 0.3)) / 2.0);
     assert_eq!(a.avg_spare_queue_length, (4.0 + 2.0) / 2.0);
     assert_eq!(a.max_kv_cache_usage, 0.9);
@@ -443,7 +447,7 @@ fn inactive_variant_targets_zero_and_is_left_out() {
 #[test]
 fn accelerator_plays_no_part() {
     let mut a = variant("a", 10.0, vec![pod("a1", 0.9, 9)]);
-    a.accelerator = String::new();
+    a.accelerator = String::new().into();
     let r = decide(&snapshot(vec![a]), Policy::WvaV050);
     assert!(decision(&r, "a").metrics_available);
     assert_eq!(decision(&r, "a").target_replicas, 2);
@@ -565,14 +569,11 @@ fn report_is_sorted_and_has_one_decision_per_variant() {
     let names: Vec<(&str, &str)> = r
         .decisions
         .iter()
-        .map(|d| (d.namespace.as_str(), d.name.as_str()))
+        .map(|d| (&*d.namespace, &*d.name))
         .collect();
     assert_eq!(names, [("aaa", "z"), ("prod", "a"), ("prod", "b")]);
     assert_eq!(
-        r.models
-            .iter()
-            .map(|m| m.namespace.as_str())
-            .collect::<Vec<_>>(),
+        r.models.iter().map(|m| &*m.namespace).collect::<Vec<_>>(),
         ["aaa", "prod"]
     );
     let table = r.to_table();
@@ -835,7 +836,7 @@ fn the_allocation_order_is_the_same_whatever_the_input_order() {
 fn a_variant_without_a_known_accelerator_gets_no_gpus() {
     let mut s = limited_snapshot(true, 0);
     for v in &mut s.variants {
-        v.accelerator = String::new();
+        v.accelerator = String::new().into();
     }
     let r = decide(&s, Policy::WvaV050);
     let b = decision(&r, "b");

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::config::SaturationConfigSet;
 use crate::config::ScaleToZeroConfigSet;
 use crate::core::snapshot::{ReadyPod, StartingPod};
-use crate::core::{PodMetrics, Snapshot, Variant};
+use crate::core::{PodMetrics, Snapshot, Text, Variant};
 use policy::{Observed, Sample, SimPolicy};
 pub use scenario::Scenario;
 
@@ -990,11 +990,11 @@ fn snapshot_of(
             .map(|v| {
                 let model = &scenario.models[v.model];
                 Variant {
-                    name: v.spec.name.clone(),
-                    namespace: model.namespace.clone(),
-                    model_id: model.model_id.clone(),
-                    target_name: v.spec.name.clone(),
-                    accelerator: v.spec.accelerator.clone(),
+                    name: Text::from(v.spec.name.as_str()),
+                    namespace: Text::from(model.namespace.as_str()),
+                    model_id: Text::from(model.model_id.as_str()),
+                    target_name: Text::from(v.spec.name.as_str()),
+                    accelerator: Text::from(v.spec.accelerator.as_str()),
                     cost: v.spec.cost_per_hour,
                     spec_replicas: v.deployment_replicas,
                     replicas: v.pods.len() as u32,
@@ -1029,7 +1029,7 @@ fn snapshot_of(
                         .iter()
                         .filter(|p| !p.scrapes.is_empty())
                         .map(|p| PodMetrics {
-                            name: p.name(&v.spec),
+                            name: p.name(&v.spec).into(),
                             kv_cache_usage: p.scrapes.iter().map(|s| s.1.kv).fold(0.0, f64::max),
                             queue_length: p
                                 .scrapes

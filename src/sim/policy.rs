@@ -292,7 +292,7 @@ impl SimPolicy for Wva {
                 .decisions
                 .into_iter()
                 .map(|d| CycleDecision {
-                    variant: d.name,
+                    variant: d.name.to_string(),
                     current: d.current_replicas,
                     target: d.target_replicas,
                     pending: d.pending_replicas,

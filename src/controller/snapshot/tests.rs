@@ -126,11 +126,8 @@ fn variants_carry_their_deployment_their_pods_metrics_and_stuck_pods() {
     let [a100, l4] = built.snapshot.variants.as_slice() else {
         panic!("{:?}", built.snapshot.variants)
     };
-    assert_eq!(
-        (a100.name.as_str(), a100.target_name.as_str()),
-        ("a100", "llama-a100")
-    );
-    assert_eq!(a100.accelerator, "NVIDIA-A100-SXM4-80GB");
+    assert_eq!((&*a100.name, &*a100.target_name), ("a100", "llama-a100"));
+    assert_eq!(a100.accelerator, "NVIDIA-A100-SXM4-80GB".into());
     assert_eq!(
         (a100.cost, a100.previous_desired, a100.pods.len()),
         (5.0, 2, 2)
@@ -144,7 +141,7 @@ fn variants_carry_their_deployment_their_pods_metrics_and_stuck_pods() {
         ),
         (2, 1, 1, 1)
     );
-    assert_eq!(l4.accelerator, "unknown");
+    assert_eq!(l4.accelerator, "unknown".into());
     assert_eq!(built.notes[1].stuck[0].0, "llama-l4-2");
     assert_eq!(
         built.notes[1].stuck[0].1.to_string(),

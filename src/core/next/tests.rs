@@ -50,7 +50,7 @@ fn target(report: &Report, name: &str) -> u32 {
     report
         .decisions
         .iter()
-        .find(|d| d.name == name)
+        .find(|d| d.name == name.into())
         .unwrap()
         .target_replicas
 }
@@ -59,7 +59,7 @@ fn reason<'a>(report: &'a Report, name: &str) -> &'a str {
     &report
         .decisions
         .iter()
-        .find(|d| d.name == name)
+        .find(|d| d.name == name.into())
         .unwrap()
         .reason
 }
@@ -244,7 +244,11 @@ fn start_up_times_are_learned_per_variant() {
     ]);
     let report = run(&snapshot(Some(0.0), world.clone(), None));
     let supply = |r: &Report, name: &str| {
-        r.decisions.iter().find(|d| d.name == name).unwrap().steps[0]
+        r.decisions
+            .iter()
+            .find(|d| d.name == name.into())
+            .unwrap()
+            .steps[0]
             .note
             .clone()
     };

@@ -21,8 +21,8 @@ fn defaults_are_filled_in() {
     )
     .unwrap();
     let v = &s.variants[0];
-    assert_eq!(v.target_name, "v");
-    assert_eq!(v.accelerator, "");
+    assert_eq!(v.target_name, "v".into());
+    assert_eq!(v.accelerator, "".into());
     assert_eq!(v.cost, 10.0);
     assert_eq!(v.spec_replicas, 1, "specReplicas defaults to replicas");
     assert_eq!(v.previous_desired, 0);

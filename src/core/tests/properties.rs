@@ -40,10 +40,10 @@ fn variant_strategy() -> impl Strategy<Value = Variant> {
     )
         .prop_map(
             |(ns, model, cost, spec, status, desired, not_ready, pods, some_stuck)| Variant {
-                name: String::new(),
+                name: String::new().into(),
                 namespace: NAMESPACES[ns].into(),
                 model_id: MODELS[model].into(),
-                target_name: String::new(),
+                target_name: String::new().into(),
                 accelerator: "A100".into(),
                 cost,
                 spec_replicas: spec,
@@ -61,7 +61,7 @@ fn variant_strategy() -> impl Strategy<Value = Variant> {
                     .into_iter()
                     .enumerate()
                     .map(|(i, (kv, queue))| PodMetrics {
-                        name: format!("pod-{i}"),
+                        name: format!("pod-{i}").into(),
                         kv_cache_usage: kv,
                         queue_length: queue,
                         served_rps: None,
@@ -87,7 +87,7 @@ fn snapshot_strategy() -> impl Strategy<Value = Snapshot> {
         .prop_map(|(mut variants, stz, counts)| {
             for (i, v) in variants.iter_mut().enumerate() {
                 // Unique names; reversed-ish so that input order differs from name order.
-                v.name = format!("v{:02}", 20 - i);
+                v.name = format!("v{:02}", 20 - i).into();
                 v.target_name = v.name.clone();
             }
             let stz_entries: BTreeMap<String, serde_json::Value> = BTreeMap::from([(
@@ -143,8 +143,8 @@ proptest! {
     fn every_variant_has_exactly_one_decision(s in snapshot_strategy()) {
         let report = decide(&s, Policy::WvaV050);
         prop_assert_eq!(report.decisions.len(), s.variants.len());
-        let decided: BTreeSet<(&str, &str)> = report.decisions.iter().map(|d| (d.namespace.as_str(), d.name.as_str())).collect();
-        let input: BTreeSet<(&str, &str)> = s.variants.iter().map(|v| (v.namespace.as_str(), v.name.as_str())).collect();
+        let decided: BTreeSet<(&str, &str)> = report.decisions.iter().map(|d| (&*d.namespace, &*d.name)).collect();
+        let input: BTreeSet<(&str, &str)> = s.variants.iter().map(|v| (&*v.namespace, &*v.name)).collect();
         prop_assert_eq!(decided, input);
         for d in &report.decisions {
             prop_assert_eq!(d.action, Action::from_replicas(d.current_replicas, d.target_replicas));
@@ -160,7 +160,7 @@ proptest! {
                 continue;
             }
             let moved: Vec<&Decision> = report.decisions.iter()
-                .filter(|d| d.namespace == model.namespace && d.model_id == model.model_id && d.metrics_available)
+                .filter(|d| *d.namespace == *model.namespace && *d.model_id == *model.model_id && d.metrics_available)
                 .filter(|d| d.target_replicas != hold_target(d))
                 .collect();
             prop_assert!(moved.len() <= 1, "{} moved in {}", moved.len(), model.model_id);
@@ -187,11 +187,11 @@ proptest! {
         let report = decide(&s, Policy::WvaV050);
         let applied: BTreeSet<(&str, &str)> = report.models.iter()
             .filter(|m| m.scale_to_zero_applied)
-            .map(|m| (m.namespace.as_str(), m.model_id.as_str()))
+            .map(|m| (&*m.namespace, &*m.model_id))
             .collect();
         for (d, v) in report.decisions.iter().map(|d| (d, s.variants.iter().find(|v| v.namespace == d.namespace && v.name == d.name).unwrap())) {
             if v.is_active() && d.target_replicas == 0 {
-                prop_assert!(applied.contains(&(d.namespace.as_str(), d.model_id.as_str())), "{} went to 0", d.name);
+                prop_assert!(applied.contains(&(&*d.namespace, &*d.model_id)), "{} went to 0", d.name);
             }
         }
     }
