@@ -437,3 +437,12 @@ fn a_lost_state_restarts_the_windows_and_never_scales_down_in_between() {
         reason(&report, "cheap")
     );
 }
+
+#[test]
+fn pod_ids_are_fnv_1a_and_never_change() {
+    // FNV-1a's published 64-bit test vectors: the ids a state stores must not change between
+    // versions (a dump's learned start-ups would be learned twice).
+    assert_eq!(pod_id(""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(pod_id("a"), 0xaf63_dc4c_8601_ec8c);
+    assert_eq!(pod_id("foobar"), 0x8594_4171_f739_67e8);
+}
