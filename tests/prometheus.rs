@@ -815,6 +815,53 @@ async fn check_prometheus_prints_the_promql_and_the_samples() {
             .contains("model_name=\"meta/llama-3.1-8b\"")
     );
     assert_eq!(json["models"][0]["pods"]["llama-a"]["kvCacheUsage"], 0.42);
+    assert!(
+        json["models"][0]["pods"]["llama-a"]["servedRps"].is_null(),
+        "the served rate is wva-next's"
+    );
+
+    // `--policy wva-next` collects what `wva run --policy wva-next` does: the served rate too
+    // (once Prometheus has the two scrapes a rate needs).
+    let rated = ModelRequest {
+        served_rate: true,
+        ..model("prod", "meta/llama-3.1-8b", None)
+    };
+    eventually("a served rate", async || {
+        let c = collect(&client, std::slice::from_ref(&rated), now())
+            .await
+            .ok()?;
+        c.models[0].pods.get("llama-a")?.served_rps.map(|_| ())
+    })
+    .await;
+    let (code, json, stderr, _) = check_prometheus(
+        &[
+            "--namespace",
+            "prod",
+            "--model",
+            "meta/llama-3.1-8b",
+            "--policy",
+            "wva-next",
+        ],
+        &env,
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let queries = json["queries"].as_array().unwrap();
+    assert_eq!(
+        queries.len(),
+        3,
+        "KV, queue and the served rate: {queries:?}"
+    );
+    assert!(
+        queries[2]
+            .as_str()
+            .unwrap()
+            .contains("rate(vllm:request_success_total{"),
+        "{queries:?}"
+    );
+    assert_eq!(json["models"][0]["pods"]["llama-a"]["servedRps"], 0.0);
+    assert!(json["servedRateError"].is_null(), "{json}");
+    let (code, _, stderr, _) = check_prometheus(&["--policy", "wva-nxt"], &env);
+    assert_eq!(code, Some(2), "a typo is refused: {stderr}");
 
     let (code, json, _, _) = check_prometheus(
         &["--namespace", "prod", "--model", "x\"} or vector(1) #"],

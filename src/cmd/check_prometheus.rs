@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{EXIT_INVALID, print};
+use super::{EXIT_INVALID, policy_name, print};
 use crate::config::scale_to_zero::validate_retention_period;
+use crate::core::Policy;
 
 /// Arguments of `wva check-prometheus`.
 #[derive(Debug, clap::Args)]
@@ -21,6 +22,10 @@ pub struct CheckPrometheusArgs {
     /// with scale-to-zero.
     #[arg(long)]
     pub retention: Option<String>,
+    /// The policy `wva run` would use: with `wva-next` the model's served rate is queried too
+    /// (the fourth query, docs/prometheus.md).
+    #[arg(long, default_value = "wva-v0.5.0", value_parser = policy_name)]
+    pub policy: Policy,
     /// Kubeconfig for reading the main ConfigMap when PROMETHEUS_BASE_URL is not set.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
@@ -40,7 +45,8 @@ pub fn run(args: &CheckPrometheusArgs) -> ExitCode {
         }
     };
     let model = args.namespace.clone().zip(args.model.clone());
-    let options = match CheckOptions::new(model, retention) {
+    let served_rate = args.policy == Policy::WvaNext;
+    let options = match CheckOptions::new(model, retention, served_rate) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");

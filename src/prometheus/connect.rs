@@ -91,6 +91,8 @@ pub enum CheckError {
 pub struct CheckOptions {
     /// (namespace, model ID) to collect, with the request-count period when given.
     pub model: Option<(ModelKey, Option<Nanos>)>,
+    /// Query the model's served rate too (as `wva run --policy wva-next` does).
+    pub served_rate: bool,
 }
 
 impl CheckOptions {
@@ -98,6 +100,7 @@ impl CheckOptions {
     pub fn new(
         model: Option<(String, String)>,
         retention: Option<Nanos>,
+        served_rate: bool,
     ) -> Result<Self, CheckError> {
         let model = match model {
             None => None,
@@ -108,7 +111,7 @@ impl CheckOptions {
                 Some((key, retention))
             }
         };
-        Ok(Self { model })
+        Ok(Self { model, served_rate })
     }
 }
 
@@ -139,12 +142,13 @@ pub async fn check(
             let request = ModelRequest {
                 key: key.clone(),
                 retention: *retention,
-                served_rate: false,
+                served_rate: options.served_rate,
             };
             let collection = collect(&client, &[request], now).await?;
             Ok(
                 json!({"prometheus": prometheus, "warnings": warnings, "queries": collection.queries, "models": collection.models,
-                      "requestCountError": collection.request_count_error}),
+                      "requestCountError": collection.request_count_error,
+                      "servedRateError": collection.served_rate_error}),
             )
         }
         None => {
