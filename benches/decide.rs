@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::hint::black_box;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use wva::config::{SaturationConfigSet, ScaleToZeroConfigSet};
 use wva::core::snapshot::ReadyPod;
 use wva::core::{GpuPool, PodMetrics, Policy, Snapshot, Variant, decide};
@@ -145,4 +145,43 @@ criterion_group! {
     config = Criterion::default().sample_size(30);
     targets = bench_decide
 }
-criterion_main!(benches);
+/// `WVA_DECIDE_CYCLES=N cargo bench --bench decide`: instead of criterion, N cycles of each
+/// policy at 10,000 variants (only `WVA_DECIDE_POLICY` when set), each timed; prints the fastest
+/// and the median, steadier than a mean on a shared host. Under
+/// `valgrind --tool=cachegrind` the difference between N=6 and N=1, divided by 5, is the
+/// instructions of one cycle (docs/performance.md#wva-next).
+fn cycles(runs: usize) {
+    let only = std::env::var("WVA_DECIDE_POLICY").ok();
+    for (name, policy, build) in [
+        (
+            "wva-v0.5.0",
+            Policy::WvaV050,
+            snapshot as fn(usize) -> Snapshot,
+        ),
+        ("wva-next", Policy::WvaNext, next),
+    ] {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        let s = build(10_000);
+        let mut times: Vec<f64> = (0..runs)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                black_box(decide(black_box(&s), policy));
+                started.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        if let (Some(fastest), Some(median)) = (times.first(), times.get(runs / 2)) {
+            println!("{name}: {runs} cycles, fastest {fastest:.2} ms, median {median:.2} ms");
+        }
+    }
+}
+
+fn main() {
+    match std::env::var("WVA_DECIDE_CYCLES").map(|n| n.parse::<usize>()) {
+        Ok(Ok(runs)) => cycles(runs),
+        Ok(Err(e)) => panic!("WVA_DECIDE_CYCLES: {e}"),
+        Err(_) => benches(),
+    }
+}
