@@ -455,7 +455,15 @@ impl Reader {
         let obj = self.object(value, path)?;
         let before = self.errors.len();
         let name = self.required_string(obj, path, "name");
-        let namespace = self.required_string(obj, path, "namespace");
+        let mut namespace = self.required_string(obj, path, "namespace");
+        if namespace.as_ref().is_some_and(|ns| ns.contains('/')) {
+            // `wva-next` keys its state by `namespace/name` and `namespace/modelID`.
+            self.error(
+                format!("{path}.namespace"),
+                "must not contain '/' (a Kubernetes namespace is a DNS-1123 label)",
+            );
+            namespace = None;
+        }
         let model_id = self.required_string(obj, path, "modelID");
         let target_name = self.optional_string(obj, path, "targetName");
         let accelerator = self.optional_string(obj, path, "accelerator");

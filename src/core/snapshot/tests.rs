@@ -204,3 +204,17 @@ fn a_pods_served_rate_is_optional_checked_and_round_trips() {
         ]
     );
 }
+
+#[test]
+fn a_namespace_with_a_slash_is_refused() {
+    // wva-next's state keys are `namespace/name`: a `/` in a namespace would make them ambiguous.
+    let got = errors(json!({"saturationConfig": {"default": {}}, "variants": [
+        {"name": "v", "namespace": "a/b", "modelID": "m", "replicas": 1, "readyReplicas": 1}
+    ]}));
+    assert_eq!(
+        got,
+        [
+            "variants[0].namespace: must not contain '/' (a Kubernetes namespace is a DNS-1123 label)"
+        ]
+    );
+}
