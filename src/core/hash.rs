@@ -54,7 +54,8 @@ impl Hasher for Fx {
         self.add(n as u64);
     }
     fn finish(&self) -> u64 {
-        // hashbrown takes its control byte from the top bits: fold the well-mixed high half in.
+        // A multiply mixes the high bits best and the low ones least; the table picks its
+        // bucket from the low bits: fold the high half into them.
         self.0 ^ (self.0 >> 32)
     }
 }
