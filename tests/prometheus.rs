@@ -790,17 +790,10 @@ async fn check_prometheus_prints_the_promql_and_the_samples() {
     })
     .await;
 
-    let (code, json, stderr, _) = check_prometheus(
-        &[
-            "--namespace",
-            "prod",
-            "--model",
-            "meta/llama-3.1-8b",
-            "--retention",
-            "10m",
-        ],
-        &env,
-    );
+    // The model `wva check-prometheus` is asked about below.
+    let llama = ["--namespace", "prod", "--model", "meta/llama-3.1-8b"];
+    let (code, json, stderr, _) =
+        check_prometheus(&[&llama[..], &["--retention", "10m"]].concat(), &env);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stderr.contains("warning: PROMETHEUS_BASE_URL http://"),
@@ -833,17 +826,8 @@ async fn check_prometheus_prints_the_promql_and_the_samples() {
         c.models[0].pods.get("llama-a")?.served_rps.map(|_| ())
     })
     .await;
-    let (code, json, stderr, _) = check_prometheus(
-        &[
-            "--namespace",
-            "prod",
-            "--model",
-            "meta/llama-3.1-8b",
-            "--policy",
-            "wva-next",
-        ],
-        &env,
-    );
+    let (code, json, stderr, _) =
+        check_prometheus(&[&llama[..], &["--policy", "wva-next"]].concat(), &env);
     assert_eq!(code, Some(0), "{stderr}");
     let queries = json["queries"].as_array().unwrap();
     assert_eq!(

@@ -23,7 +23,7 @@ pub struct CheckPrometheusArgs {
     #[arg(long)]
     pub retention: Option<String>,
     /// The policy `wva run` would use: with `wva-next` the model's served rate is queried too
-    /// (the fourth query, docs/prometheus.md).
+    /// (its own query, docs/prometheus.md).
     #[arg(long, default_value = "wva-v0.5.0", value_parser = policy_name)]
     pub policy: Policy,
     /// Kubeconfig for reading the main ConfigMap when PROMETHEUS_BASE_URL is not set.
