@@ -85,7 +85,7 @@ fn limited(variants: usize) -> Snapshot {
 }
 
 /// The same for `wva-next`: served rates, per-accelerator capacities, every pod's start-up
-/// time, and the state of six earlier cycles (full demand windows, learned start-ups).
+/// time and how long it has been Ready, and the state of six earlier cycles (full demand windows, learned start-ups).
 fn next(variants: usize) -> Snapshot {
     let mut s = snapshot(variants);
     let entries = BTreeMap::from([(
@@ -93,12 +93,16 @@ fn next(variants: usize) -> Snapshot {
         serde_json::json!({"capacityRps": {"A100": 5, "H100": 8, "L40S": 3, "T4": 1}}),
     )]);
     s.saturation_config = SaturationConfigSet::parse(entries.iter()).unwrap().value;
-    for v in &mut s.variants {
+    for (n, v) in s.variants.iter_mut().enumerate() {
         for (i, p) in v.pods.iter_mut().enumerate() {
             p.served_rps = Some(p.kv_cache_usage * 6.0);
+            // Ready for an hour, but one pod in every tenth variant for 15 s (about the
+            // churn of 100,000 pods living two hours: ~1,000 recently Ready per cycle).
+            let recent = n % 10 == 0 && i == 0;
             v.ready_pods.push(ReadyPod {
                 name: p.name.to_string(),
                 startup_seconds: 120.0 + 10.0 * i as f64,
+                ready_for_seconds: Some(if recent { 15.0 } else { 3_600.0 }),
             });
         }
     }

@@ -132,13 +132,23 @@ pub fn is_ready(pod: &CachedPod) -> bool {
 /// Where a pod is in its life, as `wva-next` reads it (docs/algorithm.md#wva-next).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Life {
-    /// Ready; the seconds from creation to its `Ready` condition's last transition, when both
-    /// are known (a pod that went unready and back reports the later transition).
-    Ready(Option<f64>),
+    /// Ready; when its `Ready` condition's last transition and its creation are known, the
+    /// seconds from one to the other and since that transition (a pod that went unready and
+    /// back reports the later transition).
+    Ready(Option<ReadyTimes>),
     /// Neither Ready, nor terminating, nor finished: seconds since creation (0 when unknown).
     Starting(f64),
     /// Terminating, `Succeeded` or `Failed`.
     Leaving,
+}
+
+/// A Ready pod's times, in seconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReadyTimes {
+    /// From creation to Ready.
+    pub startup: f64,
+    /// Since Ready (0 when the kubelet's clock is ahead of `now`).
+    pub ready_for: f64,
 }
 
 /// `pod`'s [`Life`] at `now` (Unix seconds).
@@ -160,7 +170,10 @@ pub fn life(pod: &CachedPod, now: i64) -> Life {
         Some(condition) => Life::Ready(
             created
                 .zip(condition.last_transition_time.as_ref().map(seconds))
-                .map(|(created, ready)| ready.saturating_sub(created).max(0) as f64),
+                .map(|(created, ready)| ReadyTimes {
+                    startup: ready.saturating_sub(created).max(0) as f64,
+                    ready_for: now.saturating_sub(ready).max(0) as f64,
+                }),
         ),
         None => Life::Starting(created.map_or(0.0, |c| now.saturating_sub(c).max(0) as f64)),
     }

@@ -245,10 +245,11 @@ pub fn build(
         for pod in own {
             let pod_name = pod.metadata.name.clone().unwrap_or_default();
             let life = life(pod, now);
-            if let Life::Ready(Some(startup_seconds)) = life {
+            if let Life::Ready(Some(times)) = life {
                 ready_pods.push(ReadyPod {
                     name: pod_name.clone(),
-                    startup_seconds,
+                    startup_seconds: times.startup,
+                    ready_for_seconds: Some(times.ready_for),
                 });
             }
             let sample = model_samples.and_then(|m| m.pods.get(&pod_name));

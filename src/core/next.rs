@@ -17,7 +17,7 @@ use super::analyzer::{analyze_variant, is_saturated, model_spare};
 use super::fixed::{F0, F2};
 use super::hash::{FastMap, FastSet};
 use super::report::{Action, Decision, ModelReport, Step, Text};
-use super::snapshot::{PodMetrics, Snapshot, Variant};
+use super::snapshot::{PodMetrics, ReadyPod, Snapshot, Variant};
 use crate::config::SaturationScalingConfig;
 use crate::config::next::NextSettings;
 
@@ -29,6 +29,10 @@ pub const STARTUP_SAMPLES_TO_LEARN: usize = 3;
 const SURGE: f64 = 1.2;
 /// KV-cache use below which a pod's served ÷ KV says nothing about its throughput limit.
 const MIN_KV_TO_LEARN: f64 = 0.05;
+/// Seconds a pod may become Ready before a cycle and still be missing from that cycle's list
+/// (the controller's watch lag, clock skew between kubelets and the controller): a pod Ready
+/// longer than this before the variant's previous cycle is known, and its name is not read.
+pub const READY_LIST_LAG: f64 = 60.0;
 
 /// What `wva-next` remembers between cycles. Keys: `namespace/modelID` and `namespace/name`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -85,6 +89,10 @@ pub struct VariantState {
     /// Learned requests/s one replica serves at its throughput limit (served ÷ KV-cache use).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throughput: Option<f64>,
+    /// The time of the cycle that last learned from the variant's Ready pods: a pod Ready more
+    /// than [`READY_LIST_LAG`] seconds before then was learned then, and is not looked at again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned_at: Option<f64>,
     /// No new replicas before this time (a pod of the variant was stuck).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unavailable_until: Option<f64>,
@@ -174,6 +182,7 @@ pub fn decide(snapshot: &Snapshot) -> (Vec<ModelReport>, Vec<Decision>, State) {
         .into_iter()
         .collect();
     keys.sort_unstable();
+    next.models.reserve_exact(keys.len());
     let model_of: FastMap<(&str, &str), usize> =
         keys.iter().enumerate().map(|(i, key)| (*key, i)).collect();
     let mut sorted: Vec<(usize, &Variant)> = snapshot
@@ -183,7 +192,7 @@ pub fn decide(snapshot: &Snapshot) -> (Vec<ModelReport>, Vec<Decision>, State) {
         .collect();
     sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
     let sorted: Vec<&Variant> = sorted.into_iter().map(|(_, v)| v).collect();
-    let mut reports = Vec::new();
+    let mut reports = Vec::with_capacity(keys.len());
     let mut decisions = Vec::with_capacity(snapshot.variants.len());
     for variants in sorted.chunk_by(|a, b| a.namespace == b.namespace && a.model_id == b.model_id) {
         let (namespace, model_id) = (&*variants[0].namespace, &*variants[0].model_id);
@@ -282,7 +291,17 @@ impl Model<'_> {
         let s = self.settings;
         let (model_key, mut model_state) =
             match previous.models.get(&(self.namespace, self.model_id)) {
-                Some((key, state)) => (Text::clone(key), (*state).clone()),
+                Some((key, state)) => {
+                    // Room for this cycle's sample (a clone has none: it would be copied again).
+                    let mut samples = Vec::with_capacity(state.samples.len() + 1);
+                    samples.extend_from_slice(&state.samples);
+                    let state = ModelState {
+                        samples,
+                        low_since: state.low_since,
+                        rebalance: state.rebalance.clone(),
+                    };
+                    (Text::clone(key), state)
+                }
                 None => (
                     state_key(self.namespace, self.model_id),
                     ModelState::default(),
@@ -491,7 +510,19 @@ impl Model<'_> {
             Some((key, state)) => (Text::clone(key), (*state).clone()),
             None => (state_key(&v.namespace, &v.name), VariantState::default()),
         };
-        for pod in &v.ready_pods {
+        // Most cycles learn nothing: only pods Ready since about the previous cycle are
+        // looked up by name (every pod when the times are unknown, or after a restart).
+        let time = self.snapshot.time;
+        let learned_at = state.learned_at.filter(|at| time.is_some_and(|t| t >= *at));
+        let known = |pod: &&ReadyPod| {
+            learned_at
+                .zip(pod.ready_for_seconds)
+                .is_some_and(|(at, ready_for)| t - ready_for + READY_LIST_LAG < at)
+        };
+        if time.is_some() {
+            state.learned_at = time;
+        }
+        for pod in v.ready_pods.iter().filter(|p| !known(p)) {
             let id = pod_id(&pod.name);
             if !state.startups.iter().any(|(known, _)| *known == id) {
                 Arc::make_mut(&mut state.startups).push((id, pod.startup_seconds));

@@ -51,6 +51,10 @@ pub struct StartingPod {
 pub struct ReadyPod {
     pub name: String,
     pub startup_seconds: f64,
+    /// Seconds since it became Ready, when known. `wva-next` learns a start-up once: a pod
+    /// that was Ready well before the variant's previous cycle is not looked at again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_for_seconds: Option<f64>,
 }
 
 /// One accelerator type's GPUs across the inventory's nodes.
@@ -521,9 +525,11 @@ impl Reader {
             self.typed(obj.get("startingPods"), &format!("{path}.startingPods"));
         let ready_pods: Option<Option<Vec<ReadyPod>>> =
             self.typed(obj.get("readyPods"), &format!("{path}.readyPods"));
-        for (field, seconds) in [
+        let ready = || ready_pods.iter().flatten().flatten();
+        for (field, suffix, seconds) in [
             (
                 "startingPods",
+                "",
                 starting_pods
                     .iter()
                     .flatten()
@@ -533,17 +539,20 @@ impl Reader {
             ),
             (
                 "readyPods",
-                ready_pods
-                    .iter()
-                    .flatten()
-                    .flatten()
-                    .map(|p| p.startup_seconds)
+                "",
+                ready().map(|p| p.startup_seconds).collect(),
+            ),
+            (
+                "readyPods",
+                ".readyForSeconds",
+                ready()
+                    .map(|p| p.ready_for_seconds.unwrap_or(0.0))
                     .collect(),
             ),
         ] {
             if let Some(i) = seconds.iter().position(|s| *s < 0.0) {
                 self.error(
-                    format!("{path}.{field}[{i}]"),
+                    format!("{path}.{field}[{i}]{suffix}"),
                     format!("seconds must be >= 0, got {}", seconds[i]),
                 );
             }

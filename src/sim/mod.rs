@@ -1021,6 +1021,7 @@ fn snapshot_of(
                             Some(ReadyPod {
                                 name: p.name(&v.spec),
                                 startup_seconds: ready - p.created_at,
+                                ready_for_seconds: Some(t - ready),
                             })
                         })
                         .collect(),

@@ -226,7 +226,13 @@ fn a_pods_life_is_ready_with_its_start_up_time_starting_with_its_age_or_leaving(
         json!({"conditions": [{"type": "Ready", "status": "True",
             "lastTransitionTime": "2026-12-01T10:02:00Z"}]}),
     );
-    assert_eq!(life(&ready, CREATED + 600), Life::Ready(Some(120.0)));
+    assert_eq!(
+        life(&ready, CREATED + 600),
+        Life::Ready(Some(ReadyTimes {
+            startup: 120.0,
+            ready_for: 480.0
+        }))
+    );
     let untimed = pod(
         "u",
         json!({}),

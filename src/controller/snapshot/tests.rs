@@ -283,7 +283,8 @@ fn pod_times_and_served_rates_are_what_wva_next_reads() {
         v.ready_pods,
         [ReadyPod {
             name: "ready".into(),
-            startup_seconds: 90.0
+            startup_seconds: 90.0,
+            ready_for_seconds: Some(30.0),
         }]
     );
     let starting: Vec<(&str, f64)> = v

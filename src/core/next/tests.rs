@@ -271,6 +271,56 @@ fn start_up_times_are_learned_per_variant() {
 }
 
 #[test]
+fn a_start_up_is_learned_once_even_past_the_samples_kept() {
+    // 40 pods Ready ten minutes ago: the first cycle learns them and keeps the newest 32.
+    let ready = |t: f64, extra: &[(&str, f64)]| {
+        let mut world = variants((2, 2), (1, 1), 10.0);
+        let mut pods: Vec<Value> = (0..40)
+            .map(|i| {
+                json!({"name": format!("old-{i:02}"), "startupSeconds": 100 + i,
+                "readyForSeconds": 600.0 + t})
+            })
+            .collect();
+        pods.extend(extra.iter().map(|(name, ready_for)| {
+            json!({"name": name, "startupSeconds": 500, "readyForSeconds": ready_for})
+        }));
+        world[0]["readyPods"] = json!(pods);
+        world
+    };
+    let startups = |r: &Report| {
+        Arc::clone(&r.wva_next_state.as_ref().unwrap().variants["prod/cheap"].startups)
+    };
+    let first = run(&snapshot(Some(0.0), ready(0.0, &[]), None));
+    let kept = startups(&first);
+    assert_eq!(kept.len(), STARTUP_SAMPLES);
+    // The pods Ready long before the previous cycle are not looked at again: the 8 dropped
+    // are not learned back (each cycle would otherwise churn 8 samples).
+    let state = first.wva_next_state.unwrap();
+    let again = run(&snapshot(Some(30.0), ready(30.0, &[]), Some(&state)));
+    assert_eq!(startups(&again), kept);
+    // A pod Ready since the previous cycle is learned, and so is one Ready 20 s before it
+    // that its list missed (within the watch lag); without times, every pod is looked up.
+    let late = [("new", 10.0), ("missed", 50.0)];
+    let next = run(&snapshot(Some(30.0), ready(30.0, &late), Some(&state)));
+    let learned = startups(&next);
+    assert_eq!(learned.len(), STARTUP_SAMPLES);
+    assert_eq!(
+        learned[STARTUP_SAMPLES - 2..],
+        [(pod_id("new"), 500.0), (pod_id("missed"), 500.0)]
+    );
+    let mut untimed = ready(30.0, &[]);
+    for pod in untimed[0]["readyPods"].as_array_mut().unwrap() {
+        pod.as_object_mut().unwrap().remove("readyForSeconds");
+    }
+    let untimed = run(&snapshot(Some(30.0), untimed, Some(&state)));
+    assert_ne!(
+        startups(&untimed),
+        kept,
+        "the dropped 8 come back when times are unknown"
+    );
+}
+
+#[test]
 fn a_ramp_is_sized_ahead_and_a_step_is_not_extrapolated() {
     let mut ramp_state = State::default();
     let mut step_state = State::default();
