@@ -85,7 +85,8 @@ fn limited(variants: usize) -> Snapshot {
 }
 
 /// The same for `wva-next`: served rates, per-accelerator capacities, every pod's start-up
-/// time and how long it has been Ready, and the state of six earlier cycles (full demand windows, learned start-ups).
+/// time and how long it has been Ready, and the state of six earlier cycles (full demand
+/// windows, learned start-ups).
 fn next(variants: usize) -> Snapshot {
     let mut s = snapshot(variants);
     let entries = BTreeMap::from([(

@@ -529,7 +529,7 @@ impl Reader {
         for (field, suffix, seconds) in [
             (
                 "startingPods",
-                "",
+                ".ageSeconds",
                 starting_pods
                     .iter()
                     .flatten()
@@ -539,7 +539,7 @@ impl Reader {
             ),
             (
                 "readyPods",
-                "",
+                ".startupSeconds",
                 ready().map(|p| p.startup_seconds).collect(),
             ),
             (

@@ -440,15 +440,21 @@ fn a_model_at_zero_stays_there_and_one_with_replicas_keeps_one() {
 #[test]
 fn negative_pod_times_are_refused_with_their_path() {
     let mut world = variants((2, 1), (1, 1), 5.0);
-    world[0]["readyPods"] = json!([{"name": "a", "startupSeconds": -5}]);
+    world[0]["startingPods"] = json!([{"name": "s", "ageSeconds": -1}]);
+    world[0]["readyPods"] = json!([{"name": "a", "startupSeconds": 90, "readyForSeconds": 30},
+        {"name": "b", "startupSeconds": -5, "readyForSeconds": -2}]);
     let errors = Snapshot::from_value(&json!({
         "saturationConfig": {"default": {}},
         "variants": world,
     }))
     .unwrap_err();
     assert_eq!(
-        errors[0].to_string(),
-        "variants[0].readyPods[0]: seconds must be >= 0, got -5"
+        errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [
+            "variants[0].startingPods[0].ageSeconds: seconds must be >= 0, got -1",
+            "variants[0].readyPods[1].startupSeconds: seconds must be >= 0, got -5",
+            "variants[0].readyPods[1].readyForSeconds: seconds must be >= 0, got -2",
+        ]
     );
 }
 
