@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::analyzer::{analyze_variant, is_saturated, model_spare};
+use super::analyzer::{ModelSpare, VariantAnalysis, analyze_variant, is_saturated, model_spare};
 use super::fixed::{F0, F2};
 use super::hash::{FastMap, FastSet};
 use super::report::{Action, Decision, ModelReport, Step, Text};
@@ -120,6 +120,10 @@ pub struct Figures {
     /// Requests/s over the stable and the short window (served + queue growth).
     pub stable_demand: f64,
     pub short_demand: f64,
+    /// Σ pods' KV-cache use × each variant's learned throughput (once every reporting variant
+    /// has one): acted on only as the model nears saturation with nothing starting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kv_demand: Option<f64>,
     pub panic: bool,
     /// Demand one start-up ahead, backlog drain included.
     pub demand_ahead: f64,
@@ -137,6 +141,11 @@ struct Seen<'a> {
     coming: u32,
     stuck: u32,
     ready: u32,
+    /// Σ of its pods' KV-cache use × its learned throughput (served ÷ KV) of earlier cycles:
+    /// the requests/s its pods hold now, read from gauges rather than a one-minute rate.
+    kv_demand: Option<f64>,
+    /// Its pods' saturation analysis (the report's), when any pod reported.
+    analysis: Option<VariantAnalysis>,
     /// Requests/s one replica serves within the SLO, and whether it was configured.
     capacity: Option<(f64, &'static str)>,
     /// The same, or where unknown the smallest known one of the model's variants (infinite
@@ -315,6 +324,17 @@ impl Model<'_> {
             .iter()
             .map(|v| self.see(v, t, previous, next))
             .collect();
+        // Each variant's saturation analysis (pods in name order), when any pod reported.
+        let mut pods: Vec<&PodMetrics> = Vec::new();
+        for v in seen.iter_mut().filter(|v| !v.variant.pods.is_empty()) {
+            pods.clear();
+            pods.extend(v.variant.pods.iter());
+            // The controller lists them by name already.
+            if !pods.is_sorted_by(|a, b| a.name <= b.name) {
+                pods.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+            }
+            v.analysis = Some(analyze_variant(&pods, self.config));
+        }
 
         // 2. Demand.
         let complete = time.is_some()
@@ -361,7 +381,26 @@ impl Model<'_> {
             .filter(|v| v.available && v.target < v.max)
             .min_by(|a, b| a.cost_per_capacity().total_cmp(&b.cost_per_capacity()))
             .map_or(s.startup_time, |v| v.p90);
-        let ahead = demand.ahead(cheapest_p90, s);
+        let rate_ahead = demand.ahead(cheapest_p90, s);
+        // Gauges before rates: the pods' KV-cache use says a step one cycle before a
+        // one-minute rate does. Trusted only upward, only when the pods near saturation (the
+        // `wva-v0.5.0` trigger: average spare KV or queue under its trigger), and only when
+        // nothing is starting (a saturated pod's KV overstates what it serves).
+        let kv_demand: Option<f64> = seen
+            .iter()
+            .map(|v| match v.analysis {
+                Some(_) => v.kv_demand,
+                None => Some(0.0),
+            })
+            .sum();
+        let spare = model_spare(seen.iter().filter_map(|v| v.analysis.as_ref()));
+        let near_saturation = spare.total_replicas > 0
+            && (spare.avg_spare_kv_capacity < self.config.kv_spare_trigger
+                || spare.avg_spare_queue_length < self.config.queue_spare_trigger);
+        let kv_ahead = kv_demand.filter(|d| {
+            starting == 0 && near_saturation && *d > SURGE * demand.stable && *d > rate_ahead
+        });
+        let ahead = kv_ahead.unwrap_or(rate_ahead);
 
         // 4–6. The verdict.
         let mut verdict = Verdict::default();
@@ -376,10 +415,10 @@ impl Model<'_> {
             verdict.scale_up(&mut seen, wanted, demand.panic);
             verdict.note = format!(
                 "{}: demand {} req/s one start-up ({}s) ahead > {} × coming capacity {} req/s; {}",
-                if demand.panic {
-                    "scale-up (panic)"
-                } else {
-                    "scale-up"
+                match (kv_ahead.is_some(), demand.panic) {
+                    (true, _) => "scale-up (KV-implied demand, pods near saturation)",
+                    (false, true) => "scale-up (panic)",
+                    (false, false) => "scale-up",
                 },
                 F2(ahead),
                 F0(cheapest_p90),
@@ -488,13 +527,14 @@ impl Model<'_> {
         let figures = Figures {
             stable_demand: demand.stable,
             short_demand: demand.short,
+            kv_demand,
             panic: demand.panic,
             demand_ahead: ahead,
             ready_capacity,
             coming_capacity,
             decided_by: verdict.decided_by,
         };
-        self.report(&seen, &verdict, figures, next, decisions)
+        self.report(seen, &verdict, figures, spare, next, decisions)
     }
 
     /// A variant's facts, its state carried over (start-ups learned, throughput, back-off).
@@ -536,6 +576,9 @@ impl Model<'_> {
         }
         let (p90, p99) = startup_quantiles(&state.startups, s.startup_time);
 
+        let kv_demand = state
+            .throughput
+            .map(|tp| tp * v.pods.iter().map(|p| p.kv_cache_usage).sum::<f64>());
         let (mut served, mut kv) = (0.0, 0.0);
         for p in v
             .pods
@@ -587,6 +630,8 @@ impl Model<'_> {
             coming,
             stuck,
             ready: v.ready_replicas.min(coming),
+            kv_demand,
+            analysis: None,
             capacity,
             rps: f64::INFINITY,
             p90,
@@ -600,13 +645,14 @@ impl Model<'_> {
 
     fn report(
         &self,
-        seen: &[Seen<'_>],
+        seen: Vec<Seen<'_>>,
         verdict: &Verdict,
         figures: Figures,
+        model: ModelSpare,
         next: &mut Next,
         decisions: &mut Vec<Decision>,
     ) -> ModelReport {
-        let first = decisions.len();
+        let first_variant = seen[0].variant;
         // The model's notes are written once and shared by its variants' decisions; a
         // variant's own note is written into one scratch string, then copied once.
         let Next {
@@ -617,29 +663,29 @@ impl Model<'_> {
         scratch.clear();
         let _ = write!(
             scratch,
-            "stable {} req/s, short {} req/s{}, ahead {} req/s; capacity ready {}, coming {} req/s",
+            "stable {} req/s, short {} req/s{}, ",
             F2(figures.stable_demand),
             F2(figures.short_demand),
             if figures.panic { " (panic)" } else { "" },
+        );
+        if let Some(kv) = figures.kv_demand {
+            let _ = write!(scratch, "KV-implied {} req/s, ", F2(kv));
+        }
+        let _ = write!(
+            scratch,
+            "ahead {} req/s; capacity ready {}, coming {} req/s",
             F2(figures.demand_ahead),
             F2(figures.ready_capacity),
             F2(figures.coming_capacity)
         );
         let demand_note = Text::from(scratch.as_str());
         let verdict_note = Text::from(verdict.note.as_str());
-        let mut pods: Vec<&PodMetrics> = Vec::new();
-        for v in seen {
+        for mut v in seen {
             let mut target = v.target.clamp(v.min, v.max);
             if v.variant.spec_replicas == 0 && v.target == 0 {
                 target = 0;
             }
-            pods.clear();
-            pods.extend(v.variant.pods.iter());
-            // The controller lists them by name already.
-            if !pods.is_sorted_by(|a, b| a.name <= b.name) {
-                pods.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-            }
-            let analysis = (!pods.is_empty()).then(|| analyze_variant(&pods, self.config));
+            let analysis = v.analysis.take();
             let current = v.variant.current_replicas();
             let note = if v.stuck == 0 && target == v.target {
                 verdict_note.clone()
@@ -733,14 +779,9 @@ impl Model<'_> {
                 analysis,
             });
         }
-        let model = model_spare(
-            decisions[first..]
-                .iter()
-                .filter_map(|d| d.analysis.as_ref()),
-        );
         ModelReport {
-            namespace: seen[0].variant.namespace.clone(),
-            model_id: seen[0].variant.model_id.clone(),
+            namespace: Text::clone(&first_variant.namespace),
+            model_id: Text::clone(&first_variant.model_id),
             total_replicas: model.total_replicas,
             non_saturated_count: model.non_saturated_count,
             avg_spare_kv_capacity: model.avg_spare_kv_capacity,

@@ -502,3 +502,49 @@ fn pod_ids_are_fnv_1a_and_never_change() {
     assert_eq!(pod_id("a"), 0xaf63_dc4c_8601_ec8c);
     assert_eq!(pod_id("foobar"), 0x8594_4171_f739_67e8);
 }
+
+#[test]
+fn kv_cache_use_says_a_step_before_the_rate_does_when_pods_near_saturation() {
+    // Ten cycles at 10 req/s on capacity 18 (KV 0.3 everywhere) learn each variant's
+    // throughput; then the pods' KV jumps while the one-minute rate has not moved yet.
+    let with_kv = |mut world: Value, kv: f64| {
+        for v in world.as_array_mut().unwrap() {
+            for p in v["pods"].as_array_mut().unwrap() {
+                p["kvCacheUsage"] = json!(kv);
+            }
+        }
+        world
+    };
+    let (_, learned) = cycles(
+        0.0,
+        270.0,
+        &variants((2, 2), (1, 1), 10.0),
+        State::default(),
+    );
+    let at = |world: Value| run(&snapshot(Some(300.0), world, Some(&learned)));
+    // KV 0.75 (spare 0.05 < the 0.1 trigger): 2.5× the learned rate, 25 req/s > 0.85 × 18.
+    let step = at(with_kv(variants((2, 2), (1, 1), 10.0), 0.75));
+    let figures = step.models[0].next.clone().unwrap();
+    assert!(
+        (figures.kv_demand.unwrap() - 25.0).abs() < 1e-9,
+        "{figures:?}"
+    );
+    assert!(target(&step, "cheap") > 2, "{}", reason(&step, "cheap"));
+    assert!(
+        reason(&step, "cheap").starts_with("scale-up (KV-implied demand, pods near saturation)"),
+        "{}",
+        reason(&step, "cheap")
+    );
+    // Not near saturation (KV 0.6: spare 0.2): the same jump waits for the rate.
+    let decided_by = |r: &Report| r.models[0].next.as_ref().unwrap().decided_by;
+    let busy = at(with_kv(variants((2, 2), (1, 1), 10.0), 0.6));
+    assert_ne!(decided_by(&busy), "scale-up", "{}", reason(&busy, "cheap"));
+    // A replica starting: a saturated pod's KV overstates what it serves; the rate decides.
+    let coming = at(with_kv(variants((3, 2), (1, 1), 10.0), 0.75));
+    assert_ne!(
+        decided_by(&coming),
+        "scale-up",
+        "{}",
+        reason(&coming, "cheap")
+    );
+}
