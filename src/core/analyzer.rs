@@ -85,6 +85,17 @@ pub struct ModelSpare {
     pub avg_spare_queue_length: f64,
 }
 
+impl ModelSpare {
+    /// Whether the average spare KV and queue capacity are under their scale-up triggers
+    /// (`wva-v0.5.0`'s scale-up test; `wva-next`'s "near saturation").
+    pub fn low(&self, config: &SaturationScalingConfig) -> (bool, bool) {
+        (
+            self.avg_spare_kv_capacity < config.kv_spare_trigger,
+            self.avg_spare_queue_length < config.queue_spare_trigger,
+        )
+    }
+}
+
 /// Sums variant analyses (in ascending variant name order) into the model's [`ModelSpare`].
 pub fn model_spare<'a>(variants: impl IntoIterator<Item = &'a VariantAnalysis>) -> ModelSpare {
     let (mut total, mut n) = (0_u32, 0_u32);
@@ -113,8 +124,7 @@ pub fn analyze_model<'a>(
     let (total, n) = (spare.total_replicas, spare.non_saturated_count);
     let avg_kv = spare.avg_spare_kv_capacity;
     let avg_queue = spare.avg_spare_queue_length;
-    let kv_low = avg_kv < config.kv_spare_trigger;
-    let queue_low = avg_queue < config.queue_spare_trigger;
+    let (kv_low, queue_low) = spare.low(config);
     let scale_up_reason = match (kv_low, queue_low) {
         (true, true) => format!(
             "both KV spare ({avg_kv:.3} < {:.3}) and queue spare ({avg_queue:.1} < {:.1})",

@@ -142,7 +142,8 @@ struct Seen<'a> {
     stuck: u32,
     ready: u32,
     /// Σ of its pods' KV-cache use × its learned throughput (served ÷ KV) of earlier cycles:
-    /// the requests/s its pods hold now, read from gauges rather than a one-minute rate.
+    /// the requests/s its pods hold now, read from gauges rather than a one-minute rate (0
+    /// without a reporting pod; unknown until the throughput is learned).
     kv_demand: Option<f64>,
     /// Its pods' saturation analysis (the report's), when any pod reported.
     analysis: Option<VariantAnalysis>,
@@ -175,12 +176,6 @@ pub fn decide(snapshot: &Snapshot) -> (Vec<ModelReport>, Vec<Decision>, State) {
         variants: BTreeMap::new(),
     };
     let previous = Previous::of(snapshot.wva_next_state.as_ref().unwrap_or(&EMPTY));
-    let mut next = Next {
-        models: Vec::new(),
-        variants: Vec::with_capacity(snapshot.variants.len()),
-        supply_notes: FastMap::default(),
-        scratch: String::new(),
-    };
     // The variants by (namespace, model, name): each model's are one run of the sorted list.
     // The models are ranked once, so the sort compares numbers, and names only within a model.
     let mut keys: Vec<(&str, &str)> = snapshot
@@ -191,7 +186,12 @@ pub fn decide(snapshot: &Snapshot) -> (Vec<ModelReport>, Vec<Decision>, State) {
         .into_iter()
         .collect();
     keys.sort_unstable();
-    next.models.reserve_exact(keys.len());
+    let mut next = Next {
+        models: Vec::with_capacity(keys.len()),
+        variants: Vec::with_capacity(snapshot.variants.len()),
+        supply_notes: FastMap::default(),
+        scratch: String::new(),
+    };
     let model_of: FastMap<(&str, &str), usize> =
         keys.iter().enumerate().map(|(i, key)| (*key, i)).collect();
     let mut sorted: Vec<(usize, &Variant)> = snapshot
@@ -386,17 +386,12 @@ impl Model<'_> {
         // one-minute rate does. Trusted only upward, only when the pods near saturation (the
         // `wva-v0.5.0` trigger: average spare KV or queue under its trigger), and only when
         // nothing is starting (a saturated pod's KV overstates what it serves).
-        let kv_demand: Option<f64> = seen
-            .iter()
-            .map(|v| match v.analysis {
-                Some(_) => v.kv_demand,
-                None => Some(0.0),
-            })
-            .sum();
+        let kv_demand: Option<f64> = seen.iter().map(|v| v.kv_demand).sum();
         let spare = model_spare(seen.iter().filter_map(|v| v.analysis.as_ref()));
-        let near_saturation = spare.total_replicas > 0
-            && (spare.avg_spare_kv_capacity < self.config.kv_spare_trigger
-                || spare.avg_spare_queue_length < self.config.queue_spare_trigger);
+        let near_saturation = spare.total_replicas > 0 && {
+            let (kv_low, queue_low) = spare.low(self.config);
+            kv_low || queue_low
+        };
         let kv_ahead = kv_demand.filter(|d| {
             starting == 0 && near_saturation && *d > SURGE * demand.stable && *d > rate_ahead
         });
@@ -576,9 +571,12 @@ impl Model<'_> {
         }
         let (p90, p99) = startup_quantiles(&state.startups, s.startup_time);
 
-        let kv_demand = state
-            .throughput
-            .map(|tp| tp * v.pods.iter().map(|p| p.kv_cache_usage).sum::<f64>());
+        let kv_demand = if v.pods.is_empty() {
+            Some(0.0)
+        } else {
+            let kv: f64 = v.pods.iter().map(|p| p.kv_cache_usage).sum();
+            state.throughput.map(|tp| tp * kv)
+        };
         let (mut served, mut kv) = (0.0, 0.0);
         for p in v
             .pods
