@@ -7,7 +7,6 @@
 //! [`State`], carried in the snapshot (`wvaNextState`) and returned in the report. No clock:
 //! the snapshot's `time` is "now".
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -15,11 +14,13 @@ use serde::{Deserialize, Serialize};
 
 use super::analyzer::{ModelSpare, VariantAnalysis, analyze_variant, is_saturated, model_spare};
 use super::fixed::{F0, F2};
-use super::hash::{FastMap, FastSet};
+use super::hash::FastMap;
 use super::report::{Action, Decision, ModelReport, Step, Text};
 use super::snapshot::{PodMetrics, ReadyPod, Snapshot, Variant};
 use crate::config::SaturationScalingConfig;
 use crate::config::next::NextSettings;
+pub use entries::Entries;
+use entries::Lookup;
 
 /// Start-up times remembered per variant (the newest).
 pub const STARTUP_SAMPLES: usize = 32;
@@ -34,14 +35,15 @@ const MIN_KV_TO_LEARN: f64 = 0.05;
 /// longer than this before the variant's previous cycle is known, and its name is not read.
 pub const READY_LIST_LAG: f64 = 60.0;
 
-/// What `wva-next` remembers between cycles. Keys: `namespace/modelID` and `namespace/name`.
+/// What `wva-next` remembers between cycles. Keys: `namespace/modelID` and `namespace/name`,
+/// in the order the cycle wrote them (serialized sorted).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct State {
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub models: BTreeMap<Text, ModelState>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub variants: BTreeMap<Text, VariantState>,
+    #[serde(default, skip_serializing_if = "Entries::is_empty")]
+    pub models: Entries<ModelState>,
+    #[serde(default, skip_serializing_if = "Entries::is_empty")]
+    pub variants: Entries<VariantState>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -172,38 +174,26 @@ impl Seen<'_> {
 /// One cycle for every model; the next state goes with the report.
 pub fn decide(snapshot: &Snapshot) -> (Vec<ModelReport>, Vec<Decision>, State) {
     static EMPTY: State = State {
-        models: BTreeMap::new(),
-        variants: BTreeMap::new(),
+        models: Entries::new(),
+        variants: Entries::new(),
     };
-    let previous = Previous::of(snapshot.wva_next_state.as_ref().unwrap_or(&EMPTY));
-    // The variants by (namespace, model, name): each model's are one run of the sorted list.
-    // The models are ranked once, so the sort compares numbers, and names only within a model.
-    let mut keys: Vec<(&str, &str)> = snapshot
-        .variants
-        .iter()
-        .map(|v| (&*v.namespace, &*v.model_id))
-        .collect::<FastSet<_>>()
-        .into_iter()
-        .collect();
-    keys.sort_unstable();
+    let state = snapshot.wva_next_state.as_ref().unwrap_or(&EMPTY);
+    let mut previous = Previous {
+        models: Lookup::new(&state.models),
+        variants: Lookup::new(&state.variants),
+    };
+    let (sorted, start) = by_model(&snapshot.variants);
+    let models = start.len() - 1;
     let mut next = Next {
-        models: Vec::with_capacity(keys.len()),
+        models: Vec::with_capacity(models),
         variants: Vec::with_capacity(snapshot.variants.len()),
         supply_notes: FastMap::default(),
         scratch: String::new(),
     };
-    let model_of: FastMap<(&str, &str), usize> =
-        keys.iter().enumerate().map(|(i, key)| (*key, i)).collect();
-    let mut sorted: Vec<(usize, &Variant)> = snapshot
-        .variants
-        .iter()
-        .map(|v| (model_of[&(&*v.namespace, &*v.model_id)], v))
-        .collect();
-    sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
-    let sorted: Vec<&Variant> = sorted.into_iter().map(|(_, v)| v).collect();
-    let mut reports = Vec::with_capacity(keys.len());
+    let mut reports = Vec::with_capacity(models);
     let mut decisions = Vec::with_capacity(snapshot.variants.len());
-    for variants in sorted.chunk_by(|a, b| a.namespace == b.namespace && a.model_id == b.model_id) {
+    for run in start.windows(2) {
+        let variants = &sorted[run[0]..run[1]];
         let (namespace, model_id) = (&*variants[0].namespace, &*variants[0].model_id);
         let (_, config) = snapshot.saturation_config.for_model(namespace, model_id);
         let ctx = Model {
@@ -213,40 +203,68 @@ pub fn decide(snapshot: &Snapshot) -> (Vec<ModelReport>, Vec<Decision>, State) {
             namespace,
             model_id,
         };
-        reports.push(ctx.decide(variants, &previous, &mut next, &mut decisions));
+        reports.push(ctx.decide(variants, &mut previous, &mut next, &mut decisions));
     }
     let next = State {
-        models: next.models.into_iter().collect(),
-        variants: next.variants.into_iter().collect(),
+        models: Entries::from_unique(next.models),
+        variants: Entries::from_unique(next.variants),
     };
     (reports, decisions, next)
 }
 
-/// The previous state, looked up by hash (a map lookup of 10,000 string keys by comparison is
-/// a tenth of a cycle) by the key's two parts (no key is built to look one up), with the key
-/// itself (the next state shares it).
-struct Previous<'a> {
-    models: FastMap<(&'a str, &'a str), (&'a Text, &'a ModelState)>,
-    variants: FastMap<(&'a str, &'a str), (&'a Text, &'a VariantState)>,
-}
-
-impl<'a> Previous<'a> {
-    fn of(state: &'a State) -> Self {
-        // `namespace/rest`: a namespace has no `/` (a model ID may).
-        let parts = |key: &'a Text| key.split_once('/').unwrap_or(("", key));
-        Self {
-            models: state
-                .models
-                .iter()
-                .map(|(k, v)| (parts(k), (k, v)))
-                .collect(),
-            variants: state
-                .variants
-                .iter()
-                .map(|(k, v)| (parts(k), (k, v)))
-                .collect(),
+/// The variants by model, the models by (namespace, model ID), each model's variants by name;
+/// and where each model's run starts (one more: the end). One hash per variant and a counting
+/// sort: names are compared only within a model, where they usually are in order already (the
+/// controller lists them by name).
+fn by_model(variants: &[Variant]) -> (Vec<&Variant>, Vec<usize>) {
+    // The models, numbered as first seen, then ranked.
+    let mut ids: FastMap<(&str, &str), usize> = FastMap::default();
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    let model: Vec<usize> = variants
+        .iter()
+        .map(|v| {
+            let key = (&*v.namespace, &*v.model_id);
+            *ids.entry(key).or_insert_with(|| {
+                keys.push(key);
+                keys.len() - 1
+            })
+        })
+        .collect();
+    let mut ranked: Vec<usize> = (0..keys.len()).collect();
+    ranked.sort_unstable_by_key(|&id| keys[id]);
+    let mut rank = vec![0; keys.len()];
+    for (r, &id) in ranked.iter().enumerate() {
+        rank[id] = r;
+    }
+    // Where each model's run starts, then each variant into its model's run, in input order.
+    let mut start = vec![0; keys.len() + 1];
+    for &id in &model {
+        start[rank[id] + 1] += 1;
+    }
+    for r in 1..start.len() {
+        start[r] += start[r - 1];
+    }
+    let mut sorted: Vec<Option<&Variant>> = vec![None; variants.len()];
+    let mut slot = start.clone();
+    for (v, &id) in variants.iter().zip(&model) {
+        sorted[slot[rank[id]]] = Some(v);
+        slot[rank[id]] += 1;
+    }
+    let mut sorted: Vec<&Variant> = sorted.into_iter().flatten().collect();
+    for run in start.windows(2) {
+        let run = &mut sorted[run[0]..run[1]];
+        if !run.is_sorted_by(|a, b| a.name <= b.name) {
+            run.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         }
     }
+    (sorted, start)
+}
+
+/// The previous state, found in the order this cycle reads it (the order the previous cycle
+/// wrote it: models by namespace and model ID, variants by name within their model).
+struct Previous<'a> {
+    models: Lookup<'a, ModelState>,
+    variants: Lookup<'a, VariantState>,
 }
 
 /// A state key, `namespace/rest`, for an entry the previous state did not have.
@@ -258,8 +276,8 @@ fn state_key(namespace: &str, rest: &str) -> Text {
     Text::from(key)
 }
 
-/// The next state as it is written, one entry per model and variant; made a [`State`] at the
-/// end (one sort and a bulk build instead of 10,000 map insertions).
+/// The next state as it is written, one entry per model and variant, in the order the next
+/// cycle will read them.
 struct Next {
     models: Vec<(Text, ModelState)>,
     variants: Vec<(Text, VariantState)>,
@@ -293,29 +311,29 @@ impl Model<'_> {
     fn decide(
         &self,
         variants: &[&Variant],
-        previous: &Previous<'_>,
+        previous: &mut Previous<'_>,
         next: &mut Next,
         decisions: &mut Vec<Decision>,
     ) -> ModelReport {
         let s = self.settings;
-        let (model_key, mut model_state) =
-            match previous.models.get(&(self.namespace, self.model_id)) {
-                Some((key, state)) => {
-                    // Room for this cycle's sample (a clone has none: it would be copied again).
-                    let mut samples = Vec::with_capacity(state.samples.len() + 1);
-                    samples.extend_from_slice(&state.samples);
-                    let state = ModelState {
-                        samples,
-                        low_since: state.low_since,
-                        rebalance: state.rebalance.clone(),
-                    };
-                    (Text::clone(key), state)
-                }
-                None => (
-                    state_key(self.namespace, self.model_id),
-                    ModelState::default(),
-                ),
-            };
+        let (model_key, mut model_state) = match previous.models.find(self.namespace, self.model_id)
+        {
+            Some((key, state)) => {
+                // Room for this cycle's sample (a clone has none: it would be copied again).
+                let mut samples = Vec::with_capacity(state.samples.len() + 1);
+                samples.extend_from_slice(&state.samples);
+                let state = ModelState {
+                    samples,
+                    low_since: state.low_since,
+                    rebalance: state.rebalance.clone(),
+                };
+                (Text::clone(key), state)
+            }
+            None => (
+                state_key(self.namespace, self.model_id),
+                ModelState::default(),
+            ),
+        };
         let time = self.snapshot.time;
         let t = time.unwrap_or(0.0);
 
@@ -537,12 +555,12 @@ impl Model<'_> {
         &self,
         v: &'v Variant,
         t: f64,
-        previous: &Previous<'_>,
+        previous: &mut Previous<'_>,
         next: &mut Next,
     ) -> Seen<'v> {
         let s = self.settings;
-        let (key, mut state) = match previous.variants.get(&(&*v.namespace, &*v.name)) {
-            Some((key, state)) => (Text::clone(key), (*state).clone()),
+        let (key, mut state) = match previous.variants.find(&v.namespace, &v.name) {
+            Some((key, state)) => (Text::clone(key), state.clone()),
             None => (state_key(&v.namespace, &v.name), VariantState::default()),
         };
         // Most cycles learn nothing: only pods Ready since about the previous cycle are
@@ -1230,5 +1248,6 @@ impl Verdict {
     }
 }
 
+mod entries;
 #[cfg(test)]
 mod tests;
