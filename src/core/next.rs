@@ -192,6 +192,11 @@ pub fn decide(snapshot: &Snapshot) -> (Vec<ModelReport>, Vec<Decision>, State) {
     };
     let mut reports = Vec::with_capacity(models);
     let mut decisions = Vec::with_capacity(snapshot.variants.len());
+    let mut buffers = Buffers {
+        seen: Vec::new(),
+        pods: Vec::new(),
+        note: String::new(),
+    };
     for run in start.windows(2) {
         let variants = &sorted[run[0]..run[1]];
         let (namespace, model_id) = (&*variants[0].namespace, &*variants[0].model_id);
@@ -203,7 +208,13 @@ pub fn decide(snapshot: &Snapshot) -> (Vec<ModelReport>, Vec<Decision>, State) {
             namespace,
             model_id,
         };
-        reports.push(ctx.decide(variants, &mut previous, &mut next, &mut decisions));
+        reports.push(ctx.decide(
+            variants,
+            &mut previous,
+            &mut next,
+            &mut buffers,
+            &mut decisions,
+        ));
     }
     let next = State {
         models: Entries::from_unique(next.models),
@@ -288,6 +299,13 @@ struct Next {
     scratch: String,
 }
 
+/// A model's working lists and its verdict's note, emptied and used again by the next model.
+struct Buffers<'v> {
+    seen: Vec<Seen<'v>>,
+    pods: Vec<&'v PodMetrics>,
+    note: String,
+}
+
 /// What a `supply` note says.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct SupplyKey {
@@ -308,11 +326,12 @@ struct Model<'a> {
 }
 
 impl Model<'_> {
-    fn decide(
+    fn decide<'v>(
         &self,
-        variants: &[&Variant],
+        variants: &[&'v Variant],
         previous: &mut Previous<'_>,
         next: &mut Next,
+        buffers: &mut Buffers<'v>,
         decisions: &mut Vec<Decision>,
     ) -> ModelReport {
         let s = self.settings;
@@ -338,12 +357,10 @@ impl Model<'_> {
         let t = time.unwrap_or(0.0);
 
         // 1. The variants: learned start-up times and capacity, stuck pods, back-off.
-        let mut seen: Vec<Seen<'_>> = variants
-            .iter()
-            .map(|v| self.see(v, t, previous, next))
-            .collect();
+        let Buffers { seen, pods, note } = buffers;
+        seen.clear();
+        seen.extend(variants.iter().map(|v| self.see(v, t, previous, next)));
         // Each variant's saturation analysis (pods in name order), when any pod reported.
-        let mut pods: Vec<&PodMetrics> = Vec::new();
         for v in seen.iter_mut().filter(|v| !v.variant.pods.is_empty()) {
             pods.clear();
             pods.extend(v.variant.pods.iter());
@@ -351,7 +368,7 @@ impl Model<'_> {
             if !pods.is_sorted_by(|a, b| a.name <= b.name) {
                 pods.sort_unstable_by(|a, b| a.name.cmp(&b.name));
             }
-            v.analysis = Some(analyze_variant(&pods, self.config));
+            v.analysis = Some(analyze_variant(pods, self.config));
         }
 
         // 2. Demand.
@@ -388,7 +405,7 @@ impl Model<'_> {
             .filter_map(|v| v.capacity.map(|c| c.0))
             .fold(f64::INFINITY, f64::min);
         let none_known = seen.iter().all(|v| v.capacity.is_none());
-        for v in &mut seen {
+        for v in seen.iter_mut() {
             v.rps = v.capacity.map_or(fallback, |c| c.0);
         }
         let ready_capacity: f64 = seen.iter().map(|v| v.rps * v.ready as f64).sum();
@@ -415,19 +432,23 @@ impl Model<'_> {
         });
         let ahead = kv_ahead.unwrap_or(rate_ahead);
 
-        // 4–6. The verdict.
-        let mut verdict = Verdict::default();
+        // 4–6. The verdict, its note written into the model's buffer.
+        note.clear();
+        let mut verdict = Verdict {
+            decided_by: "hold",
+            note: std::mem::take(note),
+        };
         if !complete || none_known {
             model_state.low_since = None;
             model_state.rebalance = None;
-            verdict.degraded(self, &mut seen, complete, time.is_some());
+            verdict.degraded(self, seen, complete, time.is_some());
         } else if ahead > s.scale_up_utilisation * coming_capacity {
             model_state.low_since = None;
             model_state.rebalance = None;
             let wanted = ahead / s.target_utilisation - coming_capacity;
-            verdict.scale_up(&mut seen, wanted, demand.panic);
-            verdict.note = format!(
-                "{}: demand {} req/s one start-up ({}s) ahead > {} × coming capacity {} req/s; {}",
+            let _ = write!(
+                verdict.note,
+                "{}: demand {} req/s one start-up ({}s) ahead > {} × coming capacity {} req/s; ",
                 match (kv_ahead.is_some(), demand.panic) {
                     (true, _) => "scale-up (KV-implied demand, pods near saturation)",
                     (false, true) => "scale-up (panic)",
@@ -437,22 +458,21 @@ impl Model<'_> {
                 F0(cheapest_p90),
                 F2(s.scale_up_utilisation),
                 F2(coming_capacity),
-                verdict.note
             );
+            verdict.scale_up(seen, wanted, demand.panic);
         } else {
             let peak = demand.peak;
             let low = peak < s.scale_down_utilisation * ready_capacity;
             let full = demand.span >= s.stable_window * 0.9;
             let blocker = if demand.panic {
-                Some("panic".to_owned())
+                Some(Blocker::Panic)
             } else if starting > 0 {
-                Some(format!("{starting} replica(s) starting"))
+                Some(Blocker::Starting(starting))
             } else if stale || !full {
-                Some(format!(
-                    "the demand window holds {}s of {}s",
-                    F0(demand.span),
-                    F0(s.stable_window)
-                ))
+                Some(Blocker::Window {
+                    span: demand.span,
+                    of: s.stable_window,
+                })
             } else {
                 None
             };
@@ -461,20 +481,20 @@ impl Model<'_> {
                     let since = *model_state.low_since.get_or_insert(t);
                     if t - since >= s.scale_down_delay {
                         let excess = ready_capacity - peak / s.target_utilisation;
-                        if verdict.scale_down(&mut seen, excess) {
-                            model_state.low_since = Some(t);
-                            model_state.rebalance = None;
-                        }
-                        verdict.note = format!(
-                            "peak demand {} req/s < {} × ready capacity {} req/s for {}s; {}",
+                        let _ = write!(
+                            verdict.note,
+                            "peak demand {} req/s < {} × ready capacity {} req/s for {}s; ",
                             F2(peak),
                             F2(s.scale_down_utilisation),
                             F2(ready_capacity),
                             F0(t - since),
-                            verdict.note
                         );
+                        if verdict.scale_down(seen, excess) {
+                            model_state.low_since = Some(t);
+                            model_state.rebalance = None;
+                        }
                     } else {
-                        verdict.hold(format!(
+                        verdict.hold(format_args!(
                             "peak demand {} req/s < {} × ready capacity {} req/s for {}s of {}s",
                             F2(peak),
                             F2(s.scale_down_utilisation),
@@ -486,22 +506,23 @@ impl Model<'_> {
                 }
                 (low, blocker) => {
                     model_state.low_since = None;
-                    let why = match (low, blocker) {
-                        (true, Some(b)) => format!("demand is low but {b}: no scale-down"),
-                        _ => format!(
+                    match (low, blocker) {
+                        (true, Some(b)) => {
+                            verdict.hold(format_args!("demand is low but {b}: no scale-down"));
+                        }
+                        _ => verdict.hold(format_args!(
                             "demand ahead {} req/s within {}–{} of capacity {} req/s",
                             F2(ahead),
                             F2(s.scale_down_utilisation),
                             F2(s.scale_up_utilisation),
                             F2(coming_capacity)
-                        ),
-                    };
-                    verdict.hold(why);
+                        )),
+                    }
                 }
             }
             if verdict.decided_by == "hold" && !demand.panic && starting == 0 && !stale && full {
                 verdict.rebalance(
-                    &mut seen,
+                    seen,
                     &mut model_state,
                     peak / s.target_utilisation,
                     coming_capacity,
@@ -520,11 +541,14 @@ impl Model<'_> {
                 .get(&(self.namespace.to_owned(), self.model_id.to_owned()))
                 .is_some_and(|c| *c == 0.0);
         if idle {
-            for v in &mut seen {
+            for v in seen.iter_mut() {
                 v.target = v.min;
             }
             verdict.decided_by = "scale-to-zero";
-            verdict.note = "no request within the scale-to-zero retention period".to_owned();
+            verdict.note.clear();
+            verdict
+                .note
+                .push_str("no request within the scale-to-zero retention period");
         } else if has_replicas
             && seen.iter().all(|v| v.target == 0)
             && let Some(v) = seen.iter_mut().min_by(|a, b| {
@@ -547,7 +571,9 @@ impl Model<'_> {
             coming_capacity,
             decided_by: verdict.decided_by,
         };
-        self.report(seen, &verdict, figures, spare, next, decisions)
+        let report = self.report(seen, &verdict, figures, spare, next, decisions);
+        *note = verdict.note;
+        report
     }
 
     /// A variant's facts, its state carried over (start-ups learned, throughput, back-off).
@@ -661,7 +687,7 @@ impl Model<'_> {
 
     fn report(
         &self,
-        seen: Vec<Seen<'_>>,
+        seen: &mut Vec<Seen<'_>>,
         verdict: &Verdict,
         figures: Figures,
         model: ModelSpare,
@@ -696,7 +722,7 @@ impl Model<'_> {
         );
         let demand_note = Text::from(scratch.as_str());
         let verdict_note = Text::from(verdict.note.as_str());
-        for mut v in seen {
+        for mut v in seen.drain(..) {
             let mut target = v.target.clamp(v.min, v.max);
             if v.variant.spec_replicas == 0 && v.target == 0 {
                 target = 0;
@@ -984,23 +1010,35 @@ struct Verdict {
     note: String,
 }
 
-impl Default for Verdict {
-    fn default() -> Self {
-        Self {
-            decided_by: "hold",
-            note: String::new(),
+/// Why demand that is low does not scale down (a verdict's words).
+enum Blocker {
+    Panic,
+    Starting(u32),
+    Window { span: f64, of: f64 },
+}
+
+impl std::fmt::Display for Blocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Panic => f.write_str("panic"),
+            Self::Starting(n) => write!(f, "{n} replica(s) starting"),
+            Self::Window { span, of } => {
+                write!(f, "the demand window holds {}s of {}s", F0(*span), F0(*of))
+            }
         }
     }
 }
 
 impl Verdict {
-    fn hold(&mut self, why: String) {
+    /// No change, and why (the note replaced).
+    fn hold(&mut self, why: std::fmt::Arguments<'_>) {
         self.decided_by = "hold";
-        self.note = format!("no change: {why}");
+        self.note.clear();
+        let _ = write!(self.note, "no change: {why}");
     }
 
     /// Adds `wanted` req/s of capacity on the cheapest available variants (the fastest to start
-    /// in panic), at most max(+100 %, +4) replicas in all.
+    /// in panic), at most max(+100 %, +4) replicas in all. Says how after the note's words.
     fn scale_up(&mut self, seen: &mut [Seen<'_>], wanted: f64, panic: bool) {
         self.decided_by = "scale-up";
         let total: u32 = seen.iter().map(|v| v.coming).sum();
@@ -1018,7 +1056,7 @@ impl Verdict {
             .then(a.variant.name.cmp(&b.variant.name))
         });
         let mut remaining = wanted;
-        let mut added = Vec::new();
+        let mut added = 0;
         for i in order {
             let v = &mut seen[i];
             if remaining <= 0.0 || budget == 0 {
@@ -1031,42 +1069,39 @@ impl Verdict {
                 v.target += n;
                 budget -= n;
                 remaining -= n as f64 * cap;
-                added.push(format!(
-                    "+{n} {} ({} per req/s)",
+                let _ = write!(
+                    self.note,
+                    "{}+{n} {} ({} per req/s)",
+                    if added > 0 { ", " } else { "" },
                     v.variant.name,
                     F2(v.variant.cost / cap)
-                ));
+                );
+                added += 1;
             }
         }
-        let unavailable: Vec<&str> = seen
-            .iter()
-            .filter(|v| !v.available)
-            .map(|v| &*v.variant.name)
-            .collect();
-        self.note = if added.is_empty() {
-            "no variant can take a replica (at maxReplicas or in back-off)".to_owned()
+        if added == 0 {
+            self.note
+                .push_str("no variant can take a replica (at maxReplicas or in back-off)");
         } else {
-            format!(
-                "{} for {} req/s{}",
-                added.join(", "),
-                F2(wanted),
-                if remaining > 0.0 {
-                    format!(
-                        " ({} req/s short: step limit or maxReplicas)",
-                        F2(remaining)
-                    )
-                } else {
-                    String::new()
-                }
-            )
-        };
-        if !unavailable.is_empty() {
-            self.note = format!("{}; in back-off: {}", self.note, unavailable.join(", "));
+            let _ = write!(self.note, " for {} req/s", F2(wanted));
+            if remaining > 0.0 {
+                let _ = write!(
+                    self.note,
+                    " ({} req/s short: step limit or maxReplicas)",
+                    F2(remaining)
+                );
+            }
+        }
+        for (i, v) in seen.iter().filter(|v| !v.available).enumerate() {
+            self.note
+                .push_str(if i == 0 { "; in back-off: " } else { ", " });
+            self.note.push_str(&v.variant.name);
         }
     }
 
     /// Removes up to `excess` req/s from the most expensive variants per capacity, keeping
-    /// bounds and one replica per model. True when anything was removed.
+    /// bounds and one replica per model. True when anything was removed. Says what after the
+    /// note's words (a hold when nothing was).
     fn scale_down(&mut self, seen: &mut [Seen<'_>], excess: f64) -> bool {
         let mut order: Vec<usize> = (0..seen.len()).collect();
         order.sort_by(|&a, &b| {
@@ -1077,7 +1112,7 @@ impl Verdict {
         });
         let mut total: u32 = seen.iter().map(|v| v.target).sum();
         let mut remaining = excess;
-        let mut removed = Vec::new();
+        let mut removed = 0;
         for i in order {
             let v = &mut seen[i];
             let cap = v.rps;
@@ -1088,26 +1123,27 @@ impl Verdict {
                 v.target -= n;
                 total -= n;
                 remaining -= n as f64 * cap;
-                removed.push(format!(
-                    "-{n} {} ({} per req/s)",
+                let _ = write!(
+                    self.note,
+                    "{}-{n} {} ({} per req/s)",
+                    if removed > 0 { ", " } else { "scale-down: " },
                     v.variant.name,
                     F2(v.variant.cost / cap)
-                ));
+                );
+                removed += 1;
             }
         }
-        if removed.is_empty() {
-            self.hold(format!(
-                "{} req/s spare is less than one replica of any variant above its minimum",
+        if removed == 0 {
+            self.decided_by = "hold";
+            let _ = write!(
+                self.note,
+                "no change: {} req/s spare is less than one replica of any variant above its minimum",
                 F2(excess)
-            ));
+            );
             return false;
         }
         self.decided_by = "scale-down";
-        self.note = format!(
-            "scale-down: {} ({} req/s spare)",
-            removed.join(", "),
-            F2(excess)
-        );
+        let _ = write!(self.note, " ({} req/s spare)", F2(excess));
         true
     }
 
@@ -1140,7 +1176,7 @@ impl Verdict {
                     state.rebalance = None;
                 }
                 Some(to) if to.available && to.target >= r.to_target => {
-                    self.hold(format!(
+                    self.hold(format_args!(
                         "rebalance: waiting for {} to be Ready before removing a replica of {}",
                         r.to, r.from
                     ));
