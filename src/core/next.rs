@@ -30,6 +30,8 @@ pub const STARTUP_SAMPLES_TO_LEARN: usize = 3;
 const SURGE: f64 = 1.2;
 /// KV-cache use below which a pod's served ÷ KV says nothing about its throughput limit.
 const MIN_KV_TO_LEARN: f64 = 0.05;
+/// The served rate's window (`rate(vllm:request_success_total[1m])`).
+const SERVED_RATE_WINDOW: f64 = 60.0;
 /// Seconds a pod may become Ready before a cycle and still be missing from that cycle's list
 /// (the controller's watch lag, clock skew between kubelets and the controller): a pod Ready
 /// longer than this before the variant's previous cycle is known, and its name is not read.
@@ -396,7 +398,15 @@ impl Model<'_> {
             let keep = s.stable_window.max(s.scale_down_delay);
             model_state.samples.retain(|x| x.time >= t - keep);
         }
-        let demand = Demand::of(&model_state.samples, t, s);
+        let mut demand = Demand::of(&model_state.samples, t, s);
+        // A replica Ready within the served rate's window may be serving a backlog that waited
+        // elsewhere (the gateway, the pods' running batches): the rate counts it as demand.
+        demand.draining |= seen.iter().any(|v| {
+            v.variant
+                .ready_pods
+                .iter()
+                .any(|p| p.ready_for_seconds.is_some_and(|r| r < SERVED_RATE_WINDOW))
+        });
 
         // 3. Supply.
         // The smallest known capacity stands in for unknown ones (infinite: none is known).
@@ -888,7 +898,8 @@ struct Demand {
     /// Requests waiting now.
     waiting: f64,
     panic: bool,
-    /// Requests waited at the previous sample and no more wait now.
+    /// Requests waited at the previous sample and no more wait now, or a replica became Ready
+    /// within the served rate's window: the rate may count a backlog being drained.
     draining: bool,
 }
 

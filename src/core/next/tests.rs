@@ -548,3 +548,54 @@ fn kv_cache_use_says_a_step_before_the_rate_does_when_pods_near_saturation() {
         reason(&coming, "cheap")
     );
 }
+
+#[test]
+fn a_served_rate_jump_as_a_replica_becomes_ready_is_a_backlog_draining_not_a_surge() {
+    // Ten minutes at 10 req/s; then a third cheap replica is Ready and the one-minute rate
+    // reads 22 req/s, over 0.85 × the coming 23 req/s: the new replica serving what waited (in
+    // the gateway, in the saturated pods' batches) looks like a surge.
+    let (_, state) = cycles(
+        0.0,
+        570.0,
+        &variants((2, 2), (1, 1), 10.0),
+        State::default(),
+    );
+    // The newest cheap replica Ready for `newest` seconds, the others for an hour.
+    let world = |newest: f64| {
+        let mut world = variants((3, 3), (1, 1), 22.0);
+        for v in world.as_array_mut().unwrap() {
+            let is_cheap = v["name"] == "cheap";
+            let ready: Vec<Value> = v["pods"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let ready_for = if is_cheap && i == 2 { newest } else { 3_600.0 };
+                    json!({"name": p["name"], "startupSeconds": 120, "readyForSeconds": ready_for})
+                })
+                .collect();
+            v["readyPods"] = json!(ready);
+        }
+        world
+    };
+    let decided_by = |r: &Report| r.models[0].next.as_ref().unwrap().decided_by;
+    // Ready 20 s ago, within the rate's minute: the stable window decides, no scale-up (the
+    // swap that added the replica goes on).
+    let fresh = run(&snapshot(Some(600.0), world(20.0), Some(&state)));
+    assert_eq!(
+        decided_by(&fresh),
+        "rebalance",
+        "{}",
+        reason(&fresh, "cheap")
+    );
+    assert_eq!(target(&fresh, "cheap"), 3, "{}", reason(&fresh, "cheap"));
+    // Ready for over a minute: the same jump is a surge.
+    let surge = run(&snapshot(Some(600.0), world(90.0), Some(&state)));
+    assert_eq!(
+        decided_by(&surge),
+        "scale-up",
+        "{}",
+        reason(&surge, "cheap")
+    );
+}
