@@ -36,6 +36,8 @@ const SERVED_RATE_WINDOW: f64 = 60.0;
 /// (the controller's watch lag, clock skew between kubelets and the controller): a pod Ready
 /// longer than this before the variant's previous cycle is known, and its name is not read.
 pub const READY_LIST_LAG: f64 = 60.0;
+// A pod Ready within the served rate's window is never skipped as already learned.
+const _: () = assert!(SERVED_RATE_WINDOW <= READY_LIST_LAG);
 
 /// What `wva-next` remembers between cycles. Keys: `namespace/modelID` and `namespace/name`,
 /// in the order the cycle wrote them (serialized sorted).
@@ -149,6 +151,8 @@ struct Seen<'a> {
     /// the requests/s its pods hold now, read from gauges rather than a one-minute rate (0
     /// without a reporting pod; unknown until the throughput is learned).
     kv_demand: Option<f64>,
+    /// A replica became Ready within the served rate's window.
+    fresh: bool,
     /// Its pods' saturation analysis (the report's), when any pod reported.
     analysis: Option<VariantAnalysis>,
     /// Requests/s one replica serves within the SLO, and whether it was configured.
@@ -401,12 +405,7 @@ impl Model<'_> {
         let mut demand = Demand::of(&model_state.samples, t, s);
         // A replica Ready within the served rate's window may be serving a backlog that waited
         // elsewhere (the gateway, the pods' running batches): the rate counts it as demand.
-        demand.draining |= seen.iter().any(|v| {
-            v.variant
-                .ready_pods
-                .iter()
-                .any(|p| p.ready_for_seconds.is_some_and(|r| r < SERVED_RATE_WINDOW))
-        });
+        demand.draining |= seen.iter().any(|v| v.fresh);
 
         // 3. Supply.
         // The smallest known capacity stands in for unknown ones (infinite: none is known).
@@ -611,7 +610,13 @@ impl Model<'_> {
         if time.is_some() {
             state.learned_at = time;
         }
+        // Every pod Ready within the served rate's window is among those looked at: a pod
+        // skipped was Ready over READY_LIST_LAG seconds, at least the window (asserted below).
+        let mut fresh = false;
         for pod in v.ready_pods.iter().filter(|p| !known(p)) {
+            fresh |= pod
+                .ready_for_seconds
+                .is_some_and(|r| r < SERVED_RATE_WINDOW);
             let id = pod_id(&pod.name);
             if !state.startups.iter().any(|(known, _)| *known == id) {
                 Arc::make_mut(&mut state.startups).push((id, pod.startup_seconds));
@@ -683,6 +688,7 @@ impl Model<'_> {
             stuck,
             ready: v.ready_replicas.min(coming),
             kv_demand,
+            fresh,
             analysis: None,
             capacity,
             rps: f64::INFINITY,
