@@ -611,7 +611,7 @@ impl Model<'_> {
             state.learned_at = time;
         }
         // Every pod Ready within the served rate's window is among those looked at: a pod
-        // skipped was Ready over READY_LIST_LAG seconds, at least the window (asserted below).
+        // skipped was Ready over READY_LIST_LAG seconds, at least the window (asserted above).
         let mut fresh = false;
         for pod in v.ready_pods.iter().filter(|p| !known(p)) {
             fresh |= pod

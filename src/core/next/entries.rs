@@ -10,8 +10,8 @@ use std::ops::Index;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::super::hash::FastMap;
-use super::super::report::Text;
+use crate::core::hash::FastMap;
+use crate::core::report::Text;
 
 /// Keyed entries, unique by key, in the order they were written.
 #[derive(Clone, Debug)]
