@@ -1,5 +1,6 @@
-//! A fast, unkeyed hasher for the maps a `wva-next` cycle builds and drops (previous state by
-//! key, models by name, alike notes): the standard library's SipHash is a tenth of a cycle at
+//! A fast, unkeyed hasher for the maps a cycle builds and drops (models by name; for `wva-next`
+//! also the previous state by key when out of order, alike notes): the standard library's
+//! SipHash is a tenth of a `wva-next` cycle at
 //! 10,000 variants (docs/performance.md#wva-next). Hashing only: nothing here is stored, so the
 //! values may change between builds (unlike [`super::next::pod_id`], which the state keeps).
 //!

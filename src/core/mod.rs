@@ -18,7 +18,7 @@ pub mod planner;
 pub mod report;
 pub mod snapshot;
 
-use std::collections::BTreeMap;
+use hash::FastMap;
 
 pub use report::{Action, Decision, ModelReport, Report, Step, Text};
 pub use snapshot::{GpuPool, PodMetrics, ReadyPod, Snapshot, SnapshotError, StartingPod, Variant};
@@ -72,27 +72,25 @@ pub fn decide(snapshot: &Snapshot, policy: Policy) -> Report {
             wva_next_state: Some(state),
         };
     }
-    let mut models: BTreeMap<(&str, &str), Vec<&Variant>> = BTreeMap::new();
     let mut decisions = Vec::with_capacity(snapshot.variants.len());
-    for variant in &snapshot.variants {
-        if variant.is_active() {
-            models
-                .entry((&*variant.namespace, &*variant.model_id))
-                .or_default()
-                .push(variant);
-        } else {
-            decisions.push(inactive_decision(variant));
-        }
-    }
+    decisions.extend(
+        snapshot
+            .variants
+            .iter()
+            .filter(|v| !v.is_active())
+            .map(inactive_decision),
+    );
+    let (sorted, start) = by_model(snapshot.variants.iter().filter(|v| v.is_active()));
     let mut model_reports = Vec::new();
-    for ((namespace, model_id), mut variants) in models {
-        variants.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    for run in start.windows(2) {
+        let variants = &sorted[run[0]..run[1]];
+        let (namespace, model_id) = (&*variants[0].namespace, &*variants[0].model_id);
         if let Some(report) = decide_model(
             snapshot,
             policy,
             namespace,
             model_id,
-            &variants,
+            variants,
             &mut decisions,
         ) {
             model_reports.push(report);
@@ -105,6 +103,56 @@ pub fn decide(snapshot: &Snapshot, policy: Policy) -> Report {
         decisions,
         wva_next_state: None,
     }
+}
+
+/// The variants by model, the models by (namespace, model ID), each model's variants by name;
+/// and where each model's run starts (one more: the end). One hash per variant and a counting
+/// sort: names are compared only within a model, where they usually are in order already (the
+/// controller lists them by name).
+pub(crate) fn by_model<'v>(
+    variants: impl Iterator<Item = &'v Variant> + Clone,
+) -> (Vec<&'v Variant>, Vec<usize>) {
+    // The models, numbered as first seen, then ranked.
+    let mut ids: FastMap<(&str, &str), usize> = FastMap::default();
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    let model: Vec<usize> = variants
+        .clone()
+        .map(|v| {
+            let key = (&*v.namespace, &*v.model_id);
+            *ids.entry(key).or_insert_with(|| {
+                keys.push(key);
+                keys.len() - 1
+            })
+        })
+        .collect();
+    let mut ranked: Vec<usize> = (0..keys.len()).collect();
+    ranked.sort_unstable_by_key(|&id| keys[id]);
+    let mut rank = vec![0; keys.len()];
+    for (r, &id) in ranked.iter().enumerate() {
+        rank[id] = r;
+    }
+    // Where each model's run starts, then each variant into its model's run, in input order.
+    let mut start = vec![0; keys.len() + 1];
+    for &id in &model {
+        start[rank[id] + 1] += 1;
+    }
+    for r in 1..start.len() {
+        start[r] += start[r - 1];
+    }
+    let mut sorted: Vec<Option<&Variant>> = vec![None; model.len()];
+    let mut slot = start.clone();
+    for (v, &id) in variants.zip(&model) {
+        sorted[slot[rank[id]]] = Some(v);
+        slot[rank[id]] += 1;
+    }
+    let mut sorted: Vec<&Variant> = sorted.into_iter().flatten().collect();
+    for run in start.windows(2) {
+        let run = &mut sorted[run[0]..run[1]];
+        if !run.is_sorted_by(|a, b| a.name <= b.name) {
+            run.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        }
+    }
+    (sorted, start)
 }
 
 /// The GPU limiter (when on and the snapshot has an inventory), then the decisions in

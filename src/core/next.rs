@@ -188,7 +188,7 @@ pub fn decide(snapshot: &Snapshot) -> (Vec<ModelReport>, Vec<Decision>, State) {
         models: Lookup::new(&state.models),
         variants: Lookup::new(&state.variants),
     };
-    let (sorted, start) = by_model(&snapshot.variants);
+    let (sorted, start) = super::by_model(snapshot.variants.iter());
     let models = start.len() - 1;
     let mut next = Next {
         models: Vec::with_capacity(models),
@@ -227,54 +227,6 @@ pub fn decide(snapshot: &Snapshot) -> (Vec<ModelReport>, Vec<Decision>, State) {
         variants: Entries::from_unique(next.variants),
     };
     (reports, decisions, next)
-}
-
-/// The variants by model, the models by (namespace, model ID), each model's variants by name;
-/// and where each model's run starts (one more: the end). One hash per variant and a counting
-/// sort: names are compared only within a model, where they usually are in order already (the
-/// controller lists them by name).
-fn by_model(variants: &[Variant]) -> (Vec<&Variant>, Vec<usize>) {
-    // The models, numbered as first seen, then ranked.
-    let mut ids: FastMap<(&str, &str), usize> = FastMap::default();
-    let mut keys: Vec<(&str, &str)> = Vec::new();
-    let model: Vec<usize> = variants
-        .iter()
-        .map(|v| {
-            let key = (&*v.namespace, &*v.model_id);
-            *ids.entry(key).or_insert_with(|| {
-                keys.push(key);
-                keys.len() - 1
-            })
-        })
-        .collect();
-    let mut ranked: Vec<usize> = (0..keys.len()).collect();
-    ranked.sort_unstable_by_key(|&id| keys[id]);
-    let mut rank = vec![0; keys.len()];
-    for (r, &id) in ranked.iter().enumerate() {
-        rank[id] = r;
-    }
-    // Where each model's run starts, then each variant into its model's run, in input order.
-    let mut start = vec![0; keys.len() + 1];
-    for &id in &model {
-        start[rank[id] + 1] += 1;
-    }
-    for r in 1..start.len() {
-        start[r] += start[r - 1];
-    }
-    let mut sorted: Vec<Option<&Variant>> = vec![None; variants.len()];
-    let mut slot = start.clone();
-    for (v, &id) in variants.iter().zip(&model) {
-        sorted[slot[rank[id]]] = Some(v);
-        slot[rank[id]] += 1;
-    }
-    let mut sorted: Vec<&Variant> = sorted.into_iter().flatten().collect();
-    for run in start.windows(2) {
-        let run = &mut sorted[run[0]..run[1]];
-        if !run.is_sorted_by(|a, b| a.name <= b.name) {
-            run.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        }
-    }
-    (sorted, start)
 }
 
 /// The previous state, found in the order this cycle reads it (the order the previous cycle
