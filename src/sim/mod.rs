@@ -122,6 +122,8 @@ struct Pod {
     fault: Option<Fault>,
     /// (time, sample) of the scrapes within the window.
     scrapes: VecDeque<(f64, Sample)>,
+    /// Requests it served, and seconds, since its last scrape.
+    served_count: (f64, f64),
 }
 
 /// Why a pod never becomes ready.
@@ -164,6 +166,56 @@ impl Pod {
         }
     }
 
+    /// One tick of its metrics: what it served (a warming pod serves, and is sent, its share of
+    /// a replica's throughput, no more), and on a scrape tick the scrape — within the window.
+    /// `vllm:request_success_total` is a counter: a scrape shows what was served since the
+    /// previous one, not this tick's rate. `sample` is what a warm ready pod shows.
+    fn tick(
+        &mut self,
+        t: f64,
+        dt: f64,
+        sample: &Sample,
+        spec: &scenario::VariantSpec,
+        scrape: bool,
+        loading_pods_expose_metrics: bool,
+    ) {
+        let share = self.capacity(t, spec);
+        if share > 0.0 {
+            self.served_count.0 += sample.served * share * dt;
+            self.served_count.1 += dt;
+        }
+        if !scrape {
+            return;
+        }
+        if self.ready(t) {
+            let (count, seconds) = std::mem::take(&mut self.served_count);
+            let served = if seconds > 0.0 {
+                count / seconds
+            } else {
+                sample.served * share
+            };
+            self.scrapes.push_back((
+                t,
+                Sample {
+                    served,
+                    waiting: sample.waiting * share,
+                    running: sample.running * share,
+                    ..*sample
+                },
+            ));
+        } else if loading_pods_expose_metrics {
+            // An engine that is up but not ready yet: idle.
+            self.scrapes.push_back((t, Sample::default()));
+        }
+        while self
+            .scrapes
+            .front()
+            .is_some_and(|(at, _)| *at <= t - WINDOW_SECONDS)
+        {
+            self.scrapes.pop_front();
+        }
+    }
+
     /// What the controller's stuck-pod rule sees: `Unschedulable` at once, a failed image
     /// pull after the first attempt, a crash loop once the engine has had its start-up time.
     fn stuck(&self, t: f64) -> bool {
@@ -201,8 +253,6 @@ struct VariantState {
     hpa: Option<hpa::Hpa>,
     /// This tick: what each ready pod shows, and the variant's requests in flight.
     sample: Sample,
-    /// Requests one ready pod served, and seconds, since the last scrape.
-    served_count: (f64, f64),
     in_flight: f64,
     /// (time, up?) of every change of `deployment_replicas`.
     changes: Vec<(f64, bool)>,
@@ -441,6 +491,7 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
                         startup,
                         fault: None,
                         scrapes: VecDeque::new(),
+                        served_count: (0.0, 0.0),
                     }
                 })
                 .collect();
@@ -476,7 +527,6 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
                 desired: spec.initial_replicas,
                 hpa,
                 sample: Sample::default(),
-                served_count: (0.0, 0.0),
                 in_flight: 0.0,
                 changes: Vec::new(),
             });
@@ -604,35 +654,15 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
             {
                 out.saturated_replica_minutes += ready as f64 * dt / 60.0;
             }
-            // `vllm:request_success_total` is a counter: a scrape shows what was served since
-            // the previous one, not this tick's rate.
-            v.served_count.0 += v.sample.served * dt;
-            v.served_count.1 += dt;
-            if scrape {
-                let (count, seconds) = std::mem::take(&mut v.served_count);
-                let scraped = Sample {
-                    served: if seconds > 0.0 {
-                        count / seconds
-                    } else {
-                        v.sample.served
-                    },
-                    ..v.sample
-                };
-                for p in v.pods.iter_mut() {
-                    if p.ready(t) {
-                        p.scrapes.push_back((t, scraped));
-                    } else if scenario.loading_pods_expose_metrics {
-                        // An engine that is up but not ready yet: idle.
-                        p.scrapes.push_back((t, Sample::default()));
-                    }
-                    while p
-                        .scrapes
-                        .front()
-                        .is_some_and(|(at, _)| *at <= t - WINDOW_SECONDS)
-                    {
-                        p.scrapes.pop_front();
-                    }
-                }
+            for p in v.pods.iter_mut() {
+                p.tick(
+                    t,
+                    dt,
+                    &v.sample,
+                    &v.spec,
+                    scrape,
+                    scenario.loading_pods_expose_metrics,
+                );
             }
         }
         out.gpus_per_tick.push(gpus);
@@ -664,6 +694,7 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
                     startup,
                     fault: v.fault,
                     scrapes: VecDeque::new(),
+                    served_count: (0.0, 0.0),
                 });
             }
             while (v.pods.len() as u32) > v.deployment_replicas {

@@ -582,12 +582,52 @@ fn a_warming_replica_serves_at_its_warm_up_share() {
         startup: 100.0,
         fault: None,
         scrapes: VecDeque::new(),
+        served_count: (0.0, 0.0),
     };
     let at = |t: f64| pod.capacity(t, spec);
     assert_eq!(
         (at(109.0), at(110.0), at(169.0), at(170.0)),
         (0.0, 0.25, 0.25, 1.0)
     );
+}
+
+/// A warming pod shows what it serves and holds, its share of a replica's: the scraped served
+/// rates and waiting counts of a warm and a warming pod add up to what the variant served and
+/// what waits, not to more (a rate that jumps as a replica warms up would read as demand).
+#[test]
+fn a_warming_replica_reports_its_share_of_the_served_and_the_waiting() {
+    let s = parse("durationSeconds: 60\nmodels:\n- modelId: m\n  variants: [{name: v, costPerHour: 1, initialReplicas: 2, capacityRps: 4, peakRps: 4, warmupSeconds: 60, warmupCapacity: 0.25}]\n  load: {kind: constant, rate: 1}\n").unwrap();
+    let spec = &s.models[0].variants[0];
+    let pod = |ready_at: f64| Pod {
+        id: 1,
+        created_at: 0.0,
+        scheduled_at: Some(0.0),
+        startup: ready_at,
+        fault: None,
+        scrapes: VecDeque::new(),
+        served_count: (0.0, 0.0),
+    };
+    // Warm since 0 and warming from 100 s: 1.25 replicas of throughput, 5 req/s, saturated
+    // (what `serve` shows a warm pod: 4 req/s, and 10 of the 12.5 waiting).
+    let (mut warm, mut warming) = (pod(-100.0), pod(100.0));
+    let sample = Sample {
+        served: 4.0,
+        waiting: 10.0,
+        running: 8.0,
+        kv: 1.0,
+    };
+    for t in 100..=115 {
+        let scrape = t % 15 == 0;
+        for p in [&mut warm, &mut warming] {
+            p.tick(t as f64, 1.0, &sample, spec, scrape, false);
+        }
+    }
+    let newest = |p: &Pod| p.scrapes.back().unwrap().1;
+    let (a, b) = (newest(&warm), newest(&warming));
+    assert_eq!((a.served, b.served), (4.0, 1.0), "served: 5 req/s in all");
+    assert_eq!((a.waiting, b.waiting), (10.0, 2.5), "waiting: 12.5 in all");
+    assert_eq!((a.running, b.running), (8.0, 2.0));
+    assert_eq!((a.kv, b.kv), (1.0, 1.0), "both saturated");
 }
 
 /// More GPUs asked for than the cluster has: the extra pods stay `Unschedulable` — stuck, and
@@ -657,6 +697,7 @@ fn a_crash_loop_is_stuck_once_its_start_up_time_has_passed() {
         startup: 100.0,
         fault: Some(Fault::CrashLoop),
         scrapes: VecDeque::new(),
+        served_count: (0.0, 0.0),
     };
     assert!(!pod.stuck(104.0) && pod.stuck(105.0) && !pod.ready(1000.0));
     let unscheduled = Pod {
@@ -754,12 +795,12 @@ models:
                         startup: 0.0,
                         fault: None,
                         scrapes: VecDeque::new(),
+                        served_count: (0.0, 0.0),
                     })
                     .collect(),
                 desired: spec.initial_replicas,
                 hpa: None,
                 sample: Sample::default(),
-                served_count: (0.0, 0.0),
                 in_flight: 0.0,
                 changes: Vec::new(),
             });
