@@ -50,6 +50,7 @@ fn snapshot(variants: usize) -> Snapshot {
                         kv_cache_usage: (load + (next() % 20) as f64 / 100.0).min(1.0),
                         queue_length: next() % 8,
                         served_rps: None,
+                        waiting: None,
                     })
                     .collect(),
             }

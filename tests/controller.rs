@@ -1195,6 +1195,10 @@ async fn wva_next_sizes_from_the_served_rate_at_once_holds_and_scales_down_after
         .map(|p| p["servedRps"].as_f64().unwrap())
         .sum();
     assert!((served - 30.0).abs() < 3.0, "Σ servedRps {served}");
+    // The newest waiting count of every pod (the fifth query), nothing waiting.
+    for pod in variant["pods"].as_array().unwrap() {
+        assert_eq!(pod["waiting"].as_f64(), Some(0.0), "{pod}");
+    }
     let startups =
         &snapshot["wvaNextState"]["variants"][format!("{}/decode", scene.ns)]["startups"];
     assert_eq!(startups.as_array().map(Vec::len), Some(4), "{startups}");

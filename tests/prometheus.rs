@@ -217,11 +217,12 @@ async fn collection_over_plain_http_in_three_queries() {
         .unwrap();
     assert!(absent.pods.is_empty());
 
-    // wva-next also asks for the served rate, of its models only: a fourth query.
+    // wva-next also asks for the served rate and the newest waiting count, of its models only:
+    // a fourth and a fifth query.
     let mut rated = models.clone();
     rated[0].served_rate = true;
     let c = collect(&client, &rated, now()).await.unwrap();
-    assert_eq!(c.queries.len(), 4, "{:?}", c.queries);
+    assert_eq!(c.queries.len(), 5, "{:?}", c.queries);
     let llama = &c
         .models
         .iter()
@@ -232,8 +233,56 @@ async fn collection_over_plain_http_in_three_queries() {
         Some(0.0),
         "a constant counter serves nothing"
     );
+    assert_eq!(llama.pods["llama-a"].waiting, Some(2.9), "not truncated");
     let nan = c.models.iter().find(|m| m.model_id == "nan/model").unwrap();
     assert_eq!(nan.pods["nan-a"].served_rps, None, "not asked for");
+    assert_eq!(nan.pods["nan-a"].waiting, None, "not asked for");
+}
+
+/// `queueLength` is the minute's largest (upstream's query); `waiting`, wva-next's, the newest:
+/// a queue that drained shows in the one at once and in the other a minute later.
+#[tokio::test]
+async fn the_newest_waiting_count_is_not_the_minutes_largest() {
+    let exporter = Exporter::start();
+    let queue = |n: f64| {
+        line(KV_CACHE_METRIC, "prod", "m", "p", 0.5) + &line(QUEUE_METRIC, "prod", "m", "p", n)
+    };
+    exporter.set(&queue(40.0));
+    let prometheus = Prometheus::start("waiting", &[exporter.addr], None);
+    let client = PrometheusClient::new(
+        config(&[
+            ("PROMETHEUS_BASE_URL", &prometheus.http_url()),
+            ("PROMETHEUS_ALLOW_HTTP", "true"),
+        ]),
+        fast(),
+    )
+    .unwrap();
+    let models = [ModelRequest {
+        served_rate: true,
+        ..model("prod", "m", None)
+    }];
+    eventually("40 waiting", async || {
+        let c = collect(&client, &models, now()).await.ok()?;
+        (c.models[0].pods.get("p")?.waiting == Some(40.0)).then_some(())
+    })
+    .await;
+    exporter.set(&queue(3.0));
+    let pod = eventually("3 waiting", async || {
+        let c = collect(&client, &models, now()).await.ok()?;
+        let pod = c.models[0].pods.get("p")?.clone();
+        (pod.waiting == Some(3.0)).then_some(pod)
+    })
+    .await;
+    assert_eq!(pod.queue_length, Some(40), "the minute's largest");
+    let c = collect(&client, &models, now()).await.unwrap();
+    assert!(
+        c.queries[3].starts_with(
+            "max by (namespace, model_name, pod) (last_over_time(vllm:num_requests_waiting{"
+        ),
+        "KV, queue, served rate, waiting: {:?}",
+        c.queries
+    );
+    assert_eq!(c.waiting_error, None);
 }
 
 #[tokio::test]
@@ -832,8 +881,8 @@ async fn check_prometheus_prints_the_promql_and_the_samples() {
     let queries = json["queries"].as_array().unwrap();
     assert_eq!(
         queries.len(),
-        3,
-        "KV, queue and the served rate: {queries:?}"
+        4,
+        "KV, queue, the served rate and the newest waiting count: {queries:?}"
     );
     assert!(
         queries[2]
@@ -843,7 +892,9 @@ async fn check_prometheus_prints_the_promql_and_the_samples() {
         "{queries:?}"
     );
     assert_eq!(json["models"][0]["pods"]["llama-a"]["servedRps"], 0.0);
+    assert_eq!(json["models"][0]["pods"]["llama-a"]["waiting"], 2.9);
     assert!(json["servedRateError"].is_null(), "{json}");
+    assert!(json["waitingError"].is_null(), "{json}");
     let (code, _, stderr, _) = check_prometheus(&["--policy", "wva-nxt"], &env);
     assert_eq!(code, Some(2), "a typo is refused: {stderr}");
 

@@ -359,6 +359,9 @@ impl Controller {
                     if let Some(error) = &c.served_rate_error {
                         tracing::warn!(%error, "served rates unknown: wva-next reads the data as incomplete (no scale-down)");
                     }
+                    if let Some(error) = &c.waiting_error {
+                        tracing::warn!(%error, "newest waiting counts unknown: wva-next reads each pod's largest over the minute");
+                    }
                     c.models
                 }),
             }

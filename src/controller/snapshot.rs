@@ -278,6 +278,7 @@ pub fn build(
                         queue_length: s.queue_length.unwrap_or(0),
                         // Collected for wva-next only.
                         served_rps: s.served_rps,
+                        waiting: s.waiting,
                     });
                 }
                 None => {

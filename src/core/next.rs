@@ -338,7 +338,11 @@ impl Model<'_> {
             });
         let pods = || seen.iter().flat_map(|v| v.variant.pods.iter());
         let served: f64 = pods().filter_map(|p| p.served_rps).sum();
-        let waiting: f64 = pods().map(|p| p.queue_length as f64).sum();
+        // The newest scrape's, where collected: each pod's largest over the minute add up to
+        // more than ever waited once a new replica took a share of the queue.
+        let waiting: f64 = pods()
+            .map(|p| p.waiting.unwrap_or(p.queue_length as f64))
+            .sum();
         let last = model_state.samples.last().copied();
         let stale =
             last.is_none_or(|l| t - l.time > (2.0 * s.panic_window).max(60.0) || t <= l.time);

@@ -124,6 +124,12 @@ pub struct PodMetrics {
     /// collected (`wva-v0.5.0` does not read it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub served_rps: Option<f64>,
+    /// Requests waiting at the newest scrape (`last_over_time(vllm:num_requests_waiting[1m])`):
+    /// what a queue's trend is read from. `queue_length` is the minute's largest, and the sum
+    /// of each pod's largest overstates a queue that moved between pods (a new replica took
+    /// its share). `None`: not collected (`wva-next` then reads `queue_length`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<f64>,
 }
 
 impl Variant {
@@ -640,6 +646,22 @@ impl Reader {
                     None
                 }
             };
+            let waiting = match obj.get("waiting") {
+                None | Some(Value::Null) => Some(None),
+                Some(Value::Number(n)) if n.as_f64().is_some_and(|w| w >= 0.0 && w.is_finite()) => {
+                    Some(n.as_f64())
+                }
+                Some(other) => {
+                    self.error(
+                        format!("{pod_path}.waiting"),
+                        format!(
+                            "must be a number >= 0 (requests waiting), got {}",
+                            describe(other)
+                        ),
+                    );
+                    None
+                }
+            };
             if let Some(n) = &name
                 && !names.insert(n.clone())
             {
@@ -648,14 +670,20 @@ impl Reader {
                     format!("duplicate pod name {n:?} within the variant"),
                 );
             }
-            if let (Some(name), Some(kv_cache_usage), Some(queue_length), Some(served_rps)) =
-                (name, kv_cache_usage, queue_length, served_rps)
+            if let (
+                Some(name),
+                Some(kv_cache_usage),
+                Some(queue_length),
+                Some(served_rps),
+                Some(waiting),
+            ) = (name, kv_cache_usage, queue_length, served_rps, waiting)
             {
                 pods.push(PodMetrics {
                     name: name.into(),
                     kv_cache_usage,
                     queue_length,
                     served_rps,
+                    waiting,
                 });
             }
         }

@@ -21,6 +21,7 @@ fn pod(name: &str, kv: f64, queue: u64) -> PodMetrics {
         kv_cache_usage: kv,
         queue_length: queue,
         served_rps: None,
+        waiting: None,
     }
 }
 

@@ -124,6 +124,11 @@ struct Current {
     token: Option<String>,
 }
 
+/// Answers read and parsed at once, per client: a cycle's queries run concurrently (five with
+/// `wva-next`), and each answer is held whole while it is parsed, so this bounds a cycle's
+/// memory at three answers of `max_response_bytes` (docs/performance.md).
+pub const ANSWERS_AT_ONCE: usize = 3;
+
 /// A Prometheus query client; cheap to share (`Arc`). Must be built inside a tokio runtime
 /// (the file watcher runs on it).
 pub struct PrometheusClient {
@@ -131,6 +136,7 @@ pub struct PrometheusClient {
     options: ClientOptions,
     query_url: reqwest::Url,
     current: Reloader<Current>,
+    answers: tokio::sync::Semaphore,
 }
 
 impl PrometheusClient {
@@ -167,6 +173,7 @@ impl PrometheusClient {
             options,
             query_url,
             current,
+            answers: tokio::sync::Semaphore::new(ANSWERS_AT_ONCE),
         })
     }
 
@@ -269,7 +276,12 @@ impl PrometheusClient {
             });
         }
         // The chunks as they came (no copy into one growing buffer): the parser streams over
-        // them and keeps only the series asked for.
+        // them and keeps only the series asked for. At most `ANSWERS_AT_ONCE` are held.
+        let _held = self
+            .answers
+            .acquire()
+            .await
+            .map_err(|_| QueryError::Setup("the client is closed".into()))?;
         let mut chunks = Vec::new();
         let mut total = 0usize;
         while let Some(chunk) = response

@@ -1,10 +1,11 @@
-//! One cycle's metrics for every model in at most four queries — KV-cache use, queue length,
-//! request counts for the models with scale-to-zero, and served rates for the models a
-//! `wva-next` controller decides — shaped per (namespace, model) and pod for the snapshot
-//! builder. A failed KV or queue query fails the collection (the controller then holds instead
-//! of scaling down on missing data); a failed request-count query only makes the counts
-//! unknown, and a failed served-rate query the rates (`wva-next` then reads the data as
-//! incomplete and never scales down on it).
+//! One cycle's metrics for every model in at most five queries — KV-cache use, queue length,
+//! request counts for the models with scale-to-zero, and served rates and the newest waiting
+//! counts for the models a `wva-next` controller decides — shaped per (namespace, model) and
+//! pod for the snapshot builder. A failed KV or queue query fails the collection (the
+//! controller then holds instead of scaling down on missing data); a failed request-count query
+//! only makes the counts unknown, a failed served-rate query the rates (`wva-next` then reads
+//! the data as incomplete and never scales down on it), and a failed waiting query the newest
+//! counts (`wva-next` then reads the minute's largest).
 
 use std::collections::BTreeMap;
 
@@ -21,7 +22,7 @@ pub const STALE_AFTER_SECONDS: f64 = 300.0;
 pub const MAX_CLOCK_SKEW_SECONDS: f64 = 30.0;
 
 /// A model to collect; `retention` is set when scale-to-zero is enabled for it, `served_rate`
-/// when its pods' served requests/s are wanted (`wva-next`).
+/// when its pods' served requests/s and newest waiting counts are wanted (`wva-next`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelRequest {
     pub key: ModelKey,
@@ -40,6 +41,10 @@ pub struct PodSample {
     /// Successful requests/s over the last minute; only for models with `served_rate`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub served_rps: Option<f64>,
+    /// Requests waiting at the newest sample of the last minute; only for models with
+    /// `served_rate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<f64>,
     /// Age of the older of the two samples, in seconds.
     pub age_seconds: f64,
     /// Older than [`STALE_AFTER_SECONDS`].
@@ -73,6 +78,9 @@ pub struct Collection {
     /// Why served rates are unknown, when their query failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub served_rate_error: Option<String>,
+    /// Why the newest waiting counts are unknown, when their query failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_error: Option<String>,
 }
 
 /// Why nothing was collected.
@@ -95,8 +103,9 @@ pub struct Queries {
     pub queue: String,
     /// When any model has scale-to-zero.
     pub counts: Option<String>,
-    /// When any model wants its served rate.
+    /// When any model wants its served rate: that, and the newest waiting counts.
     pub served: Option<String>,
+    pub waiting: Option<String>,
 }
 
 impl Queries {
@@ -107,6 +116,7 @@ impl Queries {
             Some(&self.queue),
             self.counts.as_ref(),
             self.served.as_ref(),
+            self.waiting.as_ref(),
         ]
         .into_iter()
         .flatten()
@@ -115,8 +125,8 @@ impl Queries {
     }
 }
 
-/// The PromQL for a cycle: KV-cache, queue, request counts (models with scale-to-zero) and
-/// served rates (models with `served_rate`).
+/// The PromQL for a cycle: KV-cache, queue, request counts (models with scale-to-zero), served
+/// rates and newest waiting counts (models with `served_rate`).
 pub fn queries(models: &[ModelRequest]) -> Result<Queries, PromqlError> {
     let keys: Vec<ModelKey> = models.iter().map(|m| m.key.clone()).collect();
     let counted: Vec<(ModelKey, Nanos)> = models
@@ -136,6 +146,9 @@ pub fn queries(models: &[ModelRequest]) -> Result<Queries, PromqlError> {
             .transpose()?,
         served: (!rated.is_empty())
             .then(|| promql::served_rate(&rated))
+            .transpose()?,
+        waiting: (!rated.is_empty())
+            .then(|| promql::waiting_now(&rated))
             .transpose()?,
     })
 }
@@ -160,11 +173,12 @@ pub async fn collect(
         (Some(ns), Some(model)) => wanted.contains(&(ns.as_str(), model.as_str())),
         _ => false,
     };
-    let (kv, queue, counts, served) = tokio::join!(
+    let (kv, queue, counts, served, waiting) = tokio::join!(
         client.query_keeping(&texts.kv, &keep),
         client.query_keeping(&texts.queue, &keep),
         optional(client, texts.counts.as_deref(), &keep),
         optional(client, texts.served.as_deref(), &keep),
+        optional(client, texts.waiting.as_deref(), &keep),
     );
     let kv = kv.map_err(|error| CollectError::Query {
         metric: promql::KV_CACHE_METRIC,
@@ -193,10 +207,16 @@ pub async fn collect(
             Some(format!("served-rate query failed: {error}")),
         ),
     };
-    let mut collection = assemble(models, &kv, &queue, &counts, &served, now);
+    let (waiting, waiting_error) = match waiting {
+        None => (Vec::new(), None),
+        Some(Ok(samples)) => (samples, None),
+        Some(Err(error)) => (Vec::new(), Some(format!("waiting query failed: {error}"))),
+    };
+    let mut collection = assemble(models, &kv, &queue, &counts, &served, &waiting, now);
     collection.queries = texts.texts();
     collection.request_count_error = request_count_error;
     collection.served_rate_error = served_rate_error;
+    collection.waiting_error = waiting_error;
     Ok(collection)
 }
 
@@ -223,6 +243,7 @@ pub fn assemble(
     queue: &[Sample],
     counts: &[Sample],
     served: &[Sample],
+    waiting: &[Sample],
     now: f64,
 ) -> Collection {
     let mut by_model: BTreeMap<(String, String), ModelSamples> = models
@@ -256,6 +277,7 @@ pub fn assemble(
             kv_cache_usage: None,
             queue_length: None,
             served_rps: None,
+            waiting: None,
             age_seconds: age,
             stale: false,
         });
@@ -294,6 +316,13 @@ pub fn assemble(
             }
         });
     }
+    for s in waiting {
+        put(s, &|pod, v| {
+            if v >= 0.0 {
+                pod.waiting = Some(pod.waiting.map_or(v, |old| old.max(v)));
+            }
+        });
+    }
     for s in counts {
         if let (Some(ns), Some(model), Some(value)) =
             (label(s, "namespace"), label(s, "model_name"), s.value)
@@ -307,6 +336,7 @@ pub fn assemble(
         queries: Vec::new(),
         request_count_error: None,
         served_rate_error: None,
+        waiting_error: None,
     }
 }
 
@@ -359,7 +389,7 @@ mod tests {
             sample("prod", "m", Some("p2"), Some(1.0), 1000.0),
         ];
         let counts = [sample("prod", "m", None, Some(0.0), 1000.0)];
-        let c = assemble(&models, &kv, &queue, &counts, &[], 1010.0);
+        let c = assemble(&models, &kv, &queue, &counts, &[], &[], 1010.0);
         let lab = &c.models[0];
         let prod = &c.models[1];
         assert_eq!(
@@ -392,9 +422,15 @@ mod tests {
             sample("prod", "m", Some("p2"), Some(1.0), 1010.0),
             sample("prod", "m", Some("p3"), None, 1010.0),
         ];
-        let c = assemble(&models, &kv, &[], &[], &served, 1010.0);
+        let waiting = [
+            sample("prod", "m", Some("p1"), Some(2.5), 1010.0),
+            sample("prod", "m", Some("p3"), Some(-1.0), 1010.0),
+        ];
+        let c = assemble(&models, &kv, &[], &[], &served, &waiting, 1010.0);
         let pods = &c.models[0].pods;
         assert_eq!(pods["p1"].served_rps, Some(3.5));
+        assert_eq!(pods["p1"].waiting, Some(2.5), "not truncated");
+        assert_eq!(pods["p3"].waiting, None, "a negative count is none");
         assert_eq!(pods["p1"].age_seconds, 10.0, "the KV sample's age stands");
         assert_eq!(
             (pods["p2"].kv_cache_usage, pods["p2"].queue_length),
@@ -413,7 +449,7 @@ mod tests {
             sample("prod", "m", Some("over"), Some(1.7), 0.0),
         ];
         let queue = [sample("prod", "m", Some("neg"), Some(-3.0), 0.0)];
-        let c = assemble(&models, &kv, &queue, &[], &[], 10.0);
+        let c = assemble(&models, &kv, &queue, &[], &[], &[], 10.0);
         let pods = &c.models[0].pods;
         assert_eq!(pods["nan"].kv_cache_usage, None);
         assert_eq!(pods["neg"].kv_cache_usage, None);
@@ -426,7 +462,7 @@ mod tests {
         let models = [request("prod", "m", None)];
         let kv = [sample("prod", "m", Some("old"), Some(0.2), 1000.0)];
         let queue = [sample("prod", "m", Some("old"), Some(1.0), 1400.0)];
-        let c = assemble(&models, &kv, &queue, &[], &[], 1400.0 + 1.0);
+        let c = assemble(&models, &kv, &queue, &[], &[], &[], 1400.0 + 1.0);
         let pod = &c.models[0].pods["old"];
         assert_eq!(pod.age_seconds, 401.0, "the older sample counts");
         assert!(pod.stale);
@@ -445,7 +481,7 @@ mod tests {
             sample("prod", "m", Some("p"), Some(4.0), 100.0),
             sample("prod", "m", Some("p"), Some(2.0), 100.0),
         ];
-        let c = assemble(&models, &kv, &queue, &[], &[], 101.0);
+        let c = assemble(&models, &kv, &queue, &[], &[], &[], 101.0);
         let pods = &c.models[0].pods;
         assert_eq!(pods.len(), 1, "{pods:?}");
         assert_eq!(pods["p"].kv_cache_usage, Some(0.7));
@@ -457,14 +493,14 @@ mod tests {
         let models = [request("prod", "m", None)];
         let near = [sample("prod", "m", Some("near"), Some(0.2), 1010.0)];
         let far = [sample("prod", "m", Some("far"), Some(0.2), 1000.0 + 3600.0)];
-        let c = assemble(&models, &near, &far, &[], &[], 1000.0);
+        let c = assemble(&models, &near, &far, &[], &[], &[], 1000.0);
         let pods = &c.models[0].pods;
         assert!(!pods["near"].stale, "within the skew allowance");
         assert!(pods["far"].stale, "an hour ahead");
     }
 
     #[test]
-    fn at_most_three_queries_whatever_the_number_of_models() {
+    fn at_most_three_queries_five_with_wva_next_whatever_the_number_of_models() {
         let many: Vec<ModelRequest> = (0..500)
             .map(|i| {
                 request(
@@ -478,14 +514,21 @@ mod tests {
         let mut rated = many.clone();
         rated[7].served_rate = true;
         let texts = queries(&rated).unwrap().texts();
-        assert_eq!(texts.len(), 4);
-        assert!(
-            texts[3].starts_with("sum by (namespace, model_name, pod) (rate(")
-                && texts[3].contains("model_name=\"m7\"")
-                && !texts[3].contains("model_name=\"m6\""),
-            "only the rated model: {}",
-            texts[3]
-        );
+        assert_eq!(texts.len(), 5, "wva-next's two more");
+        for (text, function) in [
+            (&texts[3], "sum by (namespace, model_name, pod) (rate("),
+            (
+                &texts[4],
+                "max by (namespace, model_name, pod) (last_over_time(",
+            ),
+        ] {
+            assert!(
+                text.starts_with(function)
+                    && text.contains("model_name=\"m7\"")
+                    && !text.contains("model_name=\"m6\""),
+                "only the rated model: {text}"
+            );
+        }
         let none_counted: Vec<ModelRequest> = (0..5)
             .map(|i| request("prod", &format!("m{i}"), None))
             .collect();

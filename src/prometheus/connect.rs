@@ -148,7 +148,8 @@ pub async fn check(
             Ok(
                 json!({"prometheus": prometheus, "warnings": warnings, "queries": collection.queries, "models": collection.models,
                       "requestCountError": collection.request_count_error,
-                      "servedRateError": collection.served_rate_error}),
+                      "servedRateError": collection.served_rate_error,
+                      "waitingError": collection.waiting_error}),
             )
         }
         None => {

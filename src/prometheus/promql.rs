@@ -146,6 +146,12 @@ pub fn served_rate(models: &[ModelKey]) -> Result<String, PromqlError> {
     per_pod("sum", "rate", REQUEST_SUCCESS_METRIC, models)
 }
 
+/// Per-pod waiting requests at the newest sample within the last minute (`wva-next`'s queue
+/// trend: the sum of each pod's largest overstates a queue that moved between pods).
+pub fn waiting_now(models: &[ModelKey]) -> Result<String, PromqlError> {
+    per_pod("max", "last_over_time", QUEUE_METRIC, models)
+}
+
 /// Successful requests per model over each model's retention period (upstream's
 /// `model_request_count`, batched; each model keeps its own range).
 pub fn request_count(models: &[(ModelKey, Nanos)]) -> Result<String, PromqlError> {

@@ -1069,6 +1069,8 @@ fn snapshot_of(
                                 .map(|s| s.1.waiting)
                                 .fold(0.0, f64::max)
                                 .trunc() as u64,
+                            // `last_over_time(...[1m])`: the newest scrape's.
+                            waiting: p.scrapes.back().map(|s| s.1.waiting),
                             // `rate(...[1m])`: the mean over the window's scrapes.
                             served_rps: Some(
                                 p.scrapes.iter().map(|s| s.1.served).sum::<f64>()

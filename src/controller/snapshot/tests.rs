@@ -63,6 +63,7 @@ fn samples(pods: &[(&str, f64, u64)]) -> ModelSamples {
                         kv_cache_usage: Some(*kv),
                         queue_length: Some(*queue),
                         served_rps: None,
+                        waiting: None,
                         age_seconds: 5.0,
                         stale: false,
                     },

@@ -599,3 +599,53 @@ fn a_served_rate_jump_as_a_replica_becomes_ready_is_a_backlog_draining_not_a_sur
         reason(&surge, "cheap")
     );
 }
+
+#[test]
+fn the_queue_trend_reads_the_newest_waiting_count_not_the_minutes_largest() {
+    // Ten minutes at 10 req/s on 18 req/s, nothing waiting.
+    let (_, state) = cycles(
+        0.0,
+        570.0,
+        &variants((2, 2), (1, 1), 10.0),
+        State::default(),
+    );
+    // Each pod's largest over the minute is 60 (a queue that has drained since, or moved
+    // between pods: the sum of the largest counts it three times).
+    let world = |waiting: Option<f64>| {
+        let mut world = variants((2, 2), (1, 1), 10.0);
+        for v in world.as_array_mut().unwrap() {
+            for p in v["pods"].as_array_mut().unwrap() {
+                p["queueLength"] = json!(60);
+                if let Some(w) = waiting {
+                    p["waiting"] = json!(w);
+                }
+            }
+        }
+        world
+    };
+    let decided_by = |r: &Report| r.models[0].next.as_ref().unwrap().decided_by;
+    let drained = run(&snapshot(Some(600.0), world(Some(0.0)), Some(&state)));
+    assert_eq!(
+        decided_by(&drained),
+        "hold",
+        "{}",
+        reason(&drained, "cheap")
+    );
+    // Not collected: the minute's largest is all there is, 180 waiting where none did.
+    let unknown = run(&snapshot(Some(600.0), world(None), Some(&state)));
+    assert_eq!(
+        decided_by(&unknown),
+        "scale-up",
+        "{}",
+        reason(&unknown, "cheap")
+    );
+    // A bad count is refused with its path.
+    let mut bad = json!({"variants": world(Some(-1.0))});
+    bad["saturationConfig"] = json!({"default": {}});
+    let err = Snapshot::from_value(&bad).unwrap_err();
+    assert!(
+        err.iter().any(|p| p.path == "variants[0].pods[0].waiting"
+            && p.message.starts_with("must be a number >= 0")),
+        "{err:?}"
+    );
+}

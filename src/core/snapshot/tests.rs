@@ -43,6 +43,7 @@ fn pod_metric_defaults_and_whole_numbers() {
             kv_cache_usage: 0.0,
             queue_length: 0,
             served_rps: None,
+            waiting: None,
         }
     );
     assert_eq!(s.variants[0].pods[1].queue_length, 3);

@@ -65,6 +65,7 @@ fn variant_strategy() -> impl Strategy<Value = Variant> {
                         kv_cache_usage: kv,
                         queue_length: queue,
                         served_rps: None,
+                        waiting: None,
                     })
                     .collect(),
             },

@@ -67,6 +67,20 @@ fn served_rate_is_escaped_per_pod_and_refuses_hostile_names() {
 }
 
 #[test]
+fn the_newest_waiting_count_is_escaped_per_pod_and_refuses_hostile_names() {
+    let q = waiting_now(&[ModelKey::new("prod", "x\"} or vector(1) #")]).unwrap();
+    assert_eq!(
+        q,
+        "max by (namespace, model_name, pod) (last_over_time(vllm:num_requests_waiting{namespace=\"prod\",model_name=\"x\\\"} or vector(1) #\"}[1m]))"
+    );
+    assert!(matches!(
+        waiting_now(&[ModelKey::new("Bad NS", "m")]),
+        Err(PromqlError::Namespace(..))
+    ));
+    assert_eq!(waiting_now(&[]), Err(PromqlError::NoModels));
+}
+
+#[test]
 fn models_are_batched_with_or() {
     let models = [
         ModelKey::new("prod", "meta/llama-3.1-8b"),
