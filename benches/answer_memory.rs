@@ -1,7 +1,7 @@
 //! Peak memory of one collection cycle when Prometheus answers the most it may: a fake endpoint
-//! streams, for each of the cycle's queries (five: `wva-next`'s with scale-to-zero), an answer just under the client's size cap
-//! (16 MiB, about 100,000 series), every series for a model the cycle did not ask about except a
-//! few. Budget: the cycle never above 64 MiB, whatever Prometheus answers. Reports the process's
+//! streams, for each of the cycle's queries (five: `wva-next`'s, for a model with scale-to-zero),
+//! an answer just under the client's size cap (16 MiB, about 100,000 series), every series for
+//! a model the cycle did not ask about except a few. Budget: the cycle never above 64 MiB, whatever Prometheus answers. Reports the process's
 //! resident-memory high-water mark before and after.
 //!
 //! Run: `cargo bench --bench answer_memory`.

@@ -338,8 +338,8 @@ impl Model<'_> {
             });
         let pods = || seen.iter().flat_map(|v| v.variant.pods.iter());
         let served: f64 = pods().filter_map(|p| p.served_rps).sum();
-        // The newest scrape's, where collected: each pod's largest over the minute add up to
-        // more than ever waited once a new replica took a share of the queue.
+        // The newest counts, where collected: a pod's largest over the minute still counts what
+        // has drained since, or moved to a new replica.
         let waiting: f64 = pods()
             .map(|p| p.waiting.unwrap_or(p.queue_length as f64))
             .sum();

@@ -125,9 +125,9 @@ pub struct PodMetrics {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub served_rps: Option<f64>,
     /// Requests waiting at the newest scrape (`last_over_time(vllm:num_requests_waiting[1m])`):
-    /// what a queue's trend is read from. `queue_length` is the minute's largest, and the sum
-    /// of each pod's largest overstates a queue that moved between pods (a new replica took
-    /// its share). `None`: not collected (`wva-next` then reads `queue_length`).
+    /// what a queue's trend is read from. `queue_length` is the minute's largest, which still
+    /// counts what has drained since, or moved to a new replica (summed over the pods, the
+    /// same requests twice). `None`: not collected (`wva-next` then reads `queue_length`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<f64>,
 }

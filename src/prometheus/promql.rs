@@ -147,7 +147,8 @@ pub fn served_rate(models: &[ModelKey]) -> Result<String, PromqlError> {
 }
 
 /// Per-pod waiting requests at the newest sample within the last minute (`wva-next`'s queue
-/// trend: the sum of each pod's largest overstates a queue that moved between pods).
+/// trend: a pod's largest over the minute still counts what has drained since, or moved to a
+/// new replica).
 pub fn waiting_now(models: &[ModelKey]) -> Result<String, PromqlError> {
     per_pod("max", "last_over_time", QUEUE_METRIC, models)
 }
