@@ -64,6 +64,11 @@ fn reason<'a>(report: &'a Report, name: &str) -> &'a str {
         .reason
 }
 
+/// Which term decided for the (only) model.
+fn decided_by(report: &Report) -> &'static str {
+    report.models[0].next.as_ref().unwrap().decided_by
+}
+
 /// Cycles every 30 s from `from` to `to` (inclusive) at a fixed state of the world; the last
 /// report and its state.
 fn cycles(from: f64, to: f64, world: &Value, mut state: State) -> (Report, State) {
@@ -88,10 +93,7 @@ fn demand_is_filled_several_replicas_at_once_on_the_cheapest_capacity() {
         why.contains("+2 cheap (3.00 per req/s) for 7.00 req/s"),
         "{why}"
     );
-    assert_eq!(
-        report.models[0].next.as_ref().unwrap().decided_by,
-        "scale-up"
-    );
+    assert_eq!(decided_by(&report), "scale-up");
 }
 
 #[test]
@@ -536,7 +538,6 @@ fn kv_cache_use_says_a_step_before_the_rate_does_when_pods_near_saturation() {
         reason(&step, "cheap")
     );
     // Not near saturation (KV 0.6: spare 0.2): the same jump waits for the rate.
-    let decided_by = |r: &Report| r.models[0].next.as_ref().unwrap().decided_by;
     let busy = at(with_kv(variants((2, 2), (1, 1), 10.0), 0.6));
     assert_ne!(decided_by(&busy), "scale-up", "{}", reason(&busy, "cheap"));
     // A replica starting: a saturated pod's KV overstates what it serves; the rate decides.
@@ -579,7 +580,6 @@ fn a_served_rate_jump_as_a_replica_becomes_ready_is_a_backlog_draining_not_a_sur
         }
         world
     };
-    let decided_by = |r: &Report| r.models[0].next.as_ref().unwrap().decided_by;
     // Ready 20 s ago, within the rate's minute: the stable window decides, no scale-up (the
     // swap that added the replica goes on).
     let fresh = run(&snapshot(Some(600.0), world(20.0), Some(&state)));
@@ -623,7 +623,6 @@ fn the_queue_trend_reads_the_newest_waiting_count_not_the_minutes_largest() {
         }
         world
     };
-    let decided_by = |r: &Report| r.models[0].next.as_ref().unwrap().decided_by;
     let drained = run(&snapshot(Some(600.0), world(Some(0.0)), Some(&state)));
     assert_eq!(
         decided_by(&drained),
