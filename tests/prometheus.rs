@@ -135,10 +135,14 @@ fn shared() -> &'static Shared {
 }
 
 fn plain_client() -> PrometheusClient {
-    let url = shared().prometheus.http_url();
+    http_client(&shared().prometheus.http_url())
+}
+
+/// A client of the plain-HTTP Prometheus at `url`.
+fn http_client(url: &str) -> PrometheusClient {
     PrometheusClient::new(
         config(&[
-            ("PROMETHEUS_BASE_URL", &url),
+            ("PROMETHEUS_BASE_URL", url),
             ("PROMETHEUS_ALLOW_HTTP", "true"),
         ]),
         fast(),
@@ -249,14 +253,7 @@ async fn the_newest_waiting_count_is_not_the_minutes_largest() {
     };
     exporter.set(&queue(40.0));
     let prometheus = Prometheus::start("waiting", &[exporter.addr], None);
-    let client = PrometheusClient::new(
-        config(&[
-            ("PROMETHEUS_BASE_URL", &prometheus.http_url()),
-            ("PROMETHEUS_ALLOW_HTTP", "true"),
-        ]),
-        fast(),
-    )
-    .unwrap();
+    let client = http_client(&prometheus.http_url());
     let models = [ModelRequest {
         served_rate: true,
         ..model("prod", "m", None)
@@ -762,14 +759,7 @@ async fn prometheus_stopped_mid_run_is_an_error_not_empty_data() {
     let exporter = Exporter::start();
     exporter.set(&line(KV_CACHE_METRIC, "prod", "m", "p", 0.5));
     let mut prometheus = Prometheus::start("stopped", &[exporter.addr], None);
-    let client = PrometheusClient::new(
-        config(&[
-            ("PROMETHEUS_BASE_URL", &prometheus.http_url()),
-            ("PROMETHEUS_ALLOW_HTTP", "true"),
-        ]),
-        fast(),
-    )
-    .unwrap();
+    let client = http_client(&prometheus.http_url());
     let models = [model("prod", "m", None)];
     eventually("the pod", async || {
         let c = collect(&client, &models, now()).await.ok()?;

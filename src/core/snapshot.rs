@@ -630,38 +630,9 @@ impl Reader {
                     }
                 },
             };
-            let served_rps = match obj.get("servedRps") {
-                None | Some(Value::Null) => Some(None),
-                Some(Value::Number(n)) if n.as_f64().is_some_and(|r| r >= 0.0 && r.is_finite()) => {
-                    Some(n.as_f64())
-                }
-                Some(other) => {
-                    self.error(
-                        format!("{pod_path}.servedRps"),
-                        format!(
-                            "must be a number >= 0 (requests per second), got {}",
-                            describe(other)
-                        ),
-                    );
-                    None
-                }
-            };
-            let waiting = match obj.get("waiting") {
-                None | Some(Value::Null) => Some(None),
-                Some(Value::Number(n)) if n.as_f64().is_some_and(|w| w >= 0.0 && w.is_finite()) => {
-                    Some(n.as_f64())
-                }
-                Some(other) => {
-                    self.error(
-                        format!("{pod_path}.waiting"),
-                        format!(
-                            "must be a number >= 0 (requests waiting), got {}",
-                            describe(other)
-                        ),
-                    );
-                    None
-                }
-            };
+            let served_rps =
+                self.optional_non_negative(obj, &pod_path, "servedRps", "requests per second");
+            let waiting = self.optional_non_negative(obj, &pod_path, "waiting", "requests waiting");
             if let Some(n) = &name
                 && !names.insert(n.clone())
             {
@@ -730,6 +701,30 @@ impl Reader {
                 self.error(
                     format!("{path}.{field}"),
                     format!("must be a string, got {}", describe(other)),
+                );
+                None
+            }
+        }
+    }
+
+    /// A finite number >= 0 (`unit` names it in the error). `Some(None)` when absent, `None`
+    /// when invalid.
+    fn optional_non_negative(
+        &mut self,
+        obj: &Map<String, Value>,
+        path: &str,
+        field: &str,
+        unit: &str,
+    ) -> Option<Option<f64>> {
+        match obj.get(field) {
+            None | Some(Value::Null) => Some(None),
+            Some(Value::Number(n)) if n.as_f64().is_some_and(|x| x >= 0.0 && x.is_finite()) => {
+                Some(n.as_f64())
+            }
+            Some(other) => {
+                self.error(
+                    format!("{path}.{field}"),
+                    format!("must be a number >= 0 ({unit}), got {}", describe(other)),
                 );
                 None
             }

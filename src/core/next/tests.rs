@@ -131,6 +131,17 @@ fn scale_down_waits_for_a_full_window_and_the_delay_and_takes_the_priciest_capac
     assert!(reason(&later, "fast").contains("-2 fast (5.00 per req/s), -1 cheap"));
 }
 
+/// The state after ten minutes at 10 req/s on two cheap and one fast replica (18 req/s).
+fn ten_minutes_at_10_rps() -> State {
+    cycles(
+        0.0,
+        570.0,
+        &variants((2, 2), (1, 1), 10.0),
+        State::default(),
+    )
+    .1
+}
+
 /// The state a model reaches after a long quiet spell: a scale-down would come next.
 fn quiet_state() -> (Value, State) {
     let world = variants((4, 4), (2, 2), 10.0);
@@ -555,12 +566,7 @@ fn a_served_rate_jump_as_a_replica_becomes_ready_is_a_backlog_draining_not_a_sur
     // Ten minutes at 10 req/s; then a third cheap replica is Ready and the one-minute rate
     // reads 22 req/s, over 0.85 × the coming 23 req/s: the new replica serving what waited (in
     // the gateway, in the saturated pods' batches) looks like a surge.
-    let (_, state) = cycles(
-        0.0,
-        570.0,
-        &variants((2, 2), (1, 1), 10.0),
-        State::default(),
-    );
+    let state = ten_minutes_at_10_rps();
     // The newest cheap replica Ready for `newest` seconds, the others for an hour.
     let world = |newest: f64| {
         let mut world = variants((3, 3), (1, 1), 22.0);
@@ -603,12 +609,7 @@ fn a_served_rate_jump_as_a_replica_becomes_ready_is_a_backlog_draining_not_a_sur
 #[test]
 fn the_queue_trend_reads_the_newest_waiting_count_not_the_minutes_largest() {
     // Ten minutes at 10 req/s on 18 req/s, nothing waiting.
-    let (_, state) = cycles(
-        0.0,
-        570.0,
-        &variants((2, 2), (1, 1), 10.0),
-        State::default(),
-    );
+    let state = ten_minutes_at_10_rps();
     // Each pod's largest over the minute is 60 (a queue that has drained since, or moved
     // between pods: the sum of the largest counts it three times).
     let world = |waiting: Option<f64>| {
