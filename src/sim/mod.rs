@@ -254,6 +254,10 @@ struct VariantState {
     /// This tick: what each ready pod shows, and the variant's requests in flight.
     sample: Sample,
     in_flight: f64,
+    /// The model's served rate averaged over the time one of this variant's requests runs
+    /// (`None` before its first tick with ready pods): by Little's law the requests its pods
+    /// hold, which KV-cache use and the running count follow, rather than one tick's rate.
+    held_rate: Option<f64>,
     /// (time, up?) of every change of `deployment_replicas`.
     changes: Vec<(f64, bool)>,
 }
@@ -528,6 +532,7 @@ fn run_policy(scenario: &Scenario, name: &str, progress: &mut dyn FnMut(f64)) ->
                 hpa,
                 sample: Sample::default(),
                 in_flight: 0.0,
+                held_rate: None,
                 changes: Vec::new(),
             });
         }
@@ -810,8 +815,9 @@ fn schedule(variants: &mut [VariantState], quota: &BTreeMap<String, u32>, t: f64
 
 /// One tick of model `m`'s requests: `arrivals` join its backlog, its ready replicas serve up to
 /// their throughput (`peakRps`, split in proportion to it), and each variant's pods show what
-/// that does — running requests by Little's law, KV-cache use the running share of what fills
-/// it (full at `peakRps`), and the backlog in their waiting queues. Requests served while a
+/// that does — running requests by Little's law on the served rate averaged over a request's
+/// time, KV-cache use the running share of what fills it (full at `peakRps`), and the backlog
+/// in their waiting queues. Requests served while a
 /// replica runs above `capacityRps` miss the time-per-output-token objective in proportion
 /// (none at `capacityRps`, all at `peakRps`). Returns the ready capacity within the SLO.
 fn serve(
@@ -868,14 +874,30 @@ fn serve(
             0.0
         };
         let rate = utilisation * v.spec.peak();
+        // The requests a pod holds are those that started within about one request's time:
+        // the served rate averaged exponentially over `requestSeconds`, shared by throughput
+        // (one tick's rate is far noisier than the running count it stands for).
+        let served_rate = served / dt;
+        let held_rate = match v.held_rate {
+            Some(h) if ready > 0.0 => {
+                h + (served_rate - h) * (1.0 - (-dt / v.spec.request_seconds).exp())
+            }
+            _ => served_rate,
+        };
+        v.held_rate = (ready > 0.0).then_some(held_rate);
+        let occupancy = if throughput > 0.0 {
+            (held_rate / throughput).min(1.0)
+        } else {
+            0.0
+        };
         v.sample = Sample {
             kv: if queued > 0.0 && ready > 0.0 {
                 1.0
             } else {
-                utilisation
+                occupancy
             },
             waiting: queued * share,
-            running: rate * v.spec.request_seconds,
+            running: occupancy * v.spec.peak() * v.spec.request_seconds,
             served: rate,
         };
         // With no ready replica anywhere, the model's queue waits at the gateway for whichever

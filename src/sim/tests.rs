@@ -422,7 +422,8 @@ fn the_oracle_is_never_beaten_on_cost_at_equal_or_better_slo_attainment() {
 }
 
 /// vLLM's metrics come from the requests: no waiting queue while the replicas keep up (a
-/// hockey stick at the throughput limit, not a ramp), KV-cache use the share of it in use.
+/// hockey stick at the throughput limit, not a ramp), KV-cache use the share of it in use
+/// (over the time a request runs).
 #[test]
 fn the_waiting_queue_is_a_hockey_stick_at_the_throughput_limit() {
     let s = parse(
@@ -444,11 +445,14 @@ models:
         let utilisation = r.load / 10.0;
         if utilisation < 0.99 {
             assert_eq!(r.max_queue, 0.0, "{r:?}");
-            // The last scrape (1 s ago) of the share of throughput in use.
-            assert!(
-                (r.max_kv - (r.load - 1.0 / 60.0) / 10.0).abs() < 0.01,
-                "{r:?}"
-            );
+            // The last scrape (1 s ago) of the share of throughput in use, averaged over a
+            // request's time (10 s): on a ramp, the load of about 10 s before that.
+            if r.time >= 30.0 {
+                assert!(
+                    (r.max_kv - (r.load - 11.0 / 60.0) / 10.0).abs() < 0.01,
+                    "{r:?}"
+                );
+            }
         } else if r.max_queue > 0.0 && queued_after.is_none() {
             queued_after = Some(r.time);
         }
@@ -753,28 +757,10 @@ models:
     }
 }
 
-/// The snapshot wva's policies see carries each pod's served rate (`rate(vllm:request_success_total[1m])`):
-/// below the throughput limit the pods together serve the load.
-#[test]
-fn the_snapshot_carries_the_served_rate_per_pod() {
-    let s = parse(
-        r#"
-durationSeconds: 600
-models:
-- modelId: m
-  variants:
-  - {name: a, costPerHour: 1, initialReplicas: 2, capacityRps: 2, peakRps: 4}
-  - {name: b, costPerHour: 3, initialReplicas: 1, capacityRps: 4, peakRps: 8}
-  load: {kind: constant, rate: 6}
-"#,
-    )
-    .unwrap();
-    let config = saturation_config(&s, "wva-v0.5.0");
-    // A minute of the world without a policy: the initial pods, the constant load.
+/// The scenario's initial pods, all Ready, and no policy: for tests that drive `serve` by hand.
+fn initial_world(s: &Scenario) -> Vec<VariantState> {
     let mut variants = Vec::new();
     let mut next_id = 0;
-    let mut backlog = requests::Backlog::default();
-    let objective = s.slo.objective();
     for (m, model) in s.models.iter().enumerate() {
         for spec in &model.variants {
             variants.push(VariantState {
@@ -802,10 +788,84 @@ models:
                 hpa: None,
                 sample: Sample::default(),
                 in_flight: 0.0,
+                held_rate: None,
                 changes: Vec::new(),
             });
         }
     }
+    variants
+}
+
+/// KV-cache use and the running count follow the requests a pod holds — those started within
+/// about one request's time — not one tick's served rate: after a step in the load they rise
+/// over `requestSeconds`, and a tick's noise moves them by a tenth as much.
+#[test]
+fn kv_cache_use_follows_the_requests_held_not_one_ticks_rate() {
+    let s = parse(
+        r#"
+durationSeconds: 600
+models:
+- modelId: m
+  variants:
+  - {name: a, costPerHour: 1, initialReplicas: 2, capacityRps: 5, peakRps: 8, requestSeconds: 10}
+  load: {kind: constant, rate: 4}
+"#,
+    )
+    .unwrap();
+    let mut variants = initial_world(&s);
+    let mut backlog = requests::Backlog::default();
+    let objective = s.slo.objective();
+    let mut tick = |t: f64, rate: f64| {
+        serve(&mut variants, 0, &mut backlog, t, rate, 1.0, &objective);
+        variants[0].sample
+    };
+    // The first tick with ready pods starts where the load is: 4 of 16 req/s.
+    let first = tick(0.0, 4.0);
+    assert!((first.kv - 0.25).abs() < 1e-9, "{first:?}");
+    for t in 1..100 {
+        tick(t as f64, 4.0);
+    }
+    // The load doubles: one tick later KV has moved a tenth of the way (1 - e^-0.1), after
+    // five request times all of it; the running count with it (Little's law per pod).
+    let after_one = tick(100.0, 8.0);
+    let step = 1.0 - (-0.1f64).exp();
+    assert!(
+        (after_one.kv - (0.25 + 0.25 * step)).abs() < 1e-9,
+        "{after_one:?}"
+    );
+    assert!((after_one.running - after_one.kv * 8.0 * 10.0).abs() < 1e-9);
+    assert_eq!(after_one.served, 4.0, "the served rate is the tick's own");
+    for t in 101..150 {
+        tick(t as f64, 8.0);
+    }
+    let settled = tick(150.0, 8.0);
+    assert!((settled.kv - 0.5).abs() < 0.01, "{settled:?}");
+    // A backlog still shows as a full cache.
+    let queued = tick(151.0, 40.0);
+    assert_eq!(queued.kv, 1.0, "{queued:?}");
+}
+
+/// The snapshot wva's policies see carries each pod's served rate (`rate(vllm:request_success_total[1m])`):
+/// below the throughput limit the pods together serve the load.
+#[test]
+fn the_snapshot_carries_the_served_rate_per_pod() {
+    let s = parse(
+        r#"
+durationSeconds: 600
+models:
+- modelId: m
+  variants:
+  - {name: a, costPerHour: 1, initialReplicas: 2, capacityRps: 2, peakRps: 4}
+  - {name: b, costPerHour: 3, initialReplicas: 1, capacityRps: 4, peakRps: 8}
+  load: {kind: constant, rate: 6}
+"#,
+    )
+    .unwrap();
+    let config = saturation_config(&s, "wva-v0.5.0");
+    // A minute of the world without a policy: the initial pods, the constant load.
+    let mut variants = initial_world(&s);
+    let mut backlog = requests::Backlog::default();
+    let objective = s.slo.objective();
     for t in 0..60 {
         let t = t as f64;
         serve(&mut variants, 0, &mut backlog, t, 6.0, 1.0, &objective);
