@@ -817,9 +817,9 @@ fn schedule(variants: &mut [VariantState], quota: &BTreeMap<String, u32>, t: f64
 /// their throughput (`peakRps`, split in proportion to it), and each variant's pods show what
 /// that does — running requests by Little's law on the served rate averaged over a request's
 /// time, KV-cache use the running share of what fills it (full at `peakRps`), and the backlog
-/// in their waiting queues. Requests served while a
-/// replica runs above `capacityRps` miss the time-per-output-token objective in proportion
-/// (none at `capacityRps`, all at `peakRps`). Returns the ready capacity within the SLO.
+/// in their waiting queues. Requests served while a replica runs above `capacityRps` miss the
+/// time-per-output-token objective in proportion (none at `capacityRps`, all at `peakRps`).
+/// Returns the ready capacity within the SLO.
 fn serve(
     variants: &mut [VariantState],
     m: usize,

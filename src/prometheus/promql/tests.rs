@@ -52,32 +52,47 @@ fn printable_model_ids_are_escaped_and_match_literally() {
     );
 }
 
+/// Every per-pod query (KV-cache use and queue for both policies, served rate and newest waiting
+/// count for `wva-next`): the value escaped inside its selector, a hostile namespace an error,
+/// no models an error.
 #[test]
-fn served_rate_is_escaped_per_pod_and_refuses_hostile_names() {
-    let q = served_rate(&[ModelKey::new("prod", "x\"} or vector(1) #")]).unwrap();
-    assert_eq!(
-        q,
-        "sum by (namespace, model_name, pod) (rate(vllm:request_success_total{namespace=\"prod\",model_name=\"x\\\"} or vector(1) #\"}[1m]))"
-    );
-    assert!(matches!(
-        served_rate(&[ModelKey::new("Bad NS", "m")]),
-        Err(PromqlError::Namespace(..))
-    ));
-    assert_eq!(served_rate(&[]), Err(PromqlError::NoModels));
-}
-
-#[test]
-fn the_newest_waiting_count_is_escaped_per_pod_and_refuses_hostile_names() {
-    let q = waiting_now(&[ModelKey::new("prod", "x\"} or vector(1) #")]).unwrap();
-    assert_eq!(
-        q,
-        "max by (namespace, model_name, pod) (last_over_time(vllm:num_requests_waiting{namespace=\"prod\",model_name=\"x\\\"} or vector(1) #\"}[1m]))"
-    );
-    assert!(matches!(
-        waiting_now(&[ModelKey::new("Bad NS", "m")]),
-        Err(PromqlError::Namespace(..))
-    ));
-    assert_eq!(waiting_now(&[]), Err(PromqlError::NoModels));
+fn each_per_pod_query_is_escaped_and_refuses_hostile_names() {
+    type Query = fn(&[ModelKey]) -> Result<String, PromqlError>;
+    let selector = "{namespace=\"prod\",model_name=\"x\\\"} or vector(1) #\"}[1m]";
+    let cases: [(&str, Query, &str); 4] = [
+        (
+            "kv",
+            kv_cache_usage,
+            "max by (namespace, model_name, pod) (max_over_time(vllm:kv_cache_usage_perc",
+        ),
+        (
+            "queue",
+            queue_length,
+            "max by (namespace, model_name, pod) (max_over_time(vllm:num_requests_waiting",
+        ),
+        (
+            "served",
+            served_rate,
+            "sum by (namespace, model_name, pod) (rate(vllm:request_success_total",
+        ),
+        (
+            "waiting",
+            waiting_now,
+            "max by (namespace, model_name, pod) (last_over_time(vllm:num_requests_waiting",
+        ),
+    ];
+    for (name, query, head) in cases {
+        let q = query(&[ModelKey::new("prod", "x\"} or vector(1) #")]).unwrap();
+        assert_eq!(q, format!("{head}{selector}))"), "{name}");
+        assert!(
+            matches!(
+                query(&[ModelKey::new("Bad NS", "m")]),
+                Err(PromqlError::Namespace(..))
+            ),
+            "{name}"
+        );
+        assert_eq!(query(&[]), Err(PromqlError::NoModels), "{name}");
+    }
 }
 
 #[test]
