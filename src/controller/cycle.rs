@@ -769,8 +769,30 @@ impl Controller {
 }
 
 /// Writes `<unix-ms>-snapshot.json` and `<unix-ms>-report.json` into `dir` and keeps the last
-/// [`DUMPS_KEPT`] pairs. `wva analyze <snapshot file>` replays one to the same decisions.
+/// [`DUMPS_KEPT`] pairs: the oldest go before the new pair is written, so the folder never
+/// holds more (a reader counting it mid-cycle sees at most that many).
+/// `wva analyze <snapshot file>` replays one to the same decisions.
 fn dump(dir: &std::path::Path, built: &Built, report: &Report) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut snapshots: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with("-snapshot.json"))
+            })
+            .collect();
+        snapshots.sort();
+        let excess = (snapshots.len() + 1).saturating_sub(DUMPS_KEPT);
+        for old in &snapshots[..excess] {
+            let _ = std::fs::remove_file(old);
+            let report = old
+                .to_string_lossy()
+                .replace("-snapshot.json", "-report.json");
+            let _ = std::fs::remove_file(report);
+        }
+    }
     let stamp = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
@@ -786,25 +808,4 @@ fn dump(dir: &std::path::Path, built: &Built, report: &Report) {
         "report",
         serde_json::to_string_pretty(report).unwrap_or_default(),
     );
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut snapshots: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with("-snapshot.json"))
-        })
-        .collect();
-    snapshots.sort();
-    let excess = snapshots.len().saturating_sub(DUMPS_KEPT);
-    for old in &snapshots[..excess] {
-        let _ = std::fs::remove_file(old);
-        let report = old
-            .to_string_lossy()
-            .replace("-snapshot.json", "-report.json");
-        let _ = std::fs::remove_file(report);
-    }
 }
